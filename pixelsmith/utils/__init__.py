@@ -1,0 +1,1 @@
+"""Small utilities shared by every room of the house."""
