@@ -1,0 +1,5 @@
+"""`python -m pixelsmith` runs the command line."""
+
+from pixelsmith.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""The Python entry points that the CLI and the server share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pixelsmith import config as cfglib
+from pixelsmith.errors import UserError
+from pixelsmith.models import family_class
+from pixelsmith.models.base import Family
+from pixelsmith.train import checkpoint as ck
+
+
+def load_model(
+    run_or_checkpoint: str | Path, device: str = "cpu", family: str | None = None
+) -> Family:
+    """A family instance with trained (EMA) weights from a run folder or checkpoint file."""
+    path = ck.resolve_checkpoint(run_or_checkpoint)
+    tensors, man = ck.load_checkpoint(path)
+    if family is not None and man.get("family") != family:
+        raise UserError(f"{path} holds a {man.get('family')} model, not a {family} model")
+    fam = family_class(man["family"])
+    cfg = fam.Config()
+    cfglib.apply(cfg, man["config"]["model"])
+    model = fam(cfg, tuple(man["image_shape"]), man["num_classes"])
+    for name, net in model.networks.items():
+        prefix = f"net/{name}/"
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as e:
+            raise UserError(
+                f"{path} does not match its own manifest ({str(e).splitlines()[0]})"
+            ) from None
+    model.manifest = man
+    model.checkpoint = path
+    return model.to(torch.device(device)).eval()
+
+
+def sample_to(model: Family, n: int, seed: int, out: str | Path) -> list[Path]:
+    """Sample n images and write a grid (OUT.png) or one PNG per image (a folder)."""
+    from pixelsmith.imageio import save_image, save_images
+
+    if n <= 0:
+        raise UserError(f"-n must be a positive number of images, got {n}")
+    images = model.sample(n, seed=seed)
+    out = Path(out)
+    if out.suffix.lower() == ".png":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nrow = getattr(model, "classes", 0) or None
+        return [save_image(images, out, nrow=nrow)]
+    if out.suffix:
+        raise UserError(
+            f"output {out} must be a .png file (a grid) or a folder (one PNG per image)"
+        )
+    return save_images(images, out)

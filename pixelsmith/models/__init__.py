@@ -1,0 +1,50 @@
+"""Model families and the presets that name them on the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pixelsmith.errors import UserError
+from pixelsmith.models.base import Family
+
+
+def _families() -> dict[str, type[Family]]:
+    from pixelsmith.models.gan import GAN
+
+    return {GAN.name: GAN}
+
+
+# A preset is a family plus settings: `pixelsmith train wgan-gp` = the GAN family with WGAN-GP.
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dcgan": ("gan", {}),
+    "gan": ("gan", {}),
+    "wgan-gp": (
+        "gan",
+        {
+            "loss": "wgan-gp",
+            "n_critic": 5,
+            "lr_g": 1e-4,
+            "lr_d": 1e-4,
+            "betas": (0.0, 0.9),
+            "g_norm": "batch",
+        },
+    ),
+    "hinge-gan": ("gan", {"loss": "hinge", "spectral_norm": True}),
+    "cgan": ("gan", {"conditional": True}),
+}
+
+
+def family_class(name: str) -> type[Family]:
+    """The Family class registered under `name`."""
+    fams = _families()
+    if name not in fams:
+        raise UserError(f"unknown model family {name!r}; known families: {', '.join(sorted(fams))}")
+    return fams[name]
+
+
+def resolve_preset(model: str) -> tuple[type[Family], dict[str, Any]]:
+    """The family and its preset settings for a model name given on the command line."""
+    if model not in PRESETS:
+        raise UserError(f"unknown model {model!r}; choose one of: {', '.join(PRESETS)}")
+    family, settings = PRESETS[model]
+    return family_class(family), dict(settings)

@@ -1,0 +1,75 @@
+"""The contract between a model family and the training engine, CLI and loader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from pixelsmith.utils.rng import BatchRandom
+
+# Called by a family on a network after backward and before its optimiser step; the engine
+# averages gradients across processes there (a no-op in single-process runs).
+GradSync = Callable[[nn.Module], None]
+
+
+class Family:
+    """A generative model family: its networks, objectives, optimisers and sampler.
+
+    The engine owns the loop, data, EMA, checkpoints and processes; a family owns everything
+    about its model. Subclasses set `name` and `Config`, build networks in `__init__` and
+    optimisers in `configure_optimizers`, and implement `train_step` and `sample`.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    # Networks whose exponential moving average the engine keeps: {source: ema copy}.
+    ema_pairs: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, cfg: Any, image_shape: tuple[int, int, int], num_classes: int = 0):
+        self.cfg = cfg
+        self.image_shape = tuple(image_shape)
+        self.num_classes = int(num_classes)
+        self.networks: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.device = torch.device("cpu")
+
+    def configure_optimizers(self) -> None:
+        """Create `self.optimizers` (only needed for training)."""
+        raise NotImplementedError
+
+    def train_step(
+        self,
+        real: torch.Tensor,
+        labels: torch.Tensor | None,
+        rng: BatchRandom,
+        step: int,
+        next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
+        sync: GradSync,
+    ) -> dict[str, float]:
+        """One optimisation step on a batch in [0, 1]; returns scalar losses to log."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """n images as an (n, C, H, W) float tensor in [0, 1], reproducible for a seed."""
+        raise NotImplementedError
+
+    def to(self, device: str | torch.device) -> Family:
+        """Move every network to `device`."""
+        self.device = torch.device(device)
+        for net in self.networks.values():
+            net.to(self.device)
+        return self
+
+    def eval(self) -> Family:
+        """Put every network in inference mode."""
+        for net in self.networks.values():
+            net.eval()
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """Parameter counts per network."""
+        return {k: sum(p.numel() for p in v.parameters()) for k, v in self.networks.items()}

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+
+from pixelsmith.config import apply_overrides, valid_keys
+from pixelsmith.errors import UserError
+from pixelsmith.train.config import build_config
+
+
+def test_presets_resolve_with_their_settings():
+    assert build_config("dcgan").model.loss == "ns"
+    w = build_config("wgan-gp")
+    assert (w.model.loss, w.model.n_critic, w.model.betas) == ("wgan-gp", 5, (0.0, 0.9))
+    assert build_config("cgan").model.conditional is True
+
+
+def test_overrides_are_typed():
+    cfg = build_config(
+        "dcgan",
+        overrides=[
+            "train.batch=32",
+            "model.betas=[0.1, 0.2]",
+            "data.augment.flip_p=0.5",
+            "train.minutes=1.5",
+        ],
+    )
+    assert cfg.train.batch == 32 and cfg.model.betas == (0.1, 0.2)
+    assert cfg.data.augment.flip_p == 0.5 and cfg.train.minutes == 1.5
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(UserError) as e:
+        build_config("dcgan", overrides=["train.bathc=3"])
+    assert "train.bathc" in str(e.value) and "train.batch" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "item,needle",
+    [
+        ("train.batch=abc", "expects an integer"),
+        ("train.batch=0", "positive"),
+        ("train.batch=-4", "positive"),
+        ("data.size=0", "positive"),
+        ("model.loss=foo", "model.loss"),
+        ("model.z_dim=2.5", "expects an integer"),
+        ("data.augment.flip_p=2", "flip_p"),
+        ("nokeyvalue", "key=value"),
+    ],
+)
+def test_bad_values_are_one_clear_error(item, needle):
+    with pytest.raises(UserError, match=needle):
+        build_config("dcgan", overrides=[item])
+
+
+def test_unknown_model_names_choices():
+    with pytest.raises(UserError, match="dcgan"):
+        build_config("dcgann")
+
+
+def test_yaml_file(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  batch: 8\nmodel:\n  loss: hinge\n")
+    cfg = build_config("dcgan", f, ["train.batch=4"])
+    assert cfg.train.batch == 4 and cfg.model.loss == "hinge"
+    f.write_text("train: [1, 2\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        build_config("dcgan", f)
+
+
+def test_valid_keys_cover_nested():
+    cfg = build_config("dcgan")
+    keys = valid_keys(cfg)
+    assert "data.augment.rotate_p" in keys and "model.lr_g" in keys
+    apply_overrides(cfg, ["data.channels=null"])
+    assert cfg.data.channels is None

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+import pixelsmith
+from pixelsmith.train import checkpoint as ck
+from pixelsmith.train.config import build_config
+from pixelsmith.train.loop import Trainer, train
+
+
+def _cfg(tiny, *extra):
+    return build_config("dcgan", overrides=tiny + list(extra))
+
+
+def _state(run: Path) -> dict[str, torch.Tensor]:
+    t, _ = ck.load_checkpoint(ck.resolve_checkpoint(run))
+    return {k: v for k, v in t.items() if k.startswith(("net/", "opt/", "rng/"))}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [
+            "model.diffaugment=color,translation,cutout",
+            "data.augment.flip_p=0.5",
+            "data.augment.rotate_p=0.5",
+        ],
+        ["model.loss=wgan-gp", "model.n_critic=2", "data.limit=48"],  # crosses epoch boundaries
+    ],
+)
+def test_resume_is_bit_identical(tmp_path, tiny, extra):
+    full = train(_cfg(tiny, "train.steps=8", *extra), tmp_path / "a", progress=False)
+    half = train(_cfg(tiny, "train.steps=4", *extra), tmp_path / "b", progress=False)
+    resumed = train(_cfg(tiny, "train.steps=8", *extra), resume=half, progress=False)
+    assert resumed == half
+    a, b = _state(full), _state(resumed)
+    assert a.keys() == b.keys() and len(a) > 10
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    steps = [json.loads(x)["step"] for x in (half / "stats.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))
+
+
+def test_run_folder_layout_and_sampling(tmp_path, tiny):
+    run = train(
+        _cfg(tiny, "train.steps=6", "train.keep=2", "train.checkpoint_every=2"),
+        tmp_path,
+        progress=False,
+    )
+    assert run.name == "00000-dcgan-shapes"
+    for f in (
+        "config.yaml",
+        "stats.jsonl",
+        "losses.png",
+        "manifest.json",
+        "report.md",
+        "grids/grid-000003.png",
+        "grids/grid-000006.png",
+        "grids/grid-final.png",
+    ):
+        assert (run / f).is_file(), f
+    assert len(ck.list_checkpoints(run / "checkpoints")) == 2
+    man = json.loads((run / "manifest.json").read_text())
+    assert man["family"] == "gan" and man["step"] == 6 and man["data"]["name"] == "shapes"
+    model = pixelsmith.load(str(run))
+    x = model.sample(5, seed=3)
+    assert x.shape == (5, 3, 16, 16) and x.dtype == torch.float32
+    assert x.min() >= 0 and x.max() <= 1
+    assert torch.equal(x, model.sample(5, seed=3)) and not torch.equal(x, model.sample(5, seed=4))
+    second = train(_cfg(tiny, "train.steps=1"), tmp_path, progress=False)
+    assert second.name == "00001-dcgan-shapes"
+
+
+def test_cgan_samples_by_class(tmp_path, tiny):
+    run = train(build_config("cgan", overrides=tiny + ["train.steps=2"]), tmp_path, progress=False)
+    model = pixelsmith.load(str(run))
+    assert model.classes >= 2
+    x = model.sample(4, seed=0, labels=torch.tensor([0, 0, 1, 1]))
+    assert x.shape[0] == 4 and not torch.equal(x[0], x[2])
+
+
+def test_sigterm_saves_and_resumes(tmp_path, tiny):
+    trainer = Trainer(_cfg(tiny, "train.steps=100000"), tmp_path, progress=False)
+    orig = trainer.step
+
+    def step_then_signal():
+        out = orig()
+        if trainer.state.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    trainer.step = step_then_signal
+    assert threading.current_thread() is threading.main_thread()
+    run = trainer.run()
+    assert trainer._stop_signal == "SIGTERM"
+    assert ck.read_manifest(ck.resolve_checkpoint(run))["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "pixelsmith", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(Path(pixelsmith.__file__).parents[1])},
+    )
+
+
+def test_cli_train_sample_byte_identical(tmp_path, tiny):
+    sets = [a for t in tiny for a in ("--set", t)]
+    r = _cli("train", "dcgan", "--steps", "2", "--out", str(tmp_path / "runs"), "--quiet", *sets)
+    assert r.returncode == 0, r.stderr
+    run = next((tmp_path / "runs").iterdir())
+    assert "grid-final.png" in r.stderr and "resume" in r.stderr
+    for out in ("a.png", "b.png"):
+        r = _cli("sample", str(run), "-n", "6", "--seed", "7", "-o", str(tmp_path / out))
+        assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    r = _cli("sample", str(run), "-n", "3", "-o", str(tmp_path / "folder"))
+    assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == [
+        "0000.png",
+        "0001.png",
+        "0002.png",
+    ]
+    r = _cli("train", "dcgan", "--dry-run", "--set", "train.batch=8")
+    assert r.returncode == 0 and "batch: 8" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (
+            ["train", "dcgan", "--data", "/nonexistent/folder", "--steps", "1"],
+            "/nonexistent/folder",
+        ),
+        (["train", "nosuchgan", "--steps", "1"], "unknown model"),
+        (["train", "dcgan", "--set", "train.bogus=1", "--dry-run"], "train.batch"),
+        (["train", "dcgan", "--set", "train.batch=many", "--dry-run"], "expects an integer"),
+        (["train", "dcgan", "--set", "data.size=-3", "--dry-run"], "positive"),
+        (["sample", "/nonexistent/run", "-o", "x.png"], "/nonexistent/run"),
+    ],
+)
+def test_cli_user_errors_exit_2_without_traceback(tmp_path, args, needle):
+    r = _cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_bad_inputs_from_files(tmp_path, tiny):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    for i in range(3):
+        (corrupt / f"{i}.png").write_bytes(b"\x89PNG not really")
+    run = train(_cfg(tiny, "train.steps=1"), tmp_path / "runs", progress=False)
+    ckpt = ck.resolve_checkpoint(run)
+    trunc = tmp_path / "trunc.safetensors"
+    trunc.write_bytes(ckpt.read_bytes()[:1000])
+    foreign = tmp_path / "foreign.safetensors"
+    t, man = ck.load_checkpoint(ckpt)
+    ck.save_checkpoint(foreign, t, {**man, "family": "vae"})
+    cases = [
+        (["train", "dcgan", "--data", str(empty), "--steps", "1"], str(empty)),
+        (["train", "dcgan", "--data", str(corrupt), "--steps", "1"], "corrupt"),
+        (["sample", str(trunc), "-o", str(tmp_path / "x.png")], "trunc.safetensors"),
+        (["sample", str(foreign), "-o", str(tmp_path / "x.png")], "vae"),
+        (["train", "wgan-gp", "--resume", str(run), "--steps", "2"], "trained as dcgan"),
+        (["train", "dcgan", "--resume", str(tmp_path / "empty"), "--steps", "2"], "no checkpoints"),
+    ]
+    for args, needle in cases:
+        r = _cli(*args, cwd=tmp_path)
+        assert r.returncode == 2, (args, r.stderr)
+        assert needle in r.stderr and "Traceback" not in r.stderr, r.stderr
