@@ -13,7 +13,9 @@ class BatchRandom:
     saved state continues the stream bit for bit.
     """
 
-    def __init__(self, seed: int, rank: int = 0, world: int = 1, device: str | torch.device = "cpu"):
+    def __init__(
+        self, seed: int, rank: int = 0, world: int = 1, device: str | torch.device = "cpu"
+    ):
         self.generator = torch.Generator().manual_seed(int(seed))
         self.rank, self.world, self.device = rank, world, torch.device(device)
 

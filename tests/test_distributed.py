@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+import pixelsmith
+from pixelsmith.train import checkpoint as ck
+from pixelsmith.train.config import build_config
+from pixelsmith.train.loop import train
+
+SETTINGS = ["model.optimizer=sgd", "model.lr_g=0.05", "model.lr_d=0.05", "model.g_norm=none",
+            "model.diffaugment=color,translation,cutout", "data.augment.flip_p=0.5",
+            "train.steps=4", "train.batch=16"]
+
+
+def test_two_processes_match_one_on_the_same_global_batch(tmp_path, tiny):
+    overrides = tiny + SETTINGS
+    single = train(build_config("dcgan", overrides=overrides), tmp_path / "one", progress=False)
+    sets = [a for o in overrides for a in ("--set", o)]
+    env = {**os.environ, "PYTHONPATH": str(Path(pixelsmith.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         "-m", "pixelsmith", "train", "dcgan", "--quiet", "--out", str(tmp_path / "two"), *sets],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = list((tmp_path / "two").iterdir())
+    assert len(runs) == 1  # only rank 0 writes
+    a, man_a = ck.load_checkpoint(ck.resolve_checkpoint(single))
+    b, man_b = ck.load_checkpoint(ck.resolve_checkpoint(runs[0]))
+    assert man_b["world_size"] == 2 and man_b["step"] == man_a["step"] == 4
+    nets = [k for k in a if k.startswith("net/")]
+    assert len(nets) > 10
+    moved = 0.0
+    for k in nets:
+        torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=1e-5, msg=k)
+    init = train(build_config("dcgan", overrides=overrides + ["train.steps=1"]), tmp_path / "z", progress=False)
+    c, _ = ck.load_checkpoint(ck.resolve_checkpoint(init))
+    moved = max((a[k] - c[k]).abs().max().item() for k in nets if a[k].is_floating_point())
+    assert moved > 1e-3  # training really changed the weights between steps 1 and 4
