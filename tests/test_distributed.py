@@ -12,20 +12,47 @@ from pixelsmith.train import checkpoint as ck
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import train
 
-SETTINGS = ["model.optimizer=sgd", "model.lr_g=0.05", "model.lr_d=0.05", "model.g_norm=none",
-            "model.diffaugment=color,translation,cutout", "data.augment.flip_p=0.5",
-            "train.steps=4", "train.batch=16"]
+SETTINGS = [
+    "model.optimizer=sgd",
+    "model.lr_g=0.05",
+    "model.lr_d=0.05",
+    "model.g_norm=none",
+    "model.diffaugment=color,translation,cutout",
+    "data.augment.flip_p=0.5",
+    "train.steps=4",
+    "train.batch=16",
+]
 
 
 def test_two_processes_match_one_on_the_same_global_batch(tmp_path, tiny):
     overrides = tiny + SETTINGS
     single = train(build_config("dcgan", overrides=overrides), tmp_path / "one", progress=False)
     sets = [a for o in overrides for a in ("--set", o)]
-    env = {**os.environ, "PYTHONPATH": str(Path(pixelsmith.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(pixelsmith.__file__).parents[1]),
+        "OMP_NUM_THREADS": "1",
+    }
     r = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-         "-m", "pixelsmith", "train", "dcgan", "--quiet", "--out", str(tmp_path / "two"), *sets],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            "-m",
+            "pixelsmith",
+            "train",
+            "dcgan",
+            "--quiet",
+            "--out",
+            str(tmp_path / "two"),
+            *sets,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     runs = list((tmp_path / "two").iterdir())
@@ -38,7 +65,11 @@ def test_two_processes_match_one_on_the_same_global_batch(tmp_path, tiny):
     moved = 0.0
     for k in nets:
         torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=1e-5, msg=k)
-    init = train(build_config("dcgan", overrides=overrides + ["train.steps=1"]), tmp_path / "z", progress=False)
+    init = train(
+        build_config("dcgan", overrides=overrides + ["train.steps=1"]),
+        tmp_path / "z",
+        progress=False,
+    )
     c, _ = ck.load_checkpoint(ck.resolve_checkpoint(init))
     moved = max((a[k] - c[k]).abs().max().item() for k in nets if a[k].is_floating_point())
     assert moved > 1e-3  # training really changed the weights between steps 1 and 4

@@ -183,3 +183,45 @@ def test_cli_bad_inputs_from_files(tmp_path, tiny):
         r = _cli(*args, cwd=tmp_path)
         assert r.returncode == 2, (args, r.stderr)
         assert needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_impossible_image_size_is_a_clear_error(tmp_path, tiny):
+    r = _cli(
+        "train",
+        "dcgan",
+        "--steps",
+        "1",
+        "--out",
+        str(tmp_path),
+        *[a for t in tiny for a in ("--set", t)],
+        "--set",
+        "data.size=10",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2 and "10x10" in r.stderr and "data.size" in r.stderr, r.stderr
+
+
+def test_data_show_writes_preview_grids(tmp_path):
+    from PIL import Image
+
+    r = _cli("data", "show", "shapes", "-o", str(tmp_path / "plain.png"), "-n", "8")
+    assert r.returncode == 0, r.stderr
+    r = _cli(
+        "data",
+        "show",
+        "shapes",
+        "-o",
+        str(tmp_path / "aug.png"),
+        "-n",
+        "8",
+        "--augment",
+        "--diffaugment",
+        "color,translation,cutout",
+    )
+    assert r.returncode == 0, r.stderr
+    plain, aug = Image.open(tmp_path / "plain.png"), Image.open(tmp_path / "aug.png")
+    assert (
+        aug.size[1] > plain.size[1]
+    )  # each image is followed by two variants: three times the tiles
+    r = _cli("data", "show", "shapes", "-o", str(tmp_path / "x.png"), "--set", "rotate_p=7")
+    assert r.returncode == 2 and "rotate_p" in r.stderr

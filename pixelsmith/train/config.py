@@ -53,6 +53,7 @@ class TrainConfig:
     grid_size: int = 64
     grid_seed: int = 0
     threads: int | None = None
+    channels_last: bool = True
     device: str = "auto"
 
     def validate(self) -> None:

@@ -84,6 +84,9 @@ class Trainer:
         shape = tuple(self.data.images.shape[1:])
         fam = family_class(cfg.family)
         self.family: Family = fam(cfg.model, shape, len(self.data.classes)).to(self.device)
+        if tc.channels_last:  # NHWC is faster for oneDNN's (and cuDNN's) convolutions
+            for net in self.family.networks.values():
+                net.to(memory_format=torch.channels_last)
         self.family.configure_optimizers()
         self.rng = BatchRandom(tc.seed + 1, self.dist.rank, self.dist.world, self.device)
         self.batches = Batches(

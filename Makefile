@@ -1,0 +1,36 @@
+# The two commands: `make demo` (train the default GAN on Fashion-MNIST) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+# The CPU build of torch 2.13.0 lies on these machines' disk; elsewhere set TORCH_SPEC as needed.
+TORCH_SPEC ?= torch==2.13.0
+MINUTES ?= 10
+
+.PHONY: demo test install data lint bench clean
+
+$(BIN)/pixelsmith: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[test]"
+	touch $@
+
+install: $(BIN)/pixelsmith
+
+data:
+	sh scripts/get-fashion-mnist.sh
+
+demo: install data
+	$(BIN)/pixelsmith train dcgan --data fashion-mnist --minutes $(MINUTES)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff format --check pixelsmith tests bench
+	$(BIN)/ruff check pixelsmith tests bench
+
+bench: install data
+	$(BIN)/python bench/train_throughput.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
