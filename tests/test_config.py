@@ -22,10 +22,12 @@ def test_overrides_are_typed():
             "model.betas=[0.1, 0.2]",
             "data.augment.flip_p=0.5",
             "train.minutes=1.5",
+            "model.lr_g=5e-4",
         ],
     )
     assert cfg.train.batch == 32 and cfg.model.betas == (0.1, 0.2)
     assert cfg.data.augment.flip_p == 0.5 and cfg.train.minutes == 1.5
+    assert cfg.model.lr_g == 5e-4
 
 
 def test_unknown_key_lists_valid_keys():
