@@ -88,7 +88,9 @@ class RunConfig:
 
 
 # Per-preset defaults beyond the family's: chosen for image quality per CPU-minute.
-PRESET_TRAIN: dict[str, dict[str, Any]] = {}
+PRESET_TRAIN: dict[str, dict[str, Any]] = {
+    name: {"train": {"batch": 16}} for name in ("dcgan", "gan", "hinge-gan", "cgan")
+}
 
 
 def build_config(
