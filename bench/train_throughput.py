@@ -129,7 +129,9 @@ def main() -> None:
     print(f"{'':32s} {'img/s':>8s} {'GFLOP/s':>8s} {'MFU':>6s}")
     print(f"{'pixelsmith step':32s} {fast:8.1f} {fast * per_img / 1e9:8.1f} {100 * mfu:5.1f}%")
     slow_mfu = slow * per_img / (peak * 1e9)
-    print(f"{'plain eager step':32s} {slow:8.1f} {slow * per_img / 1e9:8.1f} {100 * slow_mfu:5.1f}%")
+    print(
+        f"{'plain eager step':32s} {slow:8.1f} {slow * per_img / 1e9:8.1f} {100 * slow_mfu:5.1f}%"
+    )
     print(f"speed-up over plain: {fast / slow:.2f}x   (median of {args.rounds} interleaved rounds)")
     print("targets: MFU >= 50%, speed-up >= 1.5x")
 

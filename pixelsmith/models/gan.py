@@ -235,8 +235,8 @@ class GAN(Family):
         def make(net: nn.Module, lr: float) -> torch.optim.Optimizer:
             if c.optimizer == "sgd":
                 return torch.optim.SGD(net.parameters(), lr)
-            # fused: one kernel for all parameters instead of ~10 small ops per tensor (CPU and CUDA)
-            return torch.optim.Adam(net.parameters(), lr, betas=c.betas, fused=True)
+            # foreach: one multi-tensor op per update step, not ~10 small ops per tensor
+            return torch.optim.Adam(net.parameters(), lr, betas=c.betas, foreach=True)
 
         self.optimizers = {
             "G": make(self.networks["G"], c.lr_g),
