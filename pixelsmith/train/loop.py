@@ -205,7 +205,9 @@ class Trainer:
                 if main:
                     frac = self.fraction()
                     spent = time.monotonic() - t0
-                    eta = spent / (frac - frac0) * (1 - frac) if frac > frac0 else None
+                    eta = (
+                        spent / (frac - frac0) * (1 - frac) if frac > frac0 and spent > 5 else None
+                    )
                     rate = (self.state.nimg - nimg0) / max(spent, 1e-9)
                     self.progress.update(s, min(frac, 1.0), rate, eta, logs)
         finally:
