@@ -36,6 +36,8 @@ from pixelsmith.train.progress import Progress, fmt_duration
 from pixelsmith.train.rundir import new_run_dir
 from pixelsmith.utils.rng import BatchRandom
 
+DEFAULT_MINUTES = 10.0
+
 
 @dataclass
 class LoopState:
@@ -68,6 +70,8 @@ class Trainer:
     ):
         self.cfg = cfg
         tc = cfg.train
+        if not (tc.steps or tc.epochs or tc.minutes):
+            tc.minutes = DEFAULT_MINUTES
         self.dist: Dist = init_distributed(pick_device(tc.device))
         self.device = pick_device(tc.device, self.dist.local_rank)
         torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // self.dist.local_world))
@@ -165,8 +169,6 @@ class Trainer:
     def run(self) -> Path:
         """Train until the budget is spent or a signal arrives; returns the run folder."""
         tc = self.cfg.train
-        if not (tc.steps or tc.epochs or tc.minutes):
-            tc.minutes = 10.0
         self._install_signals()
         main = self.dist.is_main
         if main:
