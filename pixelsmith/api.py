@@ -25,15 +25,12 @@ def load_model(
     cfg = fam.Config()
     cfglib.apply(cfg, man["config"]["model"])
     model = fam(cfg, tuple(man["image_shape"]), man["num_classes"])
-    for name, net in model.networks.items():
-        prefix = f"net/{name}/"
-        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as e:
-            raise UserError(
-                f"{path} does not match its own manifest ({str(e).splitlines()[0]})"
-            ) from None
+    try:
+        ck.load_networks(model.networks, tensors)
+    except RuntimeError as e:
+        raise UserError(
+            f"{path} does not match its own manifest ({str(e).splitlines()[0]})"
+        ) from None
     model.manifest = man
     model.checkpoint = path
     return model.to(torch.device(device)).eval()

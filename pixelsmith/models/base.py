@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -15,7 +16,7 @@ from pixelsmith.utils.rng import BatchRandom
 GradSync = Callable[[nn.Module], None]
 
 
-class Family:
+class Family(ABC):
     """A generative model family: its networks, objectives, optimisers and sampler.
 
     The engine owns the loop, data, EMA, checkpoints and processes; a family owns everything
@@ -36,10 +37,11 @@ class Family:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.device = torch.device("cpu")
 
+    @abstractmethod
     def configure_optimizers(self) -> None:
         """Create `self.optimizers` (only needed for training)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def train_step(
         self,
         real: torch.Tensor,
@@ -50,12 +52,11 @@ class Family:
         sync: GradSync,
     ) -> dict[str, float]:
         """One optimisation step on a batch in [0, 1]; returns scalar losses to log."""
-        raise NotImplementedError
 
+    @abstractmethod
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
         """n images as an (n, C, H, W) float tensor in [0, 1], reproducible for a seed."""
-        raise NotImplementedError
 
     def to(self, device: str | torch.device) -> Family:
         """Move every network to `device`."""

@@ -64,12 +64,16 @@ def load_checkpoint(
         raise UserError(
             f"checkpoint {path} does not exist; pass a run folder or a .safetensors file"
         )
-    raw = path.read_bytes()
     fix = "it is truncated or corrupt; use an earlier checkpoint of the run"
+    with open(path, "rb") as f:  # the manifest lives in the header: read the tensors only if asked
+        head = f.read(8)
+        header_len = int.from_bytes(head, "little")
+        if len(head) < 8 or header_len > path.stat().st_size:
+            raise UserError(f"{path} is not a readable pixelsmith checkpoint ({fix})")
+        header = f.read(header_len)
+        rest = f.read() if tensors else b""
     try:
-        header_len = int.from_bytes(raw[:8], "little")
-        header = json.loads(raw[8 : 8 + header_len])
-        meta = json.loads(header["__metadata__"]["pixelsmith"])
+        meta = json.loads(json.loads(header)["__metadata__"]["pixelsmith"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise UserError(f"{path} is not a readable pixelsmith checkpoint ({fix})") from None
     if meta.get("format") != FORMAT:
@@ -77,12 +81,21 @@ def load_checkpoint(
     if not tensors:
         return {}, meta
     try:
-        loaded = st_load(raw)
+        loaded = st_load(head + header + rest)
     except (SafetensorError, ValueError, RuntimeError) as e:
         raise UserError(f"checkpoint {path} cannot be read ({e}); {fix}") from None
     if payload_hash(loaded) != meta.get("payload_sha256"):
         raise UserError(f"checkpoint {path} fails its checksum; {fix}")
     return loaded, meta
+
+
+def load_networks(networks: dict[str, torch.nn.Module], tensors: dict[str, torch.Tensor]) -> None:
+    """Load each network's state from the `net/NAME/...` tensors of a checkpoint."""
+    for name, net in networks.items():
+        prefix = f"net/{name}/"
+        net.load_state_dict(
+            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        )
 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:

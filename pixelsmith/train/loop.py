@@ -369,11 +369,7 @@ class Trainer:
                 f"the data of {man['data']['name']} changed since {path} was written; "
                 "resume with the same data, or start a new run"
             )
-        for name, net in self.family.networks.items():
-            prefix = f"net/{name}/"
-            net.load_state_dict(
-                {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            )
+        ck.load_networks(self.family.networks, tensors)
         res = man["resume"]
         for name, opt in self.family.optimizers.items():
             ck.optimizer_from_flat(opt, tensors, f"opt/{name}", res["optimizers"][name])
