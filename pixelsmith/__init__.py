@@ -15,3 +15,10 @@ def load(run_or_checkpoint: str, device: str = "cpu") -> Family:
     from pixelsmith.api import load_model
 
     return load_model(run_or_checkpoint, device=device)
+
+
+def evaluate(run_or_checkpoint: str, **kwargs):
+    """FID/KID/IS/precision-recall of a trained model's samples, each with its protocol card."""
+    from pixelsmith.api import evaluate as _evaluate
+
+    return _evaluate(run_or_checkpoint, **kwargs)

@@ -53,3 +53,19 @@ def sample_to(model: Family, n: int, seed: int, out: str | Path) -> list[Path]:
             f"output {out} must be a .png file (a grid) or a folder (one PNG per image)"
         )
     return save_images(images, out)
+
+
+def evaluate(
+    run_or_checkpoint: str | Path,
+    metrics: str = "fid,kid",
+    n: int = 10_000,
+    features: str = "auto",
+    reference: str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+):
+    """Score a trained model's samples (FID, KID, IS, precision/recall); Scores with cards."""
+    from pixelsmith.metrics.evaluate import evaluate_model
+
+    model = load_model(run_or_checkpoint, device=device)
+    return evaluate_model(model, metrics, n=n, features=features, reference=reference, seed=seed)

@@ -13,6 +13,9 @@ from pixelsmith.errors import UserError
 def _train(args: argparse.Namespace) -> int:
     import yaml
 
+    if args.model == "classifier":
+        return _train_classifier(args)
+
     from pixelsmith import config as cfglib
     from pixelsmith.train.config import build_config
     from pixelsmith.train.loop import run_config, train
@@ -52,6 +55,89 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_classifier(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pixelsmith.metrics.classifier import RECIPES, save_classifier, train_classifier
+    from pixelsmith.metrics.features import SHIPPED, WEIGHTS_DIR
+
+    data = args.data or "fashion-mnist"
+    if data not in RECIPES:
+        raise UserError(f"no classifier recipe for {data!r}; choose from {', '.join(RECIPES)}")
+    recipe = RECIPES[data]
+    net, record = train_classifier(
+        data,
+        epochs=int(args.epochs) if args.epochs else None,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    out = Path(args.out) / "classifiers" / f"{recipe.name}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sha = save_classifier(net, record, out)
+    shipped = {v[0]: v[1] for v in SHIPPED.values()}.get(out.name)
+    same = "identical to" if sha == shipped else "differs from"
+    print(
+        f"wrote {out}\n  test accuracy {record['test_accuracy']:.4f} on {record['test_n']} images"
+        f"\n  sha256 {sha} ({same} the shipped {WEIGHTS_DIR / out.name})"
+    )
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    from pixelsmith.api import load_model
+    from pixelsmith.metrics.evaluate import (
+        evaluate_model,
+        format_table,
+        stderr_log,
+        store_scores,
+    )
+
+    model = load_model(args.model, device=args.device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = evaluate_model(
+            model,
+            metrics=args.metrics,
+            n=args.n,
+            features=args.features,
+            reference=args.reference,
+            seed=args.seed,
+            log=None if args.quiet else stderr_log,
+        )
+    for w in caught:
+        print(f"pixelsmith: warning: {w.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([s.to_dict() for s in scores], indent=2))
+    else:
+        print(format_table(scores))
+    if not args.no_store:
+        run_dir = model.checkpoint.parent.parent
+        if (run_dir / "manifest.json").exists():
+            where = store_scores(run_dir, scores, step=model.manifest.get("step"))
+            print(f"stored in {where}", file=sys.stderr)
+    return 0
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from pixelsmith.metrics.pairs import compare_files
+
+    rows = compare_files(args.a, args.b, args.metric, y_channel=args.y_channel)
+    if len(rows) == 1:
+        print(f"{args.metric} {rows[0][1]:.6f}")
+        return 0
+    for name, v in rows:
+        print(f"{name}\t{v:.6f}")
+    finite = [v for _, v in rows if v != float("inf")]
+    mean = sum(finite) / len(finite) if finite else float("inf")
+    note = (
+        f" ({len(rows) - len(finite)} identical pairs left out)" if len(finite) < len(rows) else ""
+    )
+    print(f"mean {args.metric} {mean:.6f} over {len(finite)} pairs{note}")
+    return 0
+
+
 def _sample(args: argparse.Namespace) -> int:
     from pixelsmith.api import load_model, sample_to
 
@@ -86,8 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"pixelsmith {__version__}")
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
 
-    t = verbs.add_parser("train", help="train a model (dcgan, wgan-gp, hinge-gan, cgan)")
-    t.add_argument("model", nargs="?", help="model preset: dcgan, gan, wgan-gp, hinge-gan, cgan")
+    t = verbs.add_parser(
+        "train", help="train a model (dcgan, wgan-gp, hinge-gan, cgan, classifier)"
+    )
+    t.add_argument(
+        "model",
+        nargs="?",
+        help="model preset: dcgan, gan, wgan-gp, hinge-gan, cgan; or classifier (the metrics' "
+        "feature network, by its recorded recipe)",
+    )
     t.add_argument("--data", help="fashion-mnist, mnist, shapes, or a folder of images")
     budget = t.add_argument_group("budget (the first to run out ends training; default 10 minutes)")
     budget.add_argument("--steps", type=int)
@@ -120,6 +213,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=_sample)
+
+    e = verbs.add_parser("eval", help="score a model's samples: FID, KID, IS, precision/recall")
+    e.add_argument("model", metavar="RUN|CHECKPOINT")
+    e.add_argument("--metrics", default="fid,kid", help="comma list of fid,kid,is,pr (fid,kid)")
+    e.add_argument("--n", type=int, default=10_000, help="samples to draw (default 10000)")
+    e.add_argument(
+        "--features",
+        default="auto",
+        help="fmnist, mnist, inception or a TorchScript file (default: the run's data set's)",
+    )
+    e.add_argument(
+        "--reference", metavar="SOURCE[:SPLIT]", help="reference images (default: the run's, test)"
+    )
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--json", action="store_true", help="print scores and cards as JSON")
+    e.add_argument("--no-store", action="store_true", help="do not add scores to the manifest")
+    e.add_argument("--quiet", action="store_true", help="no progress lines")
+    e.set_defaults(func=_eval)
+
+    m = verbs.add_parser("metrics", help="PSNR, SSIM or MS-SSIM of two images or two folders")
+    m.add_argument("metric", choices=["psnr", "ssim", "ms-ssim"])
+    m.add_argument("a", metavar="A", help="image or folder")
+    m.add_argument("b", metavar="B", help="image or folder (names matched to A's)")
+    m.add_argument("--y-channel", action="store_true", help="PSNR on BT.601 luma (as SR papers)")
+    m.set_defaults(func=_metrics)
 
     d = verbs.add_parser("data", help="look at data sets")
     dv = d.add_subparsers(dest="data_verb", metavar="ACTION", required=True)

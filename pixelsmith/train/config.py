@@ -55,6 +55,13 @@ class TrainConfig:
     threads: int | None = None
     channels_last: bool = True
     device: str = "auto"
+    # FID/KID while training (every eval_every steps; 0 = never) and once at the end; "auto"
+    # features are the shipped classifier for the data set, and no evaluation where none exists.
+    eval_every: int = 0
+    eval_at_end: bool = True
+    eval_n: int = 10_000
+    eval_metrics: str = "fid,kid"
+    eval_features: str = "auto"
 
     def validate(self) -> None:
         for key in ("batch", "log_every", "sample_every", "checkpoint_every", "grid_size"):
@@ -63,6 +70,8 @@ class TrainConfig:
         for key in ("steps", "epochs", "minutes", "threads"):
             v = getattr(self, key)
             require(v is None or v > 0, f"train.{key} must be positive, got {v}")
+        require(self.eval_every >= 0, f"train.eval_every must be >= 0, got {self.eval_every}")
+        require(self.eval_n >= 2, f"train.eval_n must be at least 2, got {self.eval_n}")
         require(self.keep >= 1, f"train.keep must be at least 1, got {self.keep}")
         require(self.ema_kimg > 0, f"train.ema_kimg must be positive, got {self.ema_kimg}")
         require(

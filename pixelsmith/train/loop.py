@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -103,6 +104,9 @@ class Trainer:
             self.device,
         )
         self.augment = Augment(cfg.data.augment) if cfg.data.augment.enabled else None
+        self.eval_features = self._eval_features()
+        self._eval_seconds = 0.0
+        self._last_eval: tuple[int, list[Any]] | None = None
         self.state = LoopState()
         self.progress = Progress(enabled=progress and self.dist.is_main)
         self._stop_signal: str | None = None
@@ -119,6 +123,21 @@ class Trainer:
                 (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
             text = yaml.safe_dump(cfglib.to_dict(cfg), sort_keys=False)
             atomic_write_bytes(self.run_dir / "config.yaml", text.encode())
+
+    def _eval_features(self) -> str | None:
+        """The feature network for in-training FID/KID, or None when there is none to use."""
+        from pixelsmith.metrics.features import FOR_SOURCE
+
+        tc = self.cfg.train
+        feats = tc.eval_features
+        if feats == "auto":
+            feats = FOR_SOURCE.get(self.data.name)
+        if feats is None and tc.eval_every:
+            raise UserError(
+                f"train.eval_every needs a feature network, and {self.data.name} has no shipped "
+                "one: set train.eval_features=inception or a TorchScript file"
+            )
+        return feats
 
     # ---- budget -------------------------------------------------------------------------
 
@@ -175,13 +194,15 @@ class Trainer:
             print(f"run folder: {self.run_dir}", file=sys.stderr)
             self._note_data()
         t0, elapsed0, frac0 = time.monotonic(), self.state.elapsed, self.fraction()
+        self._eval_seconds = 0.0
         nimg0 = self.state.nimg
         last_log = (time.monotonic(), self.state.nimg)
         last_ckpt = time.monotonic()
         acc: dict[str, list[float]] = {}
         try:
             while True:
-                self.state.elapsed = elapsed0 + time.monotonic() - t0
+                # Time spent evaluating is not training time: it does not eat the budget.
+                self.state.elapsed = elapsed0 + time.monotonic() - t0 - self._eval_seconds
                 stop = self.fraction() >= 1.0 or self._stop_signal is not None
                 if self.dist.any(stop):
                     break
@@ -198,6 +219,9 @@ class Trainer:
                     acc = {}
                 if main and s % tc.sample_every == 0:
                     self.save_grid(f"grid-{s:06d}.png")
+                if main and tc.eval_every and s % tc.eval_every == 0:
+                    self.progress.close()
+                    self.evaluate()
                 if main and (
                     s % tc.checkpoint_every == 0
                     or time.monotonic() - last_ckpt > tc.checkpoint_minutes * 60
@@ -215,14 +239,61 @@ class Trainer:
         finally:
             self.progress.close()
             self._restore_signals()
-        self.state.elapsed = elapsed0 + time.monotonic() - t0
+        self.state.elapsed = elapsed0 + time.monotonic() - t0 - self._eval_seconds
+        final = None
         if main:
             self.save()
             self.save_grid("grid-final.png")
-            self.write_report()
-            self._summary()
+            if self.cfg.train.eval_at_end and self.eval_features and self._stop_signal is None:
+                done = self._last_eval and self._last_eval[0] == self.state.step
+                final = self._last_eval[1] if done else self.evaluate()
+            self.write_report(final)
+            self._summary(final)
         self.dist.barrier()
         return self.run_dir
+
+    # ---- evaluation ---------------------------------------------------------------------
+
+    def evaluate(self) -> list[Any]:
+        """FID/KID of the EMA model now: into stats.jsonl and the run's manifest."""
+        from pixelsmith.metrics.evaluate import evaluate_model, stderr_log, store_scores
+
+        tc, t0 = self.cfg.train, time.monotonic()
+        nets = self.family.networks
+        modes = {k: net.training for k, net in nets.items()}
+        with torch.random.fork_rng(devices=[]):
+            try:
+                scores = evaluate_model(
+                    self.family.eval(),
+                    tc.eval_metrics,
+                    n=tc.eval_n,
+                    features=self.eval_features,
+                    reference=f"{self.cfg.data.source}:test",
+                    seed=tc.seed,
+                    log=stderr_log if self.progress.enabled else None,
+                )
+            finally:
+                for k, net in nets.items():
+                    net.train(modes[k])
+        rec = {
+            "step": self.state.step,
+            "kimg": round(self.state.nimg / 1000, 3),
+            "time_s": round(self.state.elapsed, 2),
+            **{f"eval/{sc.card.metric}": round(sc.value, 5) for sc in scores},
+            "eval_n": tc.eval_n,
+        }
+        with open(self.run_dir / "stats.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        store_scores(self.run_dir, scores, step=self.state.step)
+        self._eval_seconds += time.monotonic() - t0
+        self._last_eval = (self.state.step, scores)
+        print(
+            f"step {self.state.step}: "
+            + ", ".join(f"{sc.card.metric} {sc.value:.4g}" for sc in scores)
+            + f" (n={tc.eval_n}, {self.eval_features} features)",
+            file=sys.stderr,
+        )
+        return scores
 
     # ---- signals ------------------------------------------------------------------------
 
@@ -290,10 +361,14 @@ class Trainer:
 
     def plot(self) -> None:
         stats = self.read_stats()
-        skip = {"step", "kimg", "time_s", "img_per_s", "epoch"}
-        keys = [k for k in (stats[-1] if stats else {}) if k not in skip]
-        series = {k: [(r["step"], r[k]) for r in stats if k in r] for k in keys}
+        skip = {"step", "kimg", "time_s", "img_per_s", "epoch", "eval_n"}
+        keys = list(dict.fromkeys(k for r in stats for k in r if k not in skip))
+        losses = [k for k in keys if not k.startswith("eval/")]
+        series = {k: [(r["step"], r[k]) for r in stats if k in r] for k in losses}
         plot_curves(series, self.run_dir / "losses.png", title=f"{self.cfg.preset} losses")
+        evals = {k: [(r["step"], r[k]) for r in stats if k in r] for k in keys if k not in losses}
+        if any(len(v) > 1 for v in evals.values()):
+            plot_curves(evals, self.run_dir / "eval.png", title=f"{self.cfg.preset} FID/KID")
 
     def manifest(self) -> dict[str, Any]:
         d = self.data
@@ -352,6 +427,10 @@ class Trainer:
         ck.prune(self.run_dir / "checkpoints", self.cfg.train.keep)
         public = {k: v for k, v in man.items() if k != "resume"}
         public["checkpoint"] = str(path)
+        old = self.run_dir / "manifest.json"
+        if old.exists():  # scores added by evaluations stay with the run
+            with contextlib.suppress(ValueError, OSError):
+                public["scores"] = json.loads(old.read_text()).get("scores", [])
         atomic_write_bytes(self.run_dir / "manifest.json", json.dumps(public, indent=2).encode())
         self.plot()
         return path
@@ -394,9 +473,10 @@ class Trainer:
                 atomic_write_bytes(stats, ("\n".join(keep) + "\n" if keep else "").encode())
             print(f"resumed {path} at step {self.state.step}", file=sys.stderr)
 
-    def write_report(self) -> None:
+    def write_report(self, scores: list[Any] | None = None) -> None:
         stats = self.read_stats()
-        rate = stats[-1]["img_per_s"] if stats else float("nan")
+        rates = [r["img_per_s"] for r in stats if "img_per_s" in r]
+        rate = rates[-1] if rates else float("nan")
         lines = [
             f"# {self.run_dir.name}",
             "",
@@ -408,6 +488,7 @@ class Trainer:
             f"time: {fmt_duration(self.state.elapsed)}, last rate: {rate} img/s, "
             f"processes: {self.dist.world}",
             f"- command: `{self.command}`",
+            *(f"- {sc} — card: {sc.card.describe()}" for sc in scores or []),
             "",
             "![samples](grids/grid-final.png)",
             "",
@@ -416,7 +497,7 @@ class Trainer:
         ]
         atomic_write_bytes(self.run_dir / "report.md", "\n".join(lines).encode())
 
-    def _summary(self) -> None:
+    def _summary(self, scores: list[Any] | None = None) -> None:
         ckpts = ck.list_checkpoints(self.run_dir / "checkpoints")
         why = f" (stopped by {self._stop_signal})" if self._stop_signal else ""
         print(
@@ -425,7 +506,8 @@ class Trainer:
             f"  samples:    {self.run_dir / 'grids' / 'grid-final.png'}\n"
             f"  stats:      {self.run_dir / 'stats.jsonl'} (plot: {self.run_dir / 'losses.png'})\n"
             f"  checkpoint: {ckpts[-1] if ckpts else '-'}\n"
-            f"  resume:     pixelsmith train {self.cfg.preset} --resume {self.run_dir}",
+            + "".join(f"  {sc}\n" for sc in scores or [])
+            + f"  resume:     pixelsmith train {self.cfg.preset} --resume {self.run_dir}",
             file=sys.stderr,
         )
 

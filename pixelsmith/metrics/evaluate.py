@@ -1,0 +1,269 @@
+"""`pixelsmith eval`: score a trained model's samples against a reference split, with cards."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pixelsmith import __version__
+from pixelsmith.errors import UserError
+from pixelsmith.metrics.cards import Card, Score
+from pixelsmith.metrics.distribution import (
+    FeatureStats,
+    frechet_distance,
+    inception_score,
+    kernel_inception_distance,
+    precision_recall,
+)
+from pixelsmith.metrics.features import FOR_SOURCE, FeatureNet, feature_net
+
+METRICS = ("fid", "kid", "is", "pr")
+FID_MIN_N = 10_000
+SAMPLE_BATCH = 500
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+PR_K = 3
+IS_SPLITS = 10
+
+
+def parse_metrics(spec: str | Sequence[str]) -> list[str]:
+    """ "fid,kid" -> ["fid", "kid"], refusing unknown names."""
+    names = [m.strip().lower() for m in (spec.split(",") if isinstance(spec, str) else spec)]
+    names = [m for m in names if m]
+    bad = [m for m in names if m not in METRICS]
+    if bad or not names:
+        raise UserError(f"unknown metric(s) {bad or spec!r}; choose from {', '.join(METRICS)}")
+    return list(dict.fromkeys(names))
+
+
+def quantize(x: Tensor) -> Tensor:
+    """Round to 8 bits, as saving a PNG would: generated and real images meet on one grid."""
+    return (x.clamp(0, 1) * 255).round() / 255
+
+
+def _batch_seed(seed: int, i: int) -> int:
+    return (seed * 1_000_003 + i) % (2**63 - 1)
+
+
+def sample_batches(model: Any, n: int, seed: int, batch: int = SAMPLE_BATCH) -> Iterator[Tensor]:
+    """n samples in batches; batch i uses a seed derived from (seed, i); classes balanced."""
+    k = getattr(model, "num_classes", 0) if getattr(model.cfg, "conditional", False) else 0
+    for i, start in enumerate(range(0, n, batch)):
+        m = min(batch, n - start)
+        labels = (torch.arange(start, start + m) % k) if k else None
+        yield quantize(model.sample(m, seed=_batch_seed(seed, i), labels=labels))
+
+
+def _ref_batches(images: Tensor, batch: int = SAMPLE_BATCH) -> Iterator[Tensor]:
+    for i in range(0, len(images), batch):
+        yield images[i : i + batch].float() / 255
+
+
+class _Collector:
+    """Streams features into what the asked metrics need; memory flat for FID alone."""
+
+    def __init__(self, metrics: Sequence[str], keep_logits: bool):
+        self.stats = FeatureStats()
+        self.keep_feats = any(m in ("kid", "pr") for m in metrics)
+        self.keep_logits = keep_logits
+        self.feats: list[Tensor] = []
+        self.logits: list[Tensor] = []
+
+    def add(self, f: Tensor, logits: Tensor | None) -> None:
+        self.stats.update(f)
+        if self.keep_feats:
+            self.feats.append(f.float().cpu())
+        if self.keep_logits and logits is not None:
+            self.logits.append(logits.float().cpu())
+
+    def features(self) -> Tensor:
+        return torch.cat(self.feats) if self.feats else torch.empty(0)
+
+
+def _run(
+    net: FeatureNet,
+    batches: Iterator[Tensor],
+    col: _Collector,
+    n: int,
+    what: str,
+    log: Callable[[str], None] | None,
+) -> None:
+    t0, done, last = time.monotonic(), 0, 0.0
+    for f, logits in net.batches(batches):
+        col.add(f, logits)
+        done += len(f)
+        now = time.monotonic()
+        if log and (now - last > 2 or done == n):
+            last = now
+            rate = done / max(now - t0, 1e-9)
+            log(f"\r{what}: {done}/{n} images, {rate:.0f} img/s ")
+    if log:
+        log("\n")
+
+
+def reference_stats(
+    net: FeatureNet,
+    source: str,
+    split: str,
+    channels: int,
+    size: tuple[int, int],
+    limit: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[FeatureStats, Tensor, dict[str, Any]]:
+    """Features of a reference split, cached on disk keyed by network, data and resize rule."""
+    from pixelsmith.data.sources import cache_dir, load_images
+
+    ref = load_images(source, split=split, channels=channels, size=size, limit=limit)
+    info = {"reference": f"{ref.name}:{ref.split}", "reference_n": len(ref)}
+    key = Card(
+        metric="reference",
+        features=net.name,
+        features_sha256=net.sha256,
+        n=len(ref),
+        reference=f"{ref.name}:{ref.split}:{ref.fingerprint}",
+        reference_n=len(ref),
+        resize=f"{net.resize}; stored at {channels}x{size[0]}x{size[1]}",
+        seed=0,
+    ).key("version")
+    path = cache_dir() / "refstats" / f"{key}.safetensors"
+    if path.exists():
+        from safetensors.torch import load_file
+
+        t = load_file(str(path))
+        feats = t.pop("features")
+        return FeatureStats.from_state_dict(t), feats, info
+    col = _Collector(["kid"], keep_logits=False)
+    _run(net, _ref_batches(ref.images), col, len(ref), f"reference {info['reference']}", log)
+    feats = col.features()
+    try:
+        from safetensors.torch import save_file
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({**col.stats.state_dict(), "features": feats.contiguous()}, str(tmp))
+        tmp.replace(path)
+    except OSError as e:
+        warnings.warn(f"could not cache reference features in {path} ({e})", stacklevel=2)
+    return col.stats, feats, info
+
+
+def evaluate_model(
+    model: Any,
+    metrics: str | Sequence[str] = ("fid", "kid"),
+    n: int = FID_MIN_N,
+    features: str | Path | torch.nn.Module = "auto",
+    reference: str | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> list[Score]:
+    """Sample n images from a loaded model and score them against a reference split."""
+    metrics = parse_metrics(metrics)
+    if n < 2:
+        raise UserError(f"--n must be at least 2 samples, got {n}")
+    man = getattr(model, "manifest", {}) or {}
+    data_cfg = man.get("config", {}).get("data", {})
+    source = data_cfg.get("source", man.get("data", {}).get("name"))
+    if reference:
+        source, _, split = reference.rpartition(":") if ":" in reference else (reference, "", "")
+        split = split or "test"
+    else:
+        split = "test"
+    if features == "auto":
+        if source not in FOR_SOURCE:
+            raise UserError(
+                f"no shipped feature network for {source!r}; pass --features inception or a "
+                "TorchScript file"
+            )
+        features = FOR_SOURCE[source]
+    net = feature_net(features)
+    if "is" in metrics and not net.has_logits:
+        raise UserError(f"{net.name} has no logits, so no Inception Score; drop 'is' or use fmnist")
+    if "fid" in metrics and n < FID_MIN_N:
+        warnings.warn(
+            f"FID from {n} samples is biased upward (use --n {FID_MIN_N} or more to compare "
+            "with published numbers; KID is unbiased)",
+            stacklevel=2,
+        )
+    c, h, w = model.image_shape
+    ref_stats, ref_feats, info = reference_stats(net, source, split, c, (h, w), log=log)
+    col = _Collector(metrics, keep_logits="is" in metrics)
+    _run(net, sample_batches(model, n, seed), col, n, "samples", log)
+
+    def card(metric: str, **params: Any) -> Card:
+        return Card(
+            metric=metric,
+            features=net.name,
+            features_sha256=net.sha256,
+            n=n,
+            reference=info["reference"],
+            reference_n=info["reference_n"],
+            resize=net.resize,
+            seed=seed,
+            params={"quantized": "uint8", **params},
+            version=__version__,
+        )
+
+    scores: list[Score] = []
+    for m in metrics:
+        if m == "fid":
+            scores.append(Score(frechet_distance(ref_stats, col.stats), card("fid")))
+        elif m == "kid":
+            size = min(KID_SUBSET_SIZE, n, len(ref_feats))
+            mean, std = kernel_inception_distance(
+                ref_feats, col.features(), subsets=KID_SUBSETS, subset_size=size, seed=seed
+            )
+            scores.append(Score(mean, card("kid", subsets=KID_SUBSETS, subset_size=size), std))
+        elif m == "is":
+            mean, std = inception_score(torch.cat(col.logits), splits=IS_SPLITS, seed=seed)
+            scores.append(Score(mean, card("is", splits=IS_SPLITS), std))
+        elif m == "pr":
+            pr = precision_recall(ref_feats, col.features(), k=PR_K)
+            scores.append(Score(pr["precision"], card("precision", k=PR_K)))
+            scores.append(Score(pr["recall"], card("recall", k=PR_K)))
+    return scores
+
+
+def store_scores(run_dir: Path, scores: Sequence[Score], step: int | None = None) -> Path:
+    """Add scores to the run's manifest.json, replacing older scores with the same card."""
+    from pixelsmith.imageio import atomic_write_bytes
+
+    path = run_dir / "manifest.json"
+    man = json.loads(path.read_text()) if path.exists() else {}
+    old = man.get("scores", [])
+    new = [{**s.to_dict(), "step": step} for s in scores]
+    keys = {(d["card"]["metric"], Card.from_dict(d["card"]).key(), d["step"]) for d in new}
+    kept = [
+        d
+        for d in old
+        if (d["card"]["metric"], Card.from_dict(d["card"]).key(), d.get("step")) not in keys
+    ]
+    man["scores"] = kept + new
+    atomic_write_bytes(path, json.dumps(man, indent=2).encode())
+    return path
+
+
+def format_table(scores: Sequence[Score]) -> str:
+    """A plain-text table: metric, value, spread, n, features; the card lines below."""
+    rows = [("metric", "value", "± std", "n", "reference")]
+    for s in scores:
+        std = f"{s.std:.4g}" if s.std is not None else ""
+        rows.append((s.card.metric, f"{s.value:.4f}", std, str(s.card.n), s.card.reference))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    cards = {s.card.key("metric", "params"): s.card for s in scores}
+    lines += [""] + [f"card: {c.describe()}" for c in cards.values()]
+    return "\n".join(lines)
+
+
+def stderr_log(msg: str) -> None:
+    """Progress to stderr without a newline unless asked."""
+    sys.stderr.write(msg)
+    sys.stderr.flush()
