@@ -43,11 +43,11 @@ def _train(args: argparse.Namespace) -> int:
         if budget:  # a new budget replaces the saved one instead of combining with it
             for f in ("steps", "epochs", "minutes"):
                 base["train"][f] = None
-        cfg = build_config(saved.preset, args.config, overrides, base=base)
+        cfg = build_config(saved.preset, args.config, overrides, base=base, variant=saved.variant)
     else:
         if not args.model:
             raise UserError("name a model to train (e.g. pixelsmith train dcgan), or --resume RUN")
-        cfg = build_config(args.model, args.config, overrides)
+        cfg = build_config(args.model, args.config, overrides, variant=args.preset or "")
     if args.dry_run:
         print(yaml.safe_dump(cfglib.to_dict(cfg), sort_keys=False), end="")
         return 0
@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="runs", help="folder that holds numbered run folders (default runs)"
     )
     t.add_argument("--config", help="YAML file of settings")
+    t.add_argument("--preset", help="a named bundle of the family's settings, e.g. small")
     t.add_argument(
         "--set",
         action="append",

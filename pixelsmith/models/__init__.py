@@ -7,11 +7,27 @@ from typing import Any
 from pixelsmith.errors import UserError
 from pixelsmith.models.base import Family
 
+# family name -> "module:Class"; imported only when used.
+FAMILIES: dict[str, str] = {
+    "gan": "pixelsmith.models.gan:GAN",
+    "vae": "pixelsmith.models.vae:VAE",
+    "pixelcnn": "pixelsmith.models.pixelcnn:PixelCNN",
+    "diffusion": "pixelsmith.models.diffusion:Diffusion",
+}
+
 
 def _families() -> dict[str, type[Family]]:
-    from pixelsmith.models.gan import GAN
+    import importlib
 
-    return {GAN.name: GAN}
+    out = {}
+    for name, where in FAMILIES.items():
+        module, _, cls = where.partition(":")
+        try:
+            out[name] = getattr(importlib.import_module(module), cls)
+        except ModuleNotFoundError as e:
+            if e.name != module:  # a missing dependency inside the module is a real error
+                raise
+    return out
 
 
 # A preset is a family plus settings: `pixelsmith train wgan-gp` = the GAN family with WGAN-GP.
@@ -31,6 +47,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "hinge-gan": ("gan", {"loss": "hinge", "spectral_norm": True}),
     "cgan": ("gan", {"conditional": True}),
+    "vae": ("vae", {}),
+    "pixelcnn": ("pixelcnn", {}),
+    "diffusion": ("diffusion", {}),
 }
 
 
@@ -44,7 +63,8 @@ def family_class(name: str) -> type[Family]:
 
 def resolve_preset(model: str) -> tuple[type[Family], dict[str, Any]]:
     """The family and its preset settings for a model name given on the command line."""
-    if model not in PRESETS:
-        raise UserError(f"unknown model {model!r}; choose one of: {', '.join(PRESETS)}")
+    if model not in PRESETS or PRESETS[model][0] not in _families():
+        known = [m for m, (f, _) in PRESETS.items() if f in _families()]
+        raise UserError(f"unknown model {model!r}; choose one of: {', '.join(known)}")
     family, settings = PRESETS[model]
     return family_class(family), dict(settings)

@@ -28,6 +28,10 @@ class Family(ABC):
     Config: ClassVar[type]
     # Networks whose exponential moving average the engine keeps: {source: ema copy}.
     ema_pairs: ClassVar[dict[str, str]] = {}
+    # Engine defaults for this family, e.g. {"train": {"batch": 64}}.
+    PRESET_TRAIN: ClassVar[dict[str, Any]] = {}
+    # Named bundles selected with `--preset NAME`: {"small": {"model": {...}, "train": {...}}}.
+    variants: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, cfg: Any, image_shape: tuple[int, int, int], num_classes: int = 0):
         self.cfg = cfg

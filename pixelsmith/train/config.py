@@ -9,6 +9,7 @@ from typing import Any
 from pixelsmith import config as cfglib
 from pixelsmith.config import require
 from pixelsmith.data.augment import AugmentConfig
+from pixelsmith.errors import UserError
 from pixelsmith.models import resolve_preset
 
 
@@ -87,6 +88,8 @@ class RunConfig:
     preset: str
     family: str
     model: Any
+    # A named size/setting bundle of the family (`--preset small`), applied over the preset.
+    variant: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -107,14 +110,22 @@ def build_config(
     yaml_file: str | Path | None = None,
     overrides: list[str] = (),
     base: dict[str, Any] | None = None,
+    variant: str = "",
 ) -> RunConfig:
     """Resolve preset defaults, then a saved run's config, a YAML file and --set overrides."""
     fam, settings = resolve_preset(preset)
     model_cfg = fam.Config()
-    cfg = RunConfig(preset=preset, family=fam.name, model=model_cfg)
+    cfg = RunConfig(preset=preset, family=fam.name, model=model_cfg, variant=variant)
     cfglib.apply(cfg, {"model": settings, **PRESET_TRAIN.get(preset, {})})
+    cfglib.apply(cfg, fam.PRESET_TRAIN)
+    if variant:
+        if variant not in fam.variants:
+            known = ", ".join(fam.variants) or "none"
+            raise UserError(f"{preset} has no preset {variant!r}; its presets: {known}")
+        cfglib.apply(cfg, fam.variants[variant])
     if base:
-        cfglib.apply(cfg, {k: v for k, v in base.items() if k not in ("preset", "family")})
+        skip = ("preset", "family", "variant")
+        cfglib.apply(cfg, {k: v for k, v in base.items() if k not in skip})
     if yaml_file:
         data = cfglib.load_yaml(yaml_file)
         data.pop("preset", None), data.pop("family", None)
@@ -126,4 +137,4 @@ def build_config(
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a RunConfig saved in a manifest or config.yaml."""
-    return build_config(data["preset"], base=data)
+    return build_config(data["preset"], base=data, variant=data.get("variant", ""))
