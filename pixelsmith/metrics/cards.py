@@ -49,11 +49,12 @@ class Card:
         d = {k: v for k, v in self.to_dict().items() if k not in ignore}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
-    def describe(self) -> str:
+    def describe(self, metric: bool = True, params: bool = True) -> str:
         """One line for tables and logs."""
-        extra = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items())) if params else ""
         return (
-            f"{self.metric}: {self.features} ({self.features_sha256[:12]}), n={self.n} vs "
+            (f"{self.metric}: " if metric else "")
+            + f"{self.features} ({self.features_sha256[:12]}), n={self.n} vs "
             f"{self.reference} (n={self.reference_n}), resize: {self.resize}, seed {self.seed}"
             + (f", {extra}" if extra else "")
             + f", pixelsmith {self.version}"

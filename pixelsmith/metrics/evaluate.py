@@ -55,7 +55,7 @@ def _batch_seed(seed: int, i: int) -> int:
 
 def sample_batches(model: Any, n: int, seed: int, batch: int = SAMPLE_BATCH) -> Iterator[Tensor]:
     """n samples in batches; batch i uses a seed derived from (seed, i); classes balanced."""
-    k = getattr(model, "num_classes", 0) if getattr(model.cfg, "conditional", False) else 0
+    k = int(getattr(model, "classes", 0) or 0)  # conditional models sample balanced classes
     for i, start in enumerate(range(0, n, batch)):
         m = min(batch, n - start)
         labels = (torch.arange(start, start + m) % k) if k else None
@@ -163,6 +163,7 @@ def evaluate_model(
     reference: str | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    reference_n: int | None = None,
 ) -> list[Score]:
     """Sample n images from a loaded model and score them against a reference split."""
     metrics = parse_metrics(metrics)
@@ -193,7 +194,11 @@ def evaluate_model(
             stacklevel=2,
         )
     c, h, w = model.image_shape
-    ref_stats, ref_feats, info = reference_stats(net, source, split, c, (h, w), log=log)
+    if reference_n is not None and reference_n < 2:
+        raise UserError(f"--reference-n must be at least 2 images, got {reference_n}")
+    ref_stats, ref_feats, info = reference_stats(
+        net, source, split, c, (h, w), limit=reference_n, log=log
+    )
     col = _Collector(metrics, keep_logits="is" in metrics)
     _run(net, sample_batches(model, n, seed), col, n, "samples", log)
 
@@ -252,18 +257,22 @@ def store_scores(run_dir: Path, scores: Sequence[Score], step: int | None = None
 
 def format_table(scores: Sequence[Score]) -> str:
     """A plain-text table: metric, value, spread, n, features; the card lines below."""
-    rows = [("metric", "value", "± std", "n", "reference")]
+    rows = [("metric", "value", "± std", "n", "reference", "settings")]
     for s in scores:
         std = f"{s.std:.4g}" if s.std is not None else ""
-        rows.append((s.card.metric, f"{s.value:.4f}", std, str(s.card.n), s.card.reference))
+        params = ", ".join(f"{k}={v}" for k, v in sorted(s.card.params.items()))
+        rows.append((s.card.metric, f"{s.value:.4f}", std, str(s.card.n), s.card.reference, params))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     cards = {s.card.key("metric", "params"): s.card for s in scores}
-    lines += [""] + [f"card: {c.describe()}" for c in cards.values()]
+    lines += [""] + [f"card: {c.describe(metric=False, params=False)}" for c in cards.values()]
     return "\n".join(lines)
 
 
 def stderr_log(msg: str) -> None:
-    """Progress to stderr without a newline unless asked."""
-    sys.stderr.write(msg)
+    """Progress to stderr: redrawn in place on a terminal, one line per update elsewhere."""
+    if sys.stderr.isatty():
+        sys.stderr.write(msg)
+    elif msg.strip():
+        sys.stderr.write(msg.strip() + "\n")
     sys.stderr.flush()

