@@ -23,7 +23,11 @@ def load_model(
         raise UserError(f"{path} holds a {man.get('family')} model, not a {family} model")
     fam = family_class(man["family"])
     cfg = fam.Config()
-    cfglib.apply(cfg, man["config"]["model"])
+    try:
+        cfglib.apply(cfg, man["config"]["model"])
+    except UserError as e:
+        msg = f"{path} claims a {man['family']} model but its settings do not fit: {e}"
+        raise UserError(msg) from None
     model = fam(cfg, tuple(man["image_shape"]), man["num_classes"])
     try:
         ck.load_networks(model.networks, tensors)

@@ -170,12 +170,15 @@ def test_cli_bad_inputs_from_files(tmp_path, tiny):
     trunc.write_bytes(ckpt.read_bytes()[:1000])
     foreign = tmp_path / "foreign.safetensors"
     t, man = ck.load_checkpoint(ckpt)
-    ck.save_checkpoint(foreign, t, {**man, "family": "vae"})
+    ck.save_checkpoint(foreign, t, {**man, "family": "no-such-family"})
+    mismatched = tmp_path / "mismatched.safetensors"
+    ck.save_checkpoint(mismatched, t, {**man, "family": "vae"})
     cases = [
         (["train", "dcgan", "--data", str(empty), "--steps", "1"], str(empty)),
         (["train", "dcgan", "--data", str(corrupt), "--steps", "1"], "corrupt"),
         (["sample", str(trunc), "-o", str(tmp_path / "x.png")], "trunc.safetensors"),
-        (["sample", str(foreign), "-o", str(tmp_path / "x.png")], "vae"),
+        (["sample", str(foreign), "-o", str(tmp_path / "x.png")], "no-such-family"),
+        (["sample", str(mismatched), "-o", str(tmp_path / "x.png")], "vae"),
         (["train", "wgan-gp", "--resume", str(run), "--steps", "2"], "trained as dcgan"),
         (["train", "dcgan", "--resume", str(tmp_path / "empty"), "--steps", "2"], "no checkpoints"),
     ]
