@@ -1,0 +1,230 @@
+"""Gated PixelCNN: causality by autograd, fast = naive sampler, exact NLL, training, resume, CLI."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import pixelsmith
+from pixelsmith.cli.main import main
+from pixelsmith.errors import UserError
+from pixelsmith.models.pixelcnn import (
+    PixelCNN,
+    PixelCNNConfig,
+    _sample_fast,
+    _sample_naive,
+    level_log_probs,
+    log_prob,
+)
+from pixelsmith.train import checkpoint as ck
+from pixelsmith.train.config import build_config
+from pixelsmith.train.loop import train
+from pixelsmith.utils.rng import BatchRandom
+
+TINY = [
+    "data.source=shapes",
+    "data.limit=24",
+    "data.size=8",
+    "data.channels=1",
+    "train.batch=8",
+    "model.channels=8",
+    "model.layers=2",
+    "model.kernel=3",
+    "train.threads=1",
+    "train.log_every=1",
+    "train.sample_every=1000",
+    "train.grid_size=2",
+]
+
+
+def _family(shape=(1, 8, 8), classes=0, seed=0, **cfg) -> PixelCNN:
+    torch.manual_seed(seed)
+    fam = PixelCNN(PixelCNNConfig(**{"channels": 12, "layers": 4, **cfg}), shape, classes)
+    fam.networks["net_ema"].load_state_dict(fam.networks["net"].state_dict())
+    return fam
+
+
+def _no_sync(net) -> None:
+    pass
+
+
+def _raster_before(shape: tuple[int, int, int], ch: int, r: int, c: int) -> torch.Tensor:
+    """True at every (channel, row, column) that comes before (ch, r, c) in sampling order."""
+    C, H, W = shape
+    rows, cols, chans = torch.meshgrid(
+        torch.arange(H), torch.arange(W), torch.arange(C), indexing="ij"
+    )
+    order = (rows * W + cols) * C + chans  # (H, W, C)
+    return (order < (r * W + c) * C + ch).permute(2, 0, 1)
+
+
+def _influence(fam: PixelCNN, x: torch.Tensor, y, ch: int, r: int, c: int) -> torch.Tensor:
+    """Which inputs change the output parameters of sub-pixel (ch, r, c), by autograd."""
+    x = x.clone().requires_grad_(True)
+    out = fam.networks["net"](x, y)[:, ch, :, r, c]
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(r * 97 + c))
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
+    return grad.abs().sum(0) != 0
+
+
+@pytest.mark.parametrize(
+    "shape,kw,classes",
+    [((1, 8, 8), {}, 0), ((3, 6, 6), {"output": "logistic", "conditional": True}, 3)],
+)
+def test_receptive_field_is_exactly_the_past(shape, kw, classes):
+    # 4 layers of k=5 reach 8 rows up and 8 columns either side: the whole past of these images,
+    # so every earlier sub-pixel must matter (no blind spot) and nothing later may.
+    fam = _family(shape, classes, channels=6 * shape[0], kernel=5, **kw)
+    x = torch.rand(2, *shape) * 2 - 1
+    y = torch.tensor([0, 2]) if classes else None
+    for r in range(shape[1]):
+        for c in range(shape[2]):
+            for ch in range(shape[0]):
+                seen = _influence(fam, x, y, ch, r, c)
+                assert torch.equal(seen, _raster_before(shape, ch, r, c)), (ch, r, c)
+
+
+def test_causal_with_no_blind_spot_where_the_field_is_partial():
+    shape = (1, 7, 12)
+    fam = _family(shape, layers=2, kernel=3)
+    x = torch.rand(3, *shape) * 2 - 1
+    H, W = shape[1:]
+    for r, c in [
+        (0, 0),
+        (0, 5),
+        (0, W - 1),
+        (1, 0),
+        (3, W - 1),
+        (4, 6),
+        (H - 1, 0),
+        (H - 1, W - 1),
+    ]:
+        seen = _influence(fam, x, None, 0, r, c)[0]
+        assert not (seen & ~_raster_before(shape, 0, r, c)[0]).any(), (r, c)
+        if c > 0:
+            assert seen[r, c - 1], (r, c)
+        if r > 0:
+            assert seen[r - 1, c], (r, c)
+            # the classic blind spot of plain masked convolutions: up and to the right
+            if c + 1 < W:
+                assert seen[r - 1, c + 1], (r, c)
+
+
+@pytest.mark.parametrize(
+    "shape,kw,classes",
+    [((1, 6, 5), {}, 0), ((3, 4, 5), {"output": "logistic", "conditional": True}, 3)],
+)
+def test_fast_sampler_equals_naive_sampler(shape, kw, classes):
+    fam = _family(shape, classes, channels=6 * shape[0], layers=3, **kw)
+    fam.networks["net_ema"].double()  # float64: no rounding-level ties between the two paths
+    labels = torch.tensor([2, 0, 1]) if classes else None
+    fast = fam._sample(3, 5, labels, _sample_fast)
+    naive = fam._sample(3, 5, labels, _sample_naive)
+    assert torch.equal(fast, naive)
+    assert fast.std() > 0.05  # a real draw, not a constant
+
+
+def test_mixture_levels_form_a_distribution_matching_the_loss():
+    torch.manual_seed(0)
+    params = torch.randn(40, 15) * torch.tensor([1.0] * 5 + [0.8] * 5 + [2.0] * 5)
+    logp = level_log_probs(params, "logistic")
+    assert torch.allclose(logp.exp().sum(1), torch.ones(40), atol=1e-5)
+    levels = torch.randint(0, 256, (40,))
+    levels[:4] = torch.tensor([0, 255, 1, 254])
+    at = log_prob(params.view(40, 1, 15, 1, 1), levels.view(40, 1, 1, 1), "logistic")
+    assert torch.allclose(at.flatten(), logp.gather(1, levels[:, None]).flatten(), atol=1e-5)
+
+
+@pytest.mark.parametrize("output", ["softmax", "logistic"])
+def test_nll_near_8_bits_untrained_and_training_lowers_it(output):
+    fam = _family((1, 8, 8), output=output)
+    fam.configure_optimizers()
+    noise = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8)
+    res = fam.nll(noise, batch=24)
+    assert res["n"] == 64
+    assert res["bits_per_dim"] == pytest.approx(res["nats"] / (64 * math.log(2)), rel=1e-6)
+    assert abs(res["bits_per_dim"] - 8) < (0.1 if output == "softmax" else 1.5)
+    g = torch.Generator().manual_seed(1)
+    batch = (torch.rand(16, 1, 8, 8, generator=g) > 0.6).to(torch.uint8) * 200 + 20
+    before = fam.nll(batch, ema=False)["bits_per_dim"]
+    rng = BatchRandom(0)
+    real = batch.float() / 255
+    losses = [fam.train_step(real, None, rng, i, None, _no_sync)["bpd"] for i in range(30)]
+    assert losses[0] == pytest.approx(before, rel=1e-4)  # the loss is the same exact NLL
+    assert losses[-1] < losses[0] - 0.5
+    assert fam.nll(batch, ema=False)["bits_per_dim"] < before - 0.5
+
+
+def test_samples_shape_range_and_seeds():
+    fam = _family((3, 5, 4), channels=12, layers=2)
+    x = fam.sample(3, seed=1)
+    assert x.shape == (3, 3, 5, 4) and x.dtype == torch.float32
+    assert x.min() >= 0 and x.max() <= 1
+    assert torch.equal(x * 255, (x * 255).round())
+    assert torch.equal(x, fam.sample(3, seed=1)) and not torch.equal(x, fam.sample(3, seed=2))
+    assert fam.sample(0).shape == (0, 3, 5, 4)
+
+
+def test_conditional_samples_per_label():
+    fam = _family((1, 6, 6), classes=4, conditional=True, layers=2)
+    assert fam.classes == 4
+    x = fam.sample(4, seed=0, labels=torch.tensor([0, 1, 2, 3]))
+    assert x.shape == (4, 1, 6, 6)
+    same = [fam.sample(2, seed=3, labels=torch.tensor([k, k])) for k in range(4)]
+    assert all(not torch.equal(same[0], s) for s in same[1:])
+    assert torch.equal(fam.sample(4, seed=0), x)  # default labels cycle 0, 1, 2, 3
+    with pytest.raises(UserError, match="labels"):
+        fam.sample(2, labels=torch.tensor([0, 4]))
+    with pytest.raises(UserError, match="labels"):
+        fam.nll(torch.zeros(2, 1, 6, 6, dtype=torch.uint8))
+
+
+def test_user_errors():
+    with pytest.raises(UserError, match="model.channels=12"):
+        PixelCNN(PixelCNNConfig(channels=10), (3, 8, 8))
+    with pytest.raises(UserError, match="labelled"):
+        PixelCNN(PixelCNNConfig(conditional=True), (1, 8, 8), 0)
+    with pytest.raises(UserError, match="odd"):
+        PixelCNNConfig(kernel=4)
+    with pytest.raises(UserError, match="softmax"):
+        PixelCNNConfig(output="gauss")
+    fam = _family((1, 4, 4), layers=1)
+    with pytest.raises(UserError, match="uint8"):
+        fam.nll(torch.rand(2, 1, 4, 4))
+    small = build_config("pixelcnn", variant="small")
+    assert small.model.layers > PixelCNNConfig().layers
+
+
+def _state(run) -> dict[str, torch.Tensor]:
+    t, _ = ck.load_checkpoint(ck.resolve_checkpoint(run))
+    return {k: v for k, v in t.items() if k.startswith(("net/", "opt/", "rng/"))}
+
+
+def test_resume_is_bit_identical(tmp_path):
+    def cfg(steps):
+        return build_config("pixelcnn", overrides=TINY + [f"train.steps={steps}"])
+
+    full = train(cfg(8), tmp_path / "a", progress=False)
+    half = train(cfg(4), tmp_path / "b", progress=False)
+    resumed = train(cfg(8), resume=half, progress=False)
+    a, b = _state(full), _state(resumed)
+    assert a.keys() == b.keys() and any(k.startswith("net/net_ema/") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_cli_train_then_load_sample_and_nll(tmp_path):
+    sets = [a for t in TINY + ["model.conditional=true", "data.channels=3"] for a in ("--set", t)]
+    sets += ["--set", "model.channels=9"]
+    assert (
+        main(["train", "pixelcnn", "--out", str(tmp_path), "--steps", "3", "--quiet", *sets]) == 0
+    )
+    run = next(tmp_path.iterdir())
+    model = pixelsmith.load(str(run))
+    assert model.classes == 5
+    x = model.sample(3, seed=4, labels=torch.tensor([0, 1, 4]))
+    assert x.shape == (3, 3, 8, 8) and torch.equal(x, model.sample(3, seed=4, labels=[0, 1, 4]))
+    res = model.nll((x * 255).round().to(torch.uint8), labels=torch.tensor([0, 1, 4]))
+    assert res["n"] == 3 and 0 < res["bits_per_dim"] < 12
