@@ -41,9 +41,7 @@ TINY = [
 
 def _family(shape=(1, 8, 8), classes=0, seed=0, **cfg) -> PixelCNN:
     torch.manual_seed(seed)
-    fam = PixelCNN(PixelCNNConfig(**{"channels": 12, "layers": 4, **cfg}), shape, classes)
-    fam.networks["net_ema"].load_state_dict(fam.networks["net"].state_dict())
-    return fam
+    return PixelCNN(PixelCNNConfig(**{"channels": 12, "layers": 4, **cfg}), shape, classes)
 
 
 def _no_sync(net) -> None:
