@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -226,3 +227,26 @@ def test_cli_train_then_load_sample_and_nll(tmp_path):
     assert x.shape == (3, 3, 8, 8) and torch.equal(x, model.sample(3, seed=4, labels=[0, 1, 4]))
     res = model.nll((x * 255).round().to(torch.uint8), labels=torch.tensor([0, 1, 4]))
     assert res["n"] == 3 and 0 < res["bits_per_dim"] < 12
+
+
+def test_eval_cli_scores_nll_on_the_labelled_test_split(tmp_path, capsys):
+    from pixelsmith.data.sources import load_images
+
+    sets = [a for t in TINY + ["model.conditional=true"] for a in ("--set", t)]
+    assert (
+        main(["train", "pixelcnn", "--out", str(tmp_path), "--steps", "2", "--quiet", *sets]) == 0
+    )
+    run = next(tmp_path.iterdir())
+    capsys.readouterr()
+    assert main(["eval", str(run), "--metrics", "nll", "--reference-n", "10", "--json"]) == 0
+    got = {d["card"]["metric"]: d for d in json.loads(capsys.readouterr().out)}
+    assert set(got) == {"nll/bits_per_dim", "nll/nats"}
+    card = got["nll/bits_per_dim"]["card"]
+    assert card["n"] == 10 and card["reference"] == "shapes:test" and card["params"]["exact"]
+    test = load_images("shapes", "test", channels=1, size=8, limit=10)
+    direct = pixelsmith.load(str(run)).nll(test.images, labels=test.labels)
+    assert got["nll/bits_per_dim"]["value"] == pytest.approx(direct["bits_per_dim"], rel=1e-9)
+    assert main(["eval", str(run), "--metrics", "translation"]) == 2
+    assert "unknown metric" in capsys.readouterr().err
+    stored = json.loads((run / "manifest.json").read_text())["scores"]
+    assert {d["card"]["metric"] for d in stored} >= {"nll/bits_per_dim", "nll/nats"}

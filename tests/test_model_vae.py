@@ -127,7 +127,7 @@ def test_resume_is_bit_identical(tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_cli_train_then_load_sample_and_nll(tmp_path):
+def test_cli_train_then_load_sample_and_nll(tmp_path, capsys):
     sets = [a for t in TINY_RUN for a in ("--set", t)]
     assert main(["train", "vae", "--steps", "3", "--out", str(tmp_path), "--quiet", *sets]) == 0
     run = next(tmp_path.iterdir())
@@ -137,6 +137,15 @@ def test_cli_train_then_load_sample_and_nll(tmp_path):
     assert x.shape == (6, 3, 16, 16) and torch.equal(x, model.sample(6, seed=1))
     r = model.nll(_images(4), k=8)
     assert r["n"] == 4 and r["k"] == 8 and math.isfinite(r["iwae_bits_per_dim"])
+    capsys.readouterr()
+    assert main(["eval", str(run), "--metrics", "nll", "--reference-n", "6", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "nll/iwae_bits_per_dim" in out and "nll/elbo_bits_per_dim" in out
+    test = load_images("shapes", "test", channels=3, size=16, limit=6)
+    want = model.nll(test.images, k=100, seed=0)
+    scores = {s.card.metric: s for s in pixelsmith.evaluate(str(run), metrics="nll", reference_n=6)}
+    assert scores["nll/iwae_bits_per_dim"].value == want["iwae_bits_per_dim"]
+    assert scores["nll/elbo_bits_per_dim"].card.params["iwae_k"] == 100
 
 
 def test_bad_settings_are_user_errors():

@@ -7,6 +7,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from pixelsmith.metrics.distribution import (
 from pixelsmith.metrics.features import FOR_SOURCE, FeatureNet, feature_net
 
 METRICS = ("fid", "kid", "is", "pr")
+# Data options that change which real images a run saw (passed on to load_images).
+DATA_OPTIONS = ("domains",)
 FID_MIN_N = 10_000
 SAMPLE_BATCH = 500
 KID_SUBSETS = 100
@@ -34,13 +37,14 @@ PR_K = 3
 IS_SPLITS = 10
 
 
-def parse_metrics(spec: str | Sequence[str]) -> list[str]:
-    """ "fid,kid" -> ["fid", "kid"], refusing unknown names."""
+def parse_metrics(spec: str | Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    """ "fid,kid" -> ["fid", "kid"], refusing unknown names; `extra` adds a family's own."""
     names = [m.strip().lower() for m in (spec.split(",") if isinstance(spec, str) else spec)]
     names = [m for m in names if m]
-    bad = [m for m in names if m not in METRICS]
+    known = (*METRICS, *extra)
+    bad = [m for m in names if m not in known]
     if bad or not names:
-        raise UserError(f"unknown metric(s) {bad or spec!r}; choose from {', '.join(METRICS)}")
+        raise UserError(f"unknown metric(s) {bad or spec!r}; choose from {', '.join(known)}")
     return list(dict.fromkeys(names))
 
 
@@ -165,10 +169,14 @@ def evaluate_model(
     log: Callable[[str], None] | None = None,
     reference_n: int | None = None,
 ) -> list[Score]:
-    """Sample n images from a loaded model and score them against a reference split."""
-    metrics = parse_metrics(metrics)
+    """Score a loaded model: its samples against a reference split (FID, KID, IS, PR), and
+    the family's own metrics (e.g. NLL) on the reference split's real images."""
+    own = tuple(getattr(model, "data_metrics", ()))
+    metrics = parse_metrics(metrics, own)
     if n < 2:
         raise UserError(f"--n must be at least 2 samples, got {n}")
+    if reference_n is not None and reference_n < 2:
+        raise UserError(f"--reference-n must be at least 2 images, got {reference_n}")
     man = getattr(model, "manifest", {}) or {}
     data_cfg = man.get("config", {}).get("data", {})
     source = data_cfg.get("source", man.get("data", {}).get("name"))
@@ -177,6 +185,14 @@ def evaluate_model(
         split = split or "test"
     else:
         split = "test"
+    scores = [
+        *data_scores(
+            model, [m for m in metrics if m in own], source, split, data_cfg, reference_n, seed
+        )
+    ]
+    metrics = [m for m in metrics if m not in own]
+    if not metrics:
+        return scores
     if features == "auto":
         if source not in FOR_SOURCE:
             raise UserError(
@@ -194,8 +210,6 @@ def evaluate_model(
             stacklevel=2,
         )
     c, h, w = model.image_shape
-    if reference_n is not None and reference_n < 2:
-        raise UserError(f"--reference-n must be at least 2 images, got {reference_n}")
     ref_stats, ref_feats, info = reference_stats(
         net, source, split, c, (h, w), limit=reference_n, log=log
     )
@@ -216,7 +230,6 @@ def evaluate_model(
             version=__version__,
         )
 
-    scores: list[Score] = []
     for m in metrics:
         if m == "fid":
             scores.append(Score(frechet_distance(ref_stats, col.stats), card("fid")))
@@ -233,6 +246,45 @@ def evaluate_model(
             pr = precision_recall(ref_feats, col.features(), k=PR_K)
             scores.append(Score(pr["precision"], card("precision", k=PR_K)))
             scores.append(Score(pr["recall"], card("recall", k=PR_K)))
+    return scores
+
+
+def data_scores(
+    model: Any,
+    metrics: Sequence[str],
+    source: str,
+    split: str,
+    data_cfg: dict[str, Any],
+    limit: int | None = None,
+    seed: int = 0,
+) -> list[Score]:
+    """The family's own metrics (`Family.score_data`) on a real split, loaded as it trained."""
+    if not metrics:
+        return []
+    from pixelsmith.data.sources import load_images
+
+    c, h, w = model.image_shape
+    extra = {k: data_cfg[k] for k in DATA_OPTIONS if data_cfg.get(k)}
+    data = load_images(source, split=split, channels=c, size=(h, w), limit=limit, **extra)
+    scores = []
+    for metric in metrics:
+        out = model.score_data(metric, data, seed=seed)
+        values, protocol = out if isinstance(out, tuple) else (out, {})
+        params = {"family": model.name, **protocol.get("params", {})}
+        card = Card(
+            metric="",
+            features=protocol.get("features", "none"),
+            features_sha256=protocol.get("features_sha256", ""),
+            n=len(data),
+            reference=f"{data.name}:{data.split}",
+            reference_n=len(data),
+            resize=protocol.get("resize", f"stored at {c}x{h}x{w}"),
+            seed=seed,
+            params=params,
+            version=__version__,
+        )
+        for key, value in values.items():
+            scores.append(Score(float(value), replace(card, metric=f"{metric}/{key}")))
     return scores
 
 

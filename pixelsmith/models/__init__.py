@@ -13,6 +13,8 @@ FAMILIES: dict[str, str] = {
     "vae": "pixelsmith.models.vae:VAE",
     "pixelcnn": "pixelsmith.models.pixelcnn:PixelCNN",
     "diffusion": "pixelsmith.models.diffusion:Diffusion",
+    "cyclegan": "pixelsmith.models.cyclegan:CycleGAN",
+    "stylegan": "pixelsmith.models.stylegan:StyleGAN",
 }
 
 
@@ -50,6 +52,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "vae": ("vae", {}),
     "pixelcnn": ("pixelcnn", {}),
     "diffusion": ("diffusion", {}),
+    "cyclegan": ("cyclegan", {}),
+    "stylegan": ("stylegan", {}),
 }
 
 

@@ -9,11 +9,16 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from pixelsmith.data.sources import ImageSet
+from pixelsmith.errors import UserError
 from pixelsmith.utils.rng import BatchRandom
 
 # Called by a family on a network after backward and before its optimiser step; the engine
 # averages gradients across processes there (a no-op in single-process runs).
 GradSync = Callable[[nn.Module], None]
+# What `score_data` returns: named values, or (values, protocol) where protocol may hold
+# "features", "features_sha256", "resize" and "params" for the scores' cards.
+Scored = dict[str, float] | tuple[dict[str, float], dict[str, Any]]
 
 
 class Family(ABC):
@@ -32,6 +37,9 @@ class Family(ABC):
     PRESET_TRAIN: ClassVar[dict[str, Any]] = {}
     # Named bundles selected with `--preset NAME`: {"small": {"model": {...}, "train": {...}}}.
     variants: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Metrics the family computes itself on real held-out images (`pixelsmith eval --metrics`),
+    # e.g. ("nll",); each is answered by `score_data`.
+    data_metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, image_shape: tuple[int, int, int], num_classes: int = 0):
         self.cfg = cfg
@@ -61,6 +69,28 @@ class Family(ABC):
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
         """n images as an (n, C, H, W) float tensor in [0, 1], reproducible for a seed."""
+
+    def score_data(self, metric: str, data: ImageSet, seed: int = 0) -> Scored:
+        """A family-specific score (one of `data_metrics`) on real uint8 images (e.g. test split).
+
+        Returns named values, e.g. {"bits_per_dim": 3.3, "nats": 1800.0}.
+        """
+        raise UserError(
+            f"the {self.name} family has no metric {metric!r}"
+            + (f"; it has: {', '.join(self.data_metrics)}" if self.data_metrics else "")
+        )
+
+    def require_classes(self, conditional: bool, what: str) -> int:
+        """The class count a conditional model uses (0 when unconditional); refuses < 2 classes."""
+        if not conditional:
+            return 0
+        if self.num_classes < 2:
+            raise UserError(
+                f"a conditional {what} needs labelled data with at least 2 classes; use a labelled "
+                "source (fashion-mnist, mnist, shapes, or a folder with class sub-folders) or "
+                "--set model.conditional=false"
+            )
+        return self.num_classes
 
     def to(self, device: str | torch.device) -> Family:
         """Move every network to `device`."""

@@ -222,13 +222,7 @@ class Diffusion(Family):
     ):
         super().__init__(cfg, image_shape, num_classes)
         cfg.validate()
-        if cfg.conditional and num_classes < 2:
-            raise UserError(
-                "a conditional diffusion model needs labelled data with at least 2 classes; use "
-                "a labelled source (fashion-mnist, mnist, shapes, or a folder with class "
-                "sub-folders) or --set model.conditional=false"
-            )
-        self.classes = num_classes if cfg.conditional else 0
+        self.classes = self.require_classes(cfg.conditional, "diffusion model")
         c, h, w = self.image_shape
         net = UNet(c, (h, w), cfg.channels, cfg.mult(), cfg.blocks, cfg.attention, self.classes)
         self.networks = {"net": net, "net_ema": copy.deepcopy(net).requires_grad_(False).eval()}

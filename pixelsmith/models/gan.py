@@ -209,13 +209,7 @@ class GAN(Family):
     def __init__(self, cfg: GANConfig, image_shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__(cfg, image_shape, num_classes)
         cfg.validate()
-        if cfg.conditional and num_classes < 2:
-            raise UserError(
-                "a conditional GAN needs labelled data with at least 2 classes; use a labelled "
-                "source (fashion-mnist, mnist, shapes, or a folder with class sub-folders)"
-            )
-        classes = num_classes if cfg.conditional else 0
-        self.classes = classes
+        classes = self.classes = self.require_classes(cfg.conditional, "GAN")
         G = Generator(cfg, image_shape, classes)
         self.networks = {
             "G": G,

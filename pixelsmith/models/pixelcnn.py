@@ -43,8 +43,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelsmith.config import require
+from pixelsmith.data.sources import ImageSet
 from pixelsmith.errors import UserError
-from pixelsmith.models.base import Family, GradSync
+from pixelsmith.models.base import Family, GradSync, Scored
 from pixelsmith.utils.rng import BatchRandom
 
 OUTPUTS = ("softmax", "logistic")
@@ -355,6 +356,7 @@ class PixelCNN(Family):
     Config = PixelCNNConfig
     ema_pairs = {"net": "net_ema"}
     PRESET_TRAIN = {"train": {"batch": 16}}
+    data_metrics = ("nll",)
     variants = {
         "small": {
             "model": {"channels": 32, "layers": 8, "kernel": 5},
@@ -375,12 +377,7 @@ class PixelCNN(Family):
                 f"(one feature group per colour); use --set model.channels={up}, or grey images "
                 "with --set data.channels=1"
             )
-        if cfg.conditional and num_classes < 2:
-            raise UserError(
-                "a conditional PixelCNN needs labelled data with at least 2 classes; use a "
-                "labelled source (fashion-mnist, mnist, shapes, or a folder with class sub-folders)"
-            )
-        self.classes = num_classes if cfg.conditional else 0
+        self.classes = self.require_classes(cfg.conditional, "PixelCNN")
         net = GatedPixelCNN(cfg, self.image_shape, self.classes)
         self.networks = {"net": net, "net_ema": copy.deepcopy(net).requires_grad_(False).eval()}
 
@@ -460,6 +457,15 @@ class PixelCNN(Family):
         nats = (total / max(len(x), 1)).item()
         dims = math.prod(self.image_shape)
         return {"nats": nats, "bits_per_dim": bits_per_dim(nats, dims), "n": len(x)}
+
+    def score_data(self, metric: str, data: ImageSet, seed: int = 0) -> Scored:
+        """`nll`: the exact negative log-likelihood of real images, in nats and bits/dim."""
+        if metric != "nll":
+            return super().score_data(metric, data, seed)
+        r = self.nll(data.images, labels=data.labels if self.classes else None)
+        return {"bits_per_dim": r["bits_per_dim"], "nats": r["nats"]}, {
+            "params": {"exact": True, "output": self.cfg.output}
+        }
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, labels: Tensor | None = None) -> Tensor:

@@ -1,0 +1,232 @@
+"""Train each model family's CPU preset, score it, and write the results table (docs/results.md).
+
+Each entry trains with `pixelsmith train` for a fixed wall-clock budget, then is scored with
+pixelsmith's Fashion-MNIST features (FID and KID, 10k samples against the 10k test split) and
+with its family's own metric on the test split (NLL bits/dim, translation success). Entries can
+run in separate processes side by side (`--only`), each writing bench/results/families/NAME.json;
+`--report` assembles the table and the sample grids from whatever JSON files exist.
+
+    .venv/bin/python bench/family_results.py --only dcgan --minutes 30 --threads 2
+    .venv/bin/python bench/family_results.py --only vae & \\
+        .venv/bin/python bench/family_results.py --only pixelcnn   # two 1-thread runs at once
+    .venv/bin/python bench/family_results.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "families"
+DOCS = ROOT / "docs"
+
+
+@dataclass
+class Entry:
+    """One row: a model preset (and family variant), its own metric and how to score it."""
+
+    name: str
+    model: str
+    variant: str = ""
+    sets: list[str] = field(default_factory=list)
+    own: str = ""  # the family's metric from `eval --metrics`
+    own_n: int | None = None  # real test images for it (None: the whole split)
+    fid: bool = True  # FID/KID of samples against the test split
+    # model config changed for scoring only (e.g. fewer DDIM steps), recorded in the table
+    eval_model: dict[str, object] = field(default_factory=dict)
+
+
+ENTRIES = [
+    Entry("dcgan", "dcgan"),
+    Entry("wgan-gp", "wgan-gp"),
+    Entry("vae", "vae", "small", own="nll", own_n=2000),
+    Entry("pixelcnn", "pixelcnn", "small", own="nll"),
+    Entry("diffusion", "diffusion", "small", eval_model={"sample_steps": 25}),
+    Entry("cyclegan", "cyclegan", "small", own="translation", fid=False),
+    Entry("stylegan", "stylegan", "small"),
+]
+
+# Published anchors, with their protocol (not comparable with the fmnist-feature FIDs).
+ANCHORS = [
+    ("NS-GAN", 26.5),
+    ("WGAN-GP", 24.5),
+    ("VAE", 58.7),
+]
+
+
+def _params(model) -> int:
+    """Trainable parameters, EMA copies not counted twice."""
+    skip = set(model.ema_pairs.values())
+    return sum(
+        p.numel() for k, net in model.networks.items() if k not in skip for p in net.parameters()
+    )
+
+
+def run_entry(e: Entry, minutes: float, threads: int, n: int, seed: int) -> dict:
+    """Train one entry, score it and save its grid; returns the row as a dict."""
+    import pixelsmith
+    from pixelsmith.api import sample_to
+    from pixelsmith.metrics.evaluate import evaluate_model
+
+    runs = ROOT / "bench" / "runs" / "families"
+    runs.mkdir(parents=True, exist_ok=True)
+    before = set(runs.iterdir())
+    cmd = [sys.executable, "-m", "pixelsmith", "train", e.model, "--minutes", str(minutes)]
+    cmd += ["--out", str(runs), "--quiet", "--set", f"train.threads={threads}"]
+    cmd += ["--set", "train.eval_at_end=false", "--set", f"train.seed={seed}"]
+    cmd += ["--preset", e.variant] if e.variant else []
+    for s in e.sets:
+        cmd += ["--set", s]
+    print(" ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True)
+    (run,) = set(runs.iterdir()) - before
+    torch.set_num_threads(threads)
+    model = pixelsmith.load(str(run))
+    man = model.manifest
+    for k, v in e.eval_model.items():
+        setattr(model.cfg, k, v)
+    t0 = time.perf_counter()
+    model.sample(64, seed=seed)
+    ms_per_image = (time.perf_counter() - t0) / 64 * 1000
+    scores = []
+    log = None
+    if e.fid:
+        scores += evaluate_model(model, "fid,kid", n=n, seed=seed, log=log)
+    if e.own:
+        scores += evaluate_model(model, e.own, seed=seed, reference_n=e.own_n, log=log)
+    grid = DOCS / f"family-{e.name}.png"
+    sample_to(model, 32, seed, grid)
+    return {
+        "name": e.name,
+        "model": e.model,
+        "variant": e.variant,
+        "sets": e.sets,
+        "eval_model": e.eval_model,
+        "run": str(run.relative_to(ROOT)),
+        "params": _params(model),
+        "minutes": man["elapsed_s"] / 60,
+        "threads": threads,
+        "steps": man["step"],
+        "images": man["nimg"],
+        "img_per_s": man["nimg"] / max(man["elapsed_s"], 1e-9),
+        "sample_ms_per_image": ms_per_image,
+        "scores": [s.to_dict() for s in scores],
+        "grid": str(grid.relative_to(ROOT)),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _fmt_scores(row: dict) -> dict[str, str]:
+    out = {}
+    for s in row["scores"]:
+        m, v, std = s["card"]["metric"], s["value"], s["std"]
+        out[m] = f"{v:.2f}" if std is None else f"{v:.3f} ± {std:.3f}"
+    return out
+
+
+def _own(row: dict, sc: dict[str, str]) -> str:
+    if "nll/iwae_bits_per_dim" in sc:
+        return f"NLL ≤ {sc['nll/iwae_bits_per_dim']} bits/dim (IWAE k=100)"
+    if "nll/bits_per_dim" in sc:
+        return f"NLL {sc['nll/bits_per_dim']} bits/dim (exact)"
+    keys = [k for k in sc if k.startswith("translation/")]
+    return ", ".join(f"{k.split('/', 1)[1]} {sc[k]}" for k in keys) or "–"
+
+
+def report() -> Path:
+    """docs/results.md from the saved rows."""
+    rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    order = {e.name: i for i, e in enumerate(ENTRIES)}
+    rows.sort(key=lambda r: order.get(r["name"], 99))
+    lines = [
+        "# Results: every family's CPU preset",
+        "",
+        "Re-made by `bench/family_results.py` (train each preset for a fixed wall-clock budget, "
+        "then score it). FID and KID use pixelsmith's Fashion-MNIST features (`fmnist-cnn-v1`), "
+        "10,000 samples against the 10,000-image test split; these are **not** Inception FIDs "
+        "and are not comparable with the published numbers below.",
+        "",
+        "| family | preset | params | trained | threads | steps | train img/s "
+        "| sample ms/img | FID (fmnist) | KID (fmnist) | own metric (test split) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    cards = {}
+    for r in rows:
+        sc = _fmt_scores(r)
+        for s in r["scores"]:
+            c = dict(s["card"])
+            metric = c.pop("metric")
+            key = json.dumps({k: v for k, v in c.items() if k != "params"}, sort_keys=True)
+            cards.setdefault(key, (c, []))[1].append(f"{r['name']} {metric}")
+        preset = (r["variant"] or "default") + (
+            " (scored with " + ", ".join(f"{k}={v}" for k, v in r["eval_model"].items()) + ")"
+            if r["eval_model"]
+            else ""
+        )
+        lines.append(
+            f"| {r['name']} | {preset} | {r['params'] / 1e6:.2f}M | {r['minutes']:.1f} min "
+            f"| {r['threads']} | {r['steps']:,} | {r['img_per_s']:.0f} "
+            f"| {r['sample_ms_per_image']:.1f} | {sc.get('fid', '–')} | {sc.get('kid', '–')} "
+            f"| {_own(r, sc)} |"
+        )
+    lines += ["", "## Protocol cards", ""]
+    for c, users in cards.values():
+        lines.append(
+            f"- {c['features']} ({c['features_sha256'][:12] or 'no network'}), n={c['n']} vs "
+            f"{c['reference']} (n={c['reference_n']}), resize: {c['resize']}, seed {c['seed']}, "
+            f"pixelsmith {c['version']}: " + ", ".join(users)
+        )
+    lines += [
+        "",
+        "## Published anchors (a different protocol)",
+        "",
+        "Lucic et al. 2018, *Are GANs Created Equal?*: Inception FID at 10k samples on "
+        "Fashion-MNIST, the best model after a large hyper-parameter search:",
+        "",
+        "| model | Inception FID |",
+        "|---|---|",
+        *[f"| {m} | ~{v} |" for m, v in ANCHORS],
+        "",
+        "## Samples",
+        "",
+        *[
+            f"**{r['name']}**\n\n![{r['name']}]({Path(r['grid']).relative_to('docs')})\n"
+            for r in rows
+        ],
+    ]
+    out = DOCS / "results.md"
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", help="comma list of entries: " + ", ".join(e.name for e in ENTRIES))
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n", type=int, default=10_000, help="samples for FID/KID")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--report", action="store_true", help="only write docs/results.md")
+    args = ap.parse_args()
+    if not args.report:
+        names = args.only.split(",") if args.only else [e.name for e in ENTRIES]
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        for e in ENTRIES:
+            if e.name in names:
+                row = run_entry(e, args.minutes, args.threads, args.n, args.seed)
+                (RESULTS / f"{e.name}.json").write_text(json.dumps(row, indent=2))
+                print(json.dumps({k: row[k] for k in ("name", "steps", "img_per_s")}))
+    print(f"wrote {report()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
