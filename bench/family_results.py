@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -70,13 +71,9 @@ def _params(model) -> int:
     )
 
 
-def run_entry(e: Entry, minutes: float, threads: int, n: int, seed: int) -> dict:
-    """Train one entry, score it and save its grid; returns the row as a dict."""
-    import pixelsmith
-    from pixelsmith.api import sample_to
-    from pixelsmith.metrics.evaluate import evaluate_model
-
-    runs = ROOT / "bench" / "runs" / "families"
+def train_entry(e: Entry, minutes: float, threads: int, seed: int) -> Path:
+    """Train one entry with the CLI into bench/runs/families/NAME/; returns its run folder."""
+    runs = ROOT / "bench" / "runs" / "families" / e.name
     runs.mkdir(parents=True, exist_ok=True)
     before = set(runs.iterdir())
     cmd = [sys.executable, "-m", "pixelsmith", "train", e.model, "--minutes", str(minutes)]
@@ -86,8 +83,21 @@ def run_entry(e: Entry, minutes: float, threads: int, n: int, seed: int) -> dict
     for s in e.sets:
         cmd += ["--set", s]
     print(" ".join(cmd), file=sys.stderr)
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, check=True)
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     (run,) = set(runs.iterdir()) - before
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    (run / "cpu_seconds.txt").write_text(f"{cpu:.1f}\n")  # the whole process, load included
+    return run
+
+
+def run_entry(e: Entry, run: Path, threads: int, n: int, seed: int) -> dict:
+    """Score one trained entry and save its grid; returns the row as a dict."""
+    import pixelsmith
+    from pixelsmith.api import sample_to
+    from pixelsmith.metrics.evaluate import evaluate_model
+
     torch.set_num_threads(threads)
     model = pixelsmith.load(str(run))
     man = model.manifest
@@ -110,9 +120,10 @@ def run_entry(e: Entry, minutes: float, threads: int, n: int, seed: int) -> dict
         "variant": e.variant,
         "sets": e.sets,
         "eval_model": e.eval_model,
-        "run": str(run.relative_to(ROOT)),
+        "run": str(run.resolve().relative_to(ROOT)),
         "params": _params(model),
         "minutes": man["elapsed_s"] / 60,
+        "cpu_minutes": _cpu_minutes(run),
         "threads": threads,
         "steps": man["step"],
         "images": man["nimg"],
@@ -122,6 +133,15 @@ def run_entry(e: Entry, minutes: float, threads: int, n: int, seed: int) -> dict
         "grid": str(grid.relative_to(ROOT)),
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def _cpu_minutes(run: Path) -> float | None:
+    f = run / "cpu_seconds.txt"
+    return float(f.read_text()) / 60 if f.exists() else None
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
 
 
 def _fmt_scores(row: dict) -> dict[str, str]:
@@ -154,9 +174,9 @@ def report() -> Path:
         "10,000 samples against the 10,000-image test split; these are **not** Inception FIDs "
         "and are not comparable with the published numbers below.",
         "",
-        "| family | preset | params | trained | threads | steps | train img/s "
+        "| family | preset | params | trained | CPU-min | threads | steps | train img/s "
         "| sample ms/img | FID (fmnist) | KID (fmnist) | own metric (test split) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     cards = {}
     for r in rows:
@@ -173,6 +193,7 @@ def report() -> Path:
         )
         lines.append(
             f"| {r['name']} | {preset} | {r['params'] / 1e6:.2f}M | {r['minutes']:.1f} min "
+            f"| {_fmt(r.get('cpu_minutes'))} "
             f"| {r['threads']} | {r['steps']:,} | {r['img_per_s']:.0f} "
             f"| {r['sample_ms_per_image']:.1f} | {sc.get('fid', '–')} | {sc.get('kid', '–')} "
             f"| {_own(r, sc)} |"
@@ -215,13 +236,15 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=10_000, help="samples for FID/KID")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--report", action="store_true", help="only write docs/results.md")
+    ap.add_argument("--run", type=Path, help="score this trained run of the one --only entry")
     args = ap.parse_args()
     if not args.report:
         names = args.only.split(",") if args.only else [e.name for e in ENTRIES]
         RESULTS.mkdir(parents=True, exist_ok=True)
         for e in ENTRIES:
             if e.name in names:
-                row = run_entry(e, args.minutes, args.threads, args.n, args.seed)
+                run = args.run or train_entry(e, args.minutes, args.threads, args.seed)
+                row = run_entry(e, run, args.threads, args.n, args.seed)
                 (RESULTS / f"{e.name}.json").write_text(json.dumps(row, indent=2))
                 print(json.dumps({k: row[k] for k in ("name", "steps", "img_per_s")}))
     print(f"wrote {report()}")

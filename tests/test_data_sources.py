@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 import struct
 import sys
 import time
@@ -489,3 +490,92 @@ def test_many_files_decode_in_order_with_the_thread_pool(tmp_path):
     assert s.images[:, 0, 0, 0].tolist() == list(range(0, 40, 2)) + list(range(1, 40, 2))
     assert s.labels.tolist() == [0] * 20 + [1] * 20 and s.classes == ["even", "odd"]
     assert [Path(p).name for p, _ in s.skipped] == ["99.png"]
+
+
+# ---------------------------------------------------------------- two domains
+
+
+def test_domains_by_name_or_index_keep_two_classes_relabelled(tmp_path, monkeypatch):
+    x, y, _, _ = make_idx_folder(tmp_path / "fm", n=40)  # labels 0..3
+    monkeypatch.setenv("PIXELSMITH_FASHION_MNIST", str(tmp_path / "fm"))
+    s = load_images("fashion-mnist", domains="TROUSER : dress")
+    keep = np.isin(y, [1, 3])
+    assert np.array_equal(s.images[:, 0].numpy(), x[keep])
+    assert s.labels.tolist() == (y[keep] == 3).astype(int).tolist()
+    assert s.classes == ["Trouser", "Dress"] and s.domain_classes == [[1], [3]]
+    by_index = load_images("fashion-mnist", domains="1:3")
+    assert torch.equal(by_index.images, s.images) and by_index.fingerprint == s.fingerprint
+    assert load_images("fashion-mnist").domain_classes is None
+    multi = load_images("fashion-mnist", domains="t-shirt/top,trouser:3")
+    assert multi.domain_classes == [[0, 1], [3]] and multi.classes == [
+        "T-shirt/top+Trouser",
+        "Dress",
+    ]
+    two = load_images("fashion-mnist", domains="1:3", limit=2)  # the limit caps each domain
+    first = [np.flatnonzero(y == c)[:2] for c in (1, 3)]
+    assert np.array_equal(two.images[:, 0].numpy(), x[np.sort(np.concatenate(first))])
+    assert sorted(two.labels.tolist()) == [0, 0, 1, 1]
+    with pytest.raises(UserError, match=r"domain A \(Sneaker\) has no train images"):
+        load_images("fashion-mnist", domains="auto")  # its default pair, absent here
+
+
+def test_domain_errors_name_the_fix(tmp_path):
+    with pytest.raises(UserError, match="no class 'hexagon'; its classes are circle, square"):
+        load_images("shapes", domains="circle:hexagon", limit=2)
+    with pytest.raises(UserError, match="'square' in both domains"):
+        load_images("shapes", domains="square:1", limit=2)
+    for bad in ("circle", "a:b:c", "circle:", ",:square"):
+        with pytest.raises(UserError, match="is not two domains; write A:B"):
+            load_images("shapes", domains=bad, limit=2)
+    with pytest.raises(UserError, match="shapes has 5 classes, not 2; set data.domains=A:B"):
+        load_images("shapes", domains="auto", limit=2)
+    write_png(tmp_path / "flat" / "a.png", Image.new("L", (4, 4)))
+    with pytest.raises(UserError, match="needs labelled data.*trainA"):
+        load_images(str(tmp_path / "flat"), domains="auto")
+
+
+def test_cyclegan_folder_layout_and_two_class_folders(tmp_path):
+    root = tmp_path / "horse2zebra"
+    for sub, n in (("trainA", 3), ("trainB", 2), ("testA", 1), ("testB", 2)):
+        for i in range(n):
+            write_png(root / sub / f"{i}.png", Image.new("L", (4, 4), 10 * i + len(sub)))
+    train, test = load_images(str(root)), load_images(str(root), "test")
+    assert train.classes == ["A", "B"] and train.labels.tolist() == [0, 0, 0, 1, 1]
+    assert test.labels.tolist() == [0, 1, 1] and test.images[0, 0, 0, 0] == 5
+    assert load_images(str(root), limit=2).labels.tolist() == [0, 0, 1, 1]
+    swapped = load_images(str(root), domains="b:a")
+    assert swapped.labels.tolist() == [1, 1, 1, 0, 0] and swapped.domain_classes == [[1], [0]]
+    assert load_images(str(root), domains="auto").domain_classes == [[0], [1]]
+    (shutil.rmtree(root / "testB"))
+    with pytest.raises(UserError, match="no test/ subfolder.*testA and testB"):
+        load_images(str(root), "test")
+    pets = tmp_path / "pets"
+    for cls in ("cat", "dog"):
+        write_png(pets / cls / "0.png", Image.new("L", (4, 4)))
+    assert load_images(str(pets), domains="auto").classes == ["cat", "dog"]
+
+
+def test_domains_and_balance_through_the_config():
+    from pixelsmith.train.config import build_config
+
+    cfg = build_config("cyclegan")
+    assert cfg.data.domains == "auto" and cfg.data.balance and not cfg.train.eval_at_end
+    assert build_config("cyclegan", overrides=["data.domains=7:9"]).data.domains == "7:9"
+    assert build_config("cyclegan", overrides=["data.domains= a , b:c"]).data.domains == "a , b:c"
+    assert build_config("cyclegan", overrides=["data.domains=null"]).data.domains is None
+    plain = build_config("dcgan")
+    assert plain.data.domains is None and plain.data.balance is False
+    with pytest.raises(UserError, match="data.domains='sneaker' is not two domains"):
+        build_config("dcgan", overrides=["data.domains=sneaker"])
+    with pytest.raises(UserError, match="data.balance expects true or false"):
+        build_config("dcgan", overrides=["data.balance=sometimes"])
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="dataset-fashion-mnist is not installed")
+def test_fashion_mnist_sneakers_and_ankle_boots():
+    full = load_images("fashion-mnist", "test")
+    s = load_images("fashion-mnist", "test", domains="sneaker:ankle-boot")
+    keep = (full.labels == 7) | (full.labels == 9)
+    assert torch.equal(s.images, full.images[keep]) and s.labels.bincount().tolist() == [1000] * 2
+    assert torch.equal(s.labels, (full.labels[keep] == 9).long())
+    assert load_images("fashion-mnist", "test", domains="auto").fingerprint == s.fingerprint

@@ -15,7 +15,12 @@ from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import train
 
 DATA = ["data.source=shapes", "data.limit=32", "train.batch=8", "train.steps=3"]
-QUIET = ["train.sample_every=1000", "train.grid_size=2", "train.eval_at_end=false"]
+QUIET = [
+    "train.threads=1",
+    "train.sample_every=1000",
+    "train.grid_size=2",
+    "train.eval_at_end=false",
+]
 FAMILIES = {
     "vae": ["data.size=16", "model.z_dim=4", "model.channels=4", "model.max_channels=8"],
     "pixelcnn": [

@@ -140,10 +140,20 @@ def _metrics(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from pixelsmith.api import load_model, sample_to
+    from pixelsmith.api import load_model, sample_to, style_mix_to
 
+    grid = None
+    if args.style_mix is not None:
+        rows, _, cols = args.style_mix.partition(",")
+        if not (rows.strip().isdigit() and cols.strip().isdigit()):
+            raise UserError(f"--style-mix takes ROWS,COLS counts, e.g. 3,5; got {args.style_mix!r}")
+        grid = int(rows), int(cols)
     model = load_model(args.model, device=args.device)
-    paths = sample_to(model, args.n, args.seed, args.out)
+    if grid is not None:
+        path = style_mix_to(model, *grid, args.seed, args.out, truncation=args.truncation)
+        print(f"wrote {path}")
+        return 0
+    paths = sample_to(model, args.n, args.seed, args.out, truncation=args.truncation)
     where = paths[0] if len(paths) == 1 else f"{len(paths)} images in {args.out}"
     print(f"wrote {where}")
     return 0
@@ -166,6 +176,15 @@ def _data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _edit_translate(args: argparse.Namespace) -> int:
+    from pixelsmith.edit.translate import translate_files
+
+    paths = translate_files(args.run, args.input, args.out, args.direction, device=args.device)
+    where = paths[0] if len(paths) == 1 else f"{len(paths)} images in {args.out}"
+    print(f"wrote {where}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pixelsmith", description="Train, sample and measure generative image models."
@@ -174,13 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
 
     t = verbs.add_parser(
-        "train", help="train a model (dcgan, wgan-gp, hinge-gan, cgan, classifier)"
+        "train", help="train a model (a GAN, vae, pixelcnn, diffusion, cyclegan, stylegan)"
     )
     t.add_argument(
         "model",
         nargs="?",
-        help="model preset: dcgan, gan, wgan-gp, hinge-gan, cgan; or classifier (the metrics' "
-        "feature network, by its recorded recipe)",
+        help="model: dcgan, gan, wgan-gp, hinge-gan, cgan, vae, pixelcnn, diffusion, cyclegan, "
+        "stylegan; or classifier (the metrics' feature network, by its recorded recipe)",
     )
     t.add_argument("--data", help="fashion-mnist, mnist, shapes, or a folder of images")
     budget = t.add_argument_group("budget (the first to run out ends training; default 10 minutes)")
@@ -214,11 +233,31 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--out", required=True, help="OUT.png for a grid, or a folder for one PNG each"
     )
     s.add_argument("--device", default="cpu")
+    s.add_argument(
+        "--truncation",
+        type=float,
+        metavar="PSI",
+        help="truncation trick: pull each latent toward the average one (1 = off, 0 = the average "
+        "image; e.g. 0.7); for style-based models such as stylegan",
+    )
+    s.add_argument(
+        "--style-mix",
+        metavar="ROWS,COLS",
+        help="write a style-mixing grid to OUT.png instead: ROWS row sources (seeds SEED, "
+        "SEED+1, ...) give the coarse styles, COLS column sources (the next seeds) the fine ones; "
+        "the first row and column show the sources; -n is ignored; for style-based models such "
+        "as stylegan",
+    )
     s.set_defaults(func=_sample)
 
     e = verbs.add_parser("eval", help="score a model's samples: FID, KID, IS, precision/recall")
     e.add_argument("model", metavar="RUN|CHECKPOINT")
-    e.add_argument("--metrics", default="fid,kid", help="comma list of fid,kid,is,pr (fid,kid)")
+    e.add_argument(
+        "--metrics",
+        default="fid,kid",
+        help="comma list of fid,kid,is,pr, or a family's own metric on the real "
+        "reference images: nll (vae, pixelcnn), translation (cyclegan); default fid,kid",
+    )
     e.add_argument("--n", type=int, default=10_000, help="samples to draw (default 10000)")
     e.add_argument(
         "--features",
@@ -265,6 +304,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--seed", type=int, default=0)
     show.set_defaults(func=_data_show)
+
+    ed = verbs.add_parser("edit", help="edit images with a trained model")
+    ev = ed.add_subparsers(dest="edit_verb", metavar="ACTION", required=True)
+    tr = ev.add_parser("translate", help="translate images between a CycleGAN's two domains")
+    tr.add_argument("run", metavar="RUN|CHECKPOINT", help="a cyclegan run folder or checkpoint")
+    tr.add_argument(
+        "input", metavar="IMAGE|FOLDER", help="an image file, or a folder of them (recursive)"
+    )
+    tr.add_argument(
+        "-o", "--out", required=True, help="OUT.png for one image, or a folder (one PNG each)"
+    )
+    tr.add_argument("--direction", choices=["a2b", "b2a"], default="a2b")
+    tr.add_argument("--device", default="cpu")
+    tr.set_defaults(func=_edit_translate)
     return p
 
 

@@ -10,7 +10,20 @@
   BICUBIC); array sources (idx files, MNIST) through torch's antialiased bicubic on uint8, which
   uses Pillow's bicubic kernel and lands within 2 levels of Pillow (60,000 images in ~0.5 s);
   shapes are drawn at the asked size.
-- limit: the first ``limit`` images in the source's order (no shuffling).
+- limit: the first ``limit`` images in the source's order (no shuffling); for two-domain data
+  (``domains`` or the trainA/trainB layout) the first ``limit`` images of each domain.
+
+Two domains (unpaired translation, e.g. CycleGAN):
+
+- ``domains="sneaker:ankle boot"`` (or ``"7:9"``, ``"sandal,sneaker:ankle boot"``): keeps only the
+  classes named on each side of the colon (names ignore case, spaces, hyphens and other
+  punctuation; a number that is not a class name is a class index) and relabels them 0 (domain A)
+  and 1 (domain B). ``ImageSet.domain_classes`` keeps the source's class ids of each domain, so a
+  classifier trained on the whole source can score translations. ``domains="auto"`` keeps a
+  source that has exactly two classes as it is, picks the pair in ``DEFAULT_DOMAINS`` for a named
+  source, and is an error otherwise.
+- a folder in the CycleGAN layout, ``trainA/ trainB/ testA/ testB/`` (the split picks the pair),
+  loads as two classes named ``A`` and ``B``; any folder with two class sub-folders also works.
 
 Decoded idx and MNIST arrays are cached as ``.npy`` files under ``$PIXELSMITH_CACHE`` (else
 ``$XDG_CACHE_HOME/pixelsmith``, else ``~/.cache/pixelsmith``), keyed by the source file's path,
@@ -31,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pixelsmith.data.folder import load_folder, resize_array
+from pixelsmith.data.folder import FolderImages, load_folder, resize_array
 from pixelsmith.data.idx import read_idx
 from pixelsmith.data.shapes import DEFAULT_COUNTS, SHAPE_CLASSES, generate_shapes
 from pixelsmith.errors import UserError
@@ -56,6 +69,8 @@ MNIST_NOTE = (
     "train = the 4,500 with index % 10 != 0, test = the 500 with index % 10 == 0 (50 per class); "
     "ordered round-robin over the classes (0, 1, ..., 9, 0, ...) so any limit stays balanced"
 )
+# The two domains `domains="auto"` picks for a named source with more than two classes.
+DEFAULT_DOMAINS: dict[str, str] = {"fashion-mnist": "sneaker:ankle boot"}
 _CACHE_VERSION = "1"
 _IDX_PREFIXES = {"train": ("train",), "test": ("t10k", "test")}
 
@@ -72,6 +87,8 @@ class ImageSet:
     fingerprint: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
     note: str = ""
+    # With `domains`: the source's class ids that make up each class (domain A, domain B).
+    domain_classes: list[list[int]] | None = None
 
     def __len__(self) -> int:
         """Number of images."""
@@ -93,6 +110,7 @@ class _Raw:
     note: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     files: list[Path] | None = None
+    domain_classes: list[list[int]] | None = None
 
 
 # ---------------------------------------------------------------- argument checks
@@ -385,8 +403,39 @@ def _load_shapes(split: str, size: tuple[int, int] | None, limit: int | None, se
     return _Raw(images, labels, list(SHAPE_CLASSES), "shapes", note)
 
 
-def _load_path(path: Path, split: str, size: tuple[int, int] | None, limit: int | None) -> _Raw:
-    """An idx folder or a folder of images; <path>/<split>/ is used when it exists."""
+def _folder_note(what: str, got: list[FolderImages]) -> str:
+    """How many images came from where, and what was converted or skipped on the way."""
+    note = f"{sum(len(g.arrays) for g in got):,} images from {what}"
+    sixteen, skipped = sum(g.sixteen_bit for g in got), sum(len(g.skipped) for g in got)
+    if sixteen:
+        note += f"; {sixteen} 16-bit images scaled to 8 bits as round(v / 257)"
+    if skipped:
+        note += f"; {skipped} unreadable files skipped"
+    return note
+
+
+def _load_domain_folders(dirs: list[Path], size: tuple[int, int] | None, limit: int | None) -> _Raw:
+    """The CycleGAN layout: <split>A/ and <split>B/ as classes A and B; limit caps each."""
+    got = [load_folder(d, size=size, limit=limit) for d in dirs]
+    labels = np.concatenate([np.full(len(g.arrays), i, np.int64) for i, g in enumerate(got)])
+    return _Raw(
+        [a for g in got for a in g.arrays],
+        labels,
+        ["A", "B"],
+        str(dirs[0].parent),
+        _folder_note(f"folders {dirs[0]} (A) and {dirs[1]} (B)", got),
+        [s for g in got for s in g.skipped],
+        [f for g in got for f in g.files],
+    )
+
+
+def _load_path(
+    path: Path, split: str, size: tuple[int, int] | None, limit: int | None, per_domain: bool
+) -> _Raw:
+    """An idx folder, a CycleGAN A/B folder or a folder of images (<path>/<split>/ if present).
+
+    With `per_domain` the limit is left for the domain selection to apply.
+    """
     name = str(path)
     if not path.exists():
         raise UserError(f"data path {path} does not exist; check the path or use one of {SOURCES}")
@@ -394,20 +443,19 @@ def _load_path(path: Path, split: str, size: tuple[int, int] | None, limit: int 
         raise UserError(f"data path {path} is a file; point --data at a folder of images")
     if _is_idx_folder(path):
         return _load_idx_folder(path, split, name)
+    pair = [path / f"{split}{d}" for d in "AB"]
+    if not (path / split).is_dir() and all(d.is_dir() for d in pair):
+        return _load_domain_folders(pair, size, limit)
     if (path / split).is_dir():
         path = path / split
     elif split != "train":
         raise UserError(
             f"data folder {path} has no {split}/ subfolder; add {path}/train and {path}/{split} "
-            "folders or load split 'train'"
+            f"folders (or {split}A and {split}B for two domains) or load split 'train'"
         )
-    got = load_folder(path, size=size, limit=limit)
+    got = load_folder(path, size=size, limit=None if per_domain else limit)
     labels = np.asarray(got.labels, np.int64) if got.labels is not None else None
-    note = f"{len(got.arrays):,} images from folder {path}"
-    if got.sixteen_bit:
-        note += f"; {got.sixteen_bit} 16-bit images scaled to 8 bits as round(v / 257)"
-    if got.skipped:
-        note += f"; {len(got.skipped)} unreadable files skipped"
+    note = _folder_note(f"folder {path}", [got])
     return _Raw(got.arrays, labels, got.classes, name, note, got.skipped, got.files)
 
 
@@ -430,6 +478,104 @@ def _unknown(source: str) -> UserError:
 def _looks_like_path(source: str) -> bool:
     """True when the string is clearly meant as a path."""
     return os.sep in source or "/" in source or source.startswith((".", "~"))
+
+
+# ---------------------------------------------------------------- two domains
+
+
+def check_domains(spec: object) -> str | None:
+    """The domains spec ("A:B" or "auto"), None for unset, or UserError for a malformed one."""
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        return None
+    if isinstance(spec, str):
+        spec = spec.strip()
+        sides = spec.split(":")
+        if spec == "auto" or (
+            len(sides) == 2 and all(t.strip() for side in sides for t in side.split(","))
+        ):
+            return spec
+    raise UserError(
+        f"data.domains={spec!r} is not two domains; write A:B, each side a comma-separated list "
+        "of class names or indices (e.g. sneaker:ankle-boot or 7:9), or auto"
+    )
+
+
+def _norm(name: str) -> str:
+    """A class name without case, spaces, hyphens or other punctuation."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _class_id(token: str, classes: list[str], name: str) -> int:
+    """The index of the class a domains token names (a class name first, else an index)."""
+    token = token.strip()
+    names = [_norm(c) for c in classes]
+    if _norm(token) in names:
+        return names.index(_norm(token))
+    if token.isdigit() and int(token) < len(classes):
+        return int(token)
+    raise UserError(
+        f"data.domains: {name} has no class {token!r}; its classes are "
+        f"{', '.join(classes)} (or indices 0-{len(classes) - 1})"
+    )
+
+
+def _resolve_domains(spec: str, classes: list[str], name: str) -> list[list[int]]:
+    """The source's class ids of domain A and domain B."""
+    if spec == "auto":
+        if len(classes) == 2:
+            return [[0], [1]]
+        if name not in DEFAULT_DOMAINS:
+            raise UserError(
+                f"{name} has {len(classes)} classes, not 2; set data.domains=A:B naming the two "
+                f"domains among {', '.join(classes)}"
+            )
+        spec = DEFAULT_DOMAINS[name]
+    sides = [[_class_id(t, classes, name) for t in side.split(",")] for side in spec.split(":")]
+    both = sorted(set(sides[0]) & set(sides[1]))
+    if both:
+        raise UserError(
+            f"data.domains={spec!r} puts {classes[both[0]]!r} in both domains; name each class "
+            "on one side only"
+        )
+    return [list(dict.fromkeys(side)) for side in sides]
+
+
+def _select_domains(raw: _Raw, spec: str, split: str, limit: int | None) -> _Raw:
+    """Keep two domains' classes, relabelled 0 (A) and 1 (B); `limit` caps each domain."""
+    if raw.labels is None:
+        raise UserError(
+            f"data.domains needs labelled data and {raw.name} has no labels; use a folder with "
+            "two class sub-folders (or trainA/ and trainB/) or a labelled source"
+        )
+    sides = _resolve_domains(spec, raw.classes, raw.name)
+    names = ["+".join(raw.classes[i] for i in side) for side in sides]
+    domain = np.full(len(raw.labels), -1, np.int64)
+    keep = []
+    for d, side in enumerate(sides):
+        domain[np.isin(raw.labels, side)] = d
+        idx = np.flatnonzero(domain == d)[:limit]
+        if not len(idx):
+            raise UserError(
+                f"domain {'AB'[d]} ({names[d]}) has no {split} images in {raw.name}; "
+                "name classes that have images"
+            )
+        keep.append(idx)
+    rows = np.sort(np.concatenate(keep))
+    if isinstance(raw.images, np.ndarray):
+        images = raw.images[rows]
+    else:
+        images = [raw.images[i] for i in rows]
+    counts = ", ".join(f"{'AB'[d]} = {names[d]} ({len(keep[d]):,})" for d in range(2))
+    return _Raw(
+        images,
+        domain[rows],
+        names,
+        raw.name,
+        f"{raw.note}; domains {counts}",
+        raw.skipped,
+        [raw.files[i] for i in rows] if raw.files is not None else None,
+        sides,
+    )
 
 
 # ---------------------------------------------------------------- assembly
@@ -470,10 +616,12 @@ def load_images(
     size: int | tuple[int, int] | None = None,
     limit: int | None = None,
     seed: int = 0,
+    domains: str | None = None,
 ) -> ImageSet:
     """Load a named source (see SOURCES) or a folder as uint8 (N, C, H, W) images."""
     split = _check_split(split)
     channels, hw, limit = _check_channels(channels), _check_size(size), _check_limit(limit)
+    domains = check_domains(domains)
     if not _is_int(seed):
         raise UserError(f"seed={seed!r} is not an integer; pass a whole number such as 0")
     if not isinstance(source, str | os.PathLike) or not str(source):
@@ -484,13 +632,16 @@ def load_images(
         raw = _load_fashion(split)
     elif named == "mnist":
         raw = _load_mnist(split)
-    elif named == "shapes":
-        raw = _load_shapes(split, hw, limit, int(seed))
+    elif named == "shapes":  # classes come round-robin, so k * limit holds `limit` of each
+        n = limit * len(SHAPE_CLASSES) if domains and limit else limit
+        raw = _load_shapes(split, hw, n, int(seed))
     elif os.path.exists(os.path.expanduser(source)) or _looks_like_path(source):
-        raw = _load_path(Path(source).expanduser(), split, hw, limit)
+        raw = _load_path(Path(source).expanduser(), split, hw, limit, domains is not None)
     else:
         raise _unknown(source)
-    if limit is not None and isinstance(raw.images, np.ndarray):
+    if domains is not None:
+        raw = _select_domains(raw, domains, split, limit)
+    elif limit is not None and isinstance(raw.images, np.ndarray):
         raw.images = raw.images[:limit]
         raw.labels = raw.labels[:limit] if raw.labels is not None else None
     arr = _stack(raw, channels, hw)
@@ -507,4 +658,5 @@ def load_images(
         fingerprint(images, labels),
         raw.skipped,
         raw.note,
+        raw.domain_classes,
     )

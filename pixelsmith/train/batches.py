@@ -13,6 +13,12 @@ class Batches:
     The order of epoch e is a permutation seeded by (seed, e), so the position (epoch, offset)
     is the whole state: resuming there gives the same batches, bit for bit. The last partial
     batch of an epoch is dropped.
+
+    With `balance`, every batch (and every rank's slice of it) holds the same number of images
+    of each class present in `labels`: an epoch draws a seeded permutation per class, cycles
+    the smaller classes (fresh permutations) up to the largest class's count, and interleaves
+    the classes (c0, c1, ..., c0, c1, ...). An epoch is then classes x largest count images (a
+    cycled class's image can appear twice in a batch that straddles two of its permutations).
     """
 
     def __init__(
@@ -24,6 +30,7 @@ class Batches:
         rank: int = 0,
         world: int = 1,
         device: torch.device | str = "cpu",
+        balance: bool = False,
     ):
         n = images.shape[0]
         if global_batch % world:
@@ -39,19 +46,23 @@ class Batches:
         self.seed, self.rank, self.device = seed, rank, torch.device(device)
         self.epoch, self.offset, self.consumed = 0, 0, 0
         self._perm_epoch, self._perm = -1, None
+        self._groups = _class_groups(labels, global_batch, world) if balance else None
+        groups = self._groups
+        self.epoch_size = n if groups is None else len(groups) * max(map(len, groups))
 
     def _order(self) -> torch.Tensor:
         if self._perm_epoch != self.epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            self._perm, self._perm_epoch = (
-                torch.randperm(self.images.shape[0], generator=g),
-                self.epoch,
-            )
+            if self._groups is None:
+                self._perm = torch.randperm(self.images.shape[0], generator=g)
+            else:
+                self._perm = _interleaved(self._groups, g)
+            self._perm_epoch = self.epoch
         return self._perm
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This rank's slice of the next global batch: float images in [0, 1] and labels."""
-        if self.offset + self.global_batch > self.images.shape[0]:
+        if self.offset + self.global_batch > self.epoch_size:
             self.epoch, self.offset = self.epoch + 1, 0
         start = self.offset + self.rank * self.local
         idx = self._order()[start : start + self.local]
@@ -66,3 +77,37 @@ class Batches:
 
     def load_state(self, state: dict[str, int]) -> None:
         self.epoch, self.offset, self.consumed = state["epoch"], state["offset"], state["consumed"]
+
+
+def _class_groups(labels: torch.Tensor | None, global_batch: int, world: int) -> list[torch.Tensor]:
+    """The indices of each class present in labels, checked against the batch they must fill."""
+    if labels is None:
+        raise UserError(
+            "data.balance=true needs labelled data; use a labelled source or a folder with "
+            "class sub-folders, or set data.balance=false"
+        )
+    classes = torch.unique(labels)
+    k = len(classes)
+    if global_batch % (k * world):
+        raise UserError(
+            f"train.batch={global_batch} must be a multiple of {k * world} with data.balance=true "
+            f"({k} classes x {world} processes), so every process gets as many images of each class"
+        )
+    groups = [torch.nonzero(labels == c).flatten() for c in classes]
+    smallest = min(range(k), key=lambda i: len(groups[i]))
+    if global_batch // k > len(groups[smallest]):
+        raise UserError(
+            f"train.batch={global_batch} asks for {global_batch // k} images of each class, but "
+            f"class {int(classes[smallest])} has only {len(groups[smallest])}; lower train.batch"
+        )
+    return groups
+
+
+def _interleaved(groups: list[torch.Tensor], g: torch.Generator) -> torch.Tensor:
+    """One epoch's order: per-class permutations (smaller classes cycled), interleaved."""
+    m = max(len(idx) for idx in groups)
+    rows = []
+    for idx in groups:
+        perms = [idx[torch.randperm(len(idx), generator=g)] for _ in range(-(-m // len(idx)))]
+        rows.append(torch.cat(perms)[:m])
+    return torch.stack(rows, 1).flatten()

@@ -9,6 +9,7 @@ from typing import Any
 from pixelsmith import config as cfglib
 from pixelsmith.config import require
 from pixelsmith.data.augment import AugmentConfig
+from pixelsmith.data.sources import check_domains
 from pixelsmith.errors import UserError
 from pixelsmith.models import resolve_preset
 
@@ -22,6 +23,12 @@ class DataConfig:
     channels: int | None = None
     size: int | None = None
     limit: int | None = None
+    # Two domains "A:B" of a labelled source, relabelled 0 and 1 (e.g. "sneaker:ankle boot",
+    # "7:9"; each side a comma list of class names or indices), "auto" (a 2-class source as it
+    # is, else the source's default pair), or null for all classes; `limit` then caps each domain.
+    domains: str | None = None
+    # Batches with the same count of every class (per process too); see train/batches.py.
+    balance: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
@@ -29,6 +36,7 @@ class DataConfig:
             self.channels in (None, 1, 3, 4),
             f"data.channels must be 1, 3 or 4, got {self.channels}",
         )
+        self.domains = check_domains(self.domains)
         for key in ("size", "limit"):
             v = getattr(self, key)
             require(v is None or v > 0, f"data.{key} must be a positive integer, got {v}")
@@ -99,6 +107,9 @@ class RunConfig:
         self.train.validate()
 
 
+# Keys whose --set values are taken as text, not YAML: YAML 1.1 reads 7:9 as 429 (base 60).
+TEXT_KEYS = ("data.domains",)
+
 # Per-preset defaults beyond the family's: chosen for image quality per CPU-minute.
 PRESET_TRAIN: dict[str, dict[str, Any]] = {
     name: {"train": {"batch": 16}} for name in ("dcgan", "gan", "hinge-gan", "cgan")
@@ -130,7 +141,12 @@ def build_config(
         data = cfglib.load_yaml(yaml_file)
         data.pop("preset", None), data.pop("family", None)
         cfglib.apply(cfg, data)
-    cfglib.apply_overrides(cfg, list(overrides))
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if eq and key.strip() in TEXT_KEYS and value.strip() not in ("", "null", "~"):
+            cfglib.set_key(cfg, key.strip(), value.strip())
+        else:
+            cfglib.apply_overrides(cfg, [item])
     cfg.validate()
     return cfg
 

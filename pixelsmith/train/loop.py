@@ -84,6 +84,7 @@ class Trainer:
             size=cfg.data.size,
             limit=cfg.data.limit,
             seed=tc.seed,
+            domains=cfg.data.domains,
         )
         torch.manual_seed(tc.seed), np.random.seed(tc.seed % 2**32), random.seed(tc.seed)
         shape = tuple(self.data.images.shape[1:])
@@ -102,6 +103,7 @@ class Trainer:
             self.dist.rank,
             self.dist.world,
             self.device,
+            balance=cfg.data.balance,
         )
         self.augment = Augment(cfg.data.augment) if cfg.data.augment.enabled else None
         self.eval_features = self._eval_features()

@@ -1,0 +1,1 @@
+"""User-level edits with trained models: translate (CycleGAN), and more to come."""
