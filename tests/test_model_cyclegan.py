@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -191,6 +192,18 @@ def test_cli_run_loads_and_samples(tiny_run):
     model = pixelsmith.load(str(tiny_run))
     assert model.name == "cyclegan" and model.image_shape == (3, 16, 16)
     assert torch.equal(model.sample(4, seed=1), model.sample(4, seed=1))
+
+
+def test_eval_cli_scores_translation_and_refuses_sample_metrics(tiny_run, capsys):
+    args = ["eval", str(tiny_run), "--reference-n", "6", "--json", "--no-store", "--quiet"]
+    assert main([*args, "--metrics", "translation"]) == 0
+    out, err = capsys.readouterr()
+    assert "no shipped classifier" in err
+    got = {d["card"]["metric"]: d for d in json.loads(out)}
+    assert {"translation/aba_psnr", "translation/bab_psnr"} <= got.keys()
+    assert got["translation/aba_psnr"]["card"]["n"] == 12  # 6 of each domain
+    assert main([*args, "--metrics", "fid"]) == 2
+    assert "translates images" in capsys.readouterr().err
 
 
 def test_edit_translate_file_and_folder(tiny_run, tmp_path, capsys):

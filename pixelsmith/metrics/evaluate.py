@@ -185,12 +185,13 @@ def evaluate_model(
         split = split or "test"
     else:
         split = "test"
-    scores = [
-        *data_scores(
-            model, [m for m in metrics if m in own], source, split, data_cfg, reference_n, seed
+    mine, metrics = [m for m in metrics if m in own], [m for m in metrics if m not in own]
+    if metrics and not getattr(model, "generates", True):
+        raise UserError(
+            f"a {model.name} model translates images rather than drawing them, so "
+            f"{', '.join(metrics)} of its samples mean nothing; use --metrics {','.join(own)}"
         )
-    ]
-    metrics = [m for m in metrics if m not in own]
+    scores = data_scores(model, mine, source, split, data_cfg, reference_n, seed)
     if not metrics:
         return scores
     if features == "auto":

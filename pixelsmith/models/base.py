@@ -40,6 +40,9 @@ class Family(ABC):
     # Metrics the family computes itself on real held-out images (`pixelsmith eval --metrics`),
     # e.g. ("nll",); each is answered by `score_data`.
     data_metrics: ClassVar[tuple[str, ...]] = ()
+    # False for families whose `sample` shows translations of real images, not draws from the
+    # model's distribution: sample-based metrics (FID, KID, IS, PR) mean nothing for them.
+    generates: ClassVar[bool] = True
 
     def __init__(self, cfg: Any, image_shape: tuple[int, int, int], num_classes: int = 0):
         self.cfg = cfg

@@ -228,6 +228,7 @@ class CycleGAN(Family):
     ema_pairs = {"G_AB": "G_AB_ema", "G_BA": "G_BA_ema"}
     data_metrics = ("translation",)
     # Sample grids are [source, translation] pairs, not draws, so FID of samples means nothing.
+    generates = False
     PRESET_TRAIN = {
         "data": {"domains": "auto", "balance": True},
         "train": {"batch": 8, "eval_at_end": False},
