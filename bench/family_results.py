@@ -95,7 +95,6 @@ def train_entry(e: Entry, minutes: float, threads: int, seed: int) -> Path:
 def run_entry(e: Entry, run: Path, threads: int, n: int, seed: int) -> dict:
     """Score one trained entry and save its grid; returns the row as a dict."""
     import pixelsmith
-    from pixelsmith.api import sample_to
     from pixelsmith.metrics.evaluate import evaluate_model
 
     torch.set_num_threads(threads)
@@ -112,8 +111,7 @@ def run_entry(e: Entry, run: Path, threads: int, n: int, seed: int) -> dict:
         scores += evaluate_model(model, "fid,kid", n=n, seed=seed, log=log)
     if e.own:
         scores += evaluate_model(model, e.own, seed=seed, reference_n=e.own_n, log=log)
-    grid = DOCS / f"family-{e.name}.png"
-    sample_to(model, 32, seed, grid)
+    grid = save_grid(model, e, seed)
     return {
         "name": e.name,
         "model": e.model,
@@ -133,6 +131,25 @@ def run_entry(e: Entry, run: Path, threads: int, n: int, seed: int) -> dict:
         "grid": str(grid.relative_to(ROOT)),
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def save_grid(model, e: Entry, seed: int) -> Path:
+    """docs/family-NAME.png: 32 samples in 4 rows of 8 (the scoring settings applied)."""
+    from pixelsmith.imageio import save_image
+
+    for k, v in e.eval_model.items():
+        setattr(model.cfg, k, v)
+    return save_image(model.sample(32, seed=seed), DOCS / f"family-{e.name}.png", nrow=8)
+
+
+def remake_grids(seed: int) -> None:
+    """Re-draw the grids of every saved row from its run (same seed, same settings)."""
+    import pixelsmith
+
+    entries = {e.name: e for e in ENTRIES}
+    for p in sorted(RESULTS.glob("*.json")):
+        row = json.loads(p.read_text())
+        save_grid(pixelsmith.load(str(ROOT / row["run"])), entries[row["name"]], seed)
 
 
 def _cpu_minutes(run: Path) -> float | None:
@@ -198,6 +215,24 @@ def report() -> Path:
             f"| {r['sample_ms_per_image']:.1f} | {sc.get('fid', '–')} | {sc.get('kid', '–')} "
             f"| {_own(r, sc)} |"
         )
+    lines += [
+        "",
+        "How to read it:",
+        "",
+        "- *trained* is wall-clock time; every run used one thread, two runs went side by side "
+        "on the 2-core machine, and other jobs (tests, trials) shared it for part of the time. "
+        "*CPU-min* is the CPU time the training process really got (recorded from the cyclegan "
+        "and stylegan rows on; the earlier rows got roughly half a core, judged from `ps`), so "
+        "compare rows by CPU-min and steps, not by wall-clock.",
+        "- *train img/s* = images seen / wall-clock seconds; *sample ms/img* is one batch of 64 "
+        "after loading, with the row's scoring settings.",
+        "- FID/KID of samples measure the model's distribution; CycleGAN translates real images "
+        "instead, so it is scored by translation success (the shipped classifier's call on "
+        "translated test images; `real accuracy` is the same classifier on the untranslated "
+        "ones) and cycle-reconstruction PSNR.",
+        "- NLL rows are on the 10k test images (VAE: the first 2,000, because IWAE with k=100 "
+        "decodes each image 100 times).",
+    ]
     lines += ["", "## Protocol cards", ""]
     for c, users in cards.values():
         lines.append(
@@ -236,6 +271,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=10_000, help="samples for FID/KID")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--report", action="store_true", help="only write docs/results.md")
+    ap.add_argument("--grids", action="store_true", help="re-draw the saved rows' grids")
     ap.add_argument("--run", type=Path, help="score this trained run of the one --only entry")
     args = ap.parse_args()
     if not args.report:
@@ -247,6 +283,8 @@ def main() -> int:
                 row = run_entry(e, run, args.threads, args.n, args.seed)
                 (RESULTS / f"{e.name}.json").write_text(json.dumps(row, indent=2))
                 print(json.dumps({k: row[k] for k in ("name", "steps", "img_per_s")}))
+    if args.grids:
+        remake_grids(args.seed)
     print(f"wrote {report()}")
     return 0
 

@@ -11,14 +11,13 @@ from pixelsmith.api import sample_to
 from pixelsmith.cli.main import main
 from pixelsmith.errors import UserError
 from pixelsmith.imageio import load_image
+from pixelsmith.models.gan import d_loss, g_loss
 from pixelsmith.models.stylegan import (
     EqualConv2d,
     EqualLinear,
     StyleGAN,
     StyleGANConfig,
-    d_loss,
     downsample,
-    g_loss,
     minibatch_std,
     modulated_conv2d,
     synthesis_size,
@@ -198,7 +197,9 @@ def test_train_step_lowers_the_loss_on_a_fixed_batch(learner):
     def loss_now() -> float:
         with torch.no_grad():
             fake = fam._generate(8, BatchRandom(0))
-            return (d_loss(D(x * 2 - 1), D(fake)) if learner == "D" else g_loss(D(fake))).item()
+            return (
+                d_loss("ns", D(x * 2 - 1), D(fake)) if learner == "D" else g_loss("ns", D(fake))
+            ).item()
 
     before = loss_now()
     # A fresh rng each step: the same z and noise, so the fakes of step 0 are the ones scored.

@@ -189,10 +189,11 @@ def gradient_penalty(
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def r1_penalty(d: Discriminator, real: torch.Tensor, y: Labels = None) -> torch.Tensor:
+def r1_penalty(d: nn.Module, real: torch.Tensor, y: Labels = None) -> torch.Tensor:
     """R1: E[||grad D(real)||^2] (Mescheder et al. 2018)."""
     real = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(d(real, y).sum(), real, create_graph=True)
+    scores = d(real) if y is None else d(real, y)
+    (grad,) = torch.autograd.grad(scores.sum(), real, create_graph=True)
     return grad.flatten(1).pow(2).sum(1).mean()
 
 

@@ -24,6 +24,9 @@ from torch import nn
 from pixelsmith.config import require
 from pixelsmith.errors import UserError
 from pixelsmith.models.base import Family, GradSync
+
+# The non-saturating logistic losses and R1 are the GAN family's.
+from pixelsmith.models.gan import d_loss, g_loss, r1_penalty
 from pixelsmith.utils.rng import BatchRandom
 
 NOISE_MODES = ("const", "random", "none")
@@ -344,26 +347,6 @@ class Discriminator(nn.Module):
         return self.out(self.fc(x.flatten(1))).squeeze(1)
 
 
-# ---- losses: non-saturating logistic, lazy R1 ----------------------------------------------
-
-
-def d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Discriminator logistic loss for real and fake scores."""
-    return F.softplus(-real).mean() + F.softplus(fake).mean()
-
-
-def g_loss(fake: torch.Tensor) -> torch.Tensor:
-    """Non-saturating generator loss for fake scores."""
-    return F.softplus(-fake).mean()
-
-
-def r1_penalty(d: nn.Module, real: torch.Tensor) -> torch.Tensor:
-    """R1: E[||grad D(real)||^2]."""
-    real = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)
-    return grad.flatten(1).square().sum(1).mean()
-
-
 # ---- the family ----------------------------------------------------------------------------
 
 
@@ -451,7 +434,7 @@ class StyleGAN(Family):
         real = real * 2 - 1
         fake = self._generate(n, rng)
         s_real, s_fake = D(self._aug(real, rng)), D(self._aug(fake.detach(), rng))
-        loss = d_loss(s_real, s_fake)
+        loss = d_loss("ns", s_real, s_fake)
         logs = {"D": loss.item()}
         if c.r1_gamma > 0 and step % c.r1_every == 0:
             r1 = r1_penalty(D, real)
@@ -463,7 +446,7 @@ class StyleGAN(Family):
         self.optimizers["D"].step()
         logs["D_real"], logs["D_fake"] = s_real.mean().item(), s_fake.mean().item()
         D.requires_grad_(False)
-        loss_g = g_loss(D(self._aug(fake, rng)))
+        loss_g = g_loss("ns", D(self._aug(fake, rng)))
         self.optimizers["G"].zero_grad(set_to_none=True)
         loss_g.backward()
         D.requires_grad_(True)
