@@ -221,11 +221,13 @@ def report() -> Path:
         "",
         "- *trained* is wall-clock time; every run used one thread, two runs went side by side "
         "on the 2-core machine, and other jobs (tests, trials) shared it for part of the time. "
-        "*CPU-min* is the CPU time the training process really got (recorded from the cyclegan "
-        "and stylegan rows on; the earlier rows got roughly half a core, judged from `ps`), so "
-        "compare rows by CPU-min and steps, not by wall-clock.",
-        "- *train img/s* = images seen / wall-clock seconds; *sample ms/img* is one batch of 64 "
-        "after loading, with the row's scoring settings.",
+        "*CPU-min* is the CPU time the training process really got, where recorded (the vae, "
+        "pixelcnn and diffusion rows ran before the script recorded it, while more jobs shared "
+        "the machine: about half a core, judged from `ps`), so compare rows by CPU-min and "
+        "steps, not by wall-clock.",
+        "- *train img/s* = the engine's image count / wall-clock seconds; it counts one batch "
+        "per step, so for wgan-gp (5 critic batches per generator step) the images read are 5x "
+        "that. *sample ms/img* is one batch of 64 after loading, with the row's scoring settings.",
         "- FID/KID of samples measure the model's distribution; CycleGAN translates real images "
         "instead, so it is scored by translation success (the shipped classifier's call on "
         "translated test images; `real accuracy` is the same classifier on the untranslated "
