@@ -269,8 +269,7 @@ def data_scores(
     data = load_images(source, split=split, channels=c, size=(h, w), limit=limit, **extra)
     scores = []
     for metric in metrics:
-        out = model.score_data(metric, data, seed=seed)
-        values, protocol = out if isinstance(out, tuple) else (out, {})
+        values, protocol = model.score_data(metric, data, seed=seed)
         params = {"family": model.name, **protocol.get("params", {})}
         card = Card(
             metric="",

@@ -16,9 +16,9 @@ from pixelsmith.utils.rng import BatchRandom
 # Called by a family on a network after backward and before its optimiser step; the engine
 # averages gradients across processes there (a no-op in single-process runs).
 GradSync = Callable[[nn.Module], None]
-# What `score_data` returns: named values, or (values, protocol) where protocol may hold
-# "features", "features_sha256", "resize" and "params" for the scores' cards.
-Scored = dict[str, float] | tuple[dict[str, float], dict[str, Any]]
+# What `score_data` returns: (named values, protocol), where the protocol may hold "features",
+# "features_sha256", "resize" and "params" for the scores' cards.
+Scored = tuple[dict[str, float], dict[str, Any]]
 
 
 class Family(ABC):
@@ -76,7 +76,7 @@ class Family(ABC):
     def score_data(self, metric: str, data: ImageSet, seed: int = 0) -> Scored:
         """A family-specific score (one of `data_metrics`) on real uint8 images (e.g. test split).
 
-        Returns named values, e.g. {"bits_per_dim": 3.3, "nats": 1800.0}.
+        Returns (values, protocol), e.g. ({"bits_per_dim": 3.3}, {"params": {"exact": True}}).
         """
         raise UserError(
             f"the {self.name} family has no metric {metric!r}"
