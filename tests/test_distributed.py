@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import pixelsmith
@@ -73,3 +74,43 @@ def test_two_processes_match_one_on_the_same_global_batch(tmp_path, tiny):
     c, _ = ck.load_checkpoint(ck.resolve_checkpoint(init))
     moved = max((a[k] - c[k]).abs().max().item() for k in nets if a[k].is_floating_point())
     assert moved > 1e-3  # training really changed the weights between steps 1 and 4
+
+
+WORKER = """
+import os, sys, torch
+from pixelsmith.train.distributed import init_distributed
+d = init_distributed(torch.device("cpu"))
+torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)  # imports torch._dynamo
+d.barrier()
+d.close()
+tasks = f"/proc/{os.getpid()}/task"
+names = [open(f"{tasks}/{t}/comm").read().strip() for t in os.listdir(tasks)]
+sys.exit(f"threads left after close: {names}" if any("gloo" in n for n in names) else 0)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_close_ends_the_process_group_threads(tmp_path):
+    # Left running, gloo's threads race interpreter teardown and now and then abort the worker.
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(pixelsmith.__file__).parents[1]),
+        "OMP_NUM_THREADS": "1",
+    }
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]

@@ -76,6 +76,11 @@ def init_distributed(device: torch.device) -> Dist:
     if world <= 1:
         return Dist()
     backend = "nccl" if device.type == "cuda" else "gloo"
+    # torch._dynamo imported after init_process_group (the first optimizer imports it) keeps
+    # the group alive past destroy_process_group; its gloo threads then race interpreter
+    # teardown at exit and now and then abort a finished worker with SIGABRT.
+    import torch._dynamo  # noqa: F401
+
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     return Dist(
