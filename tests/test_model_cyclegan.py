@@ -160,6 +160,13 @@ def test_bad_settings_are_user_errors():
 # ---- the engine: resume, CLI, edit translate -----------------------------------------------
 
 
+def test_unbalanced_batches_are_refused_before_a_run_folder_exists(tmp_path):
+    cfg = build_config("cyclegan", overrides=TINY_RUN + ["train.steps=1", "data.balance=false"])
+    with pytest.raises(UserError, match="data.balance=true: every batch"):
+        train(cfg, tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_resume_is_bit_identical_including_the_image_pool(tmp_path):
     cfg = lambda steps: build_config("cyclegan", overrides=TINY_RUN + [f"train.steps={steps}"])  # noqa: E731
     full = train(cfg(6), tmp_path / "a", progress=False)

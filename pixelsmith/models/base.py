@@ -35,6 +35,9 @@ class Family(ABC):
     ema_pairs: ClassVar[dict[str, str]] = {}
     # Engine defaults for this family, e.g. {"train": {"batch": 64}}.
     PRESET_TRAIN: ClassVar[dict[str, Any]] = {}
+    # Data settings the family cannot train without, checked before a run folder is made:
+    # {"balance": (True, "why")}.
+    REQUIRED_DATA: ClassVar[dict[str, tuple[Any, str]]] = {}
     # Named bundles selected with `--preset NAME`: {"small": {"model": {...}, "train": {...}}}.
     variants: ClassVar[dict[str, dict[str, Any]]] = {}
     # Metrics the family computes itself on real held-out images (`pixelsmith eval --metrics`),

@@ -233,6 +233,7 @@ class CycleGAN(Family):
         "data": {"domains": "auto", "balance": True},
         "train": {"batch": 8, "eval_at_end": False},
     }
+    REQUIRED_DATA = {"balance": (True, "every batch must hold as many A as B images")}
     # Measured on Fashion-MNIST sneakers <-> ankle boots, 1 thread on a shared 2-core machine
     # (load ~4), 1.5-minute trials: batch 8 with k=16 and 4 or 6 blocks ~17-29 img/s (block
     # count lost in the noise), batch 16 ~32-36, k=24 / 3 blocks ~21-25, k=32 / 6 blocks ~9-10.

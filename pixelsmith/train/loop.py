@@ -89,6 +89,9 @@ class Trainer:
         torch.manual_seed(tc.seed), np.random.seed(tc.seed % 2**32), random.seed(tc.seed)
         shape = tuple(self.data.images.shape[1:])
         fam = family_class(cfg.family)
+        for key, (value, why) in fam.REQUIRED_DATA.items():
+            if getattr(cfg.data, key) != value:
+                raise UserError(f"{fam.name} needs data.{key}={str(value).lower()}: {why}")
         self.family: Family = fam(cfg.model, shape, len(self.data.classes)).to(self.device)
         if tc.channels_last:  # NHWC is faster for oneDNN's (and cuDNN's) convolutions
             for net in self.family.networks.values():
