@@ -129,8 +129,8 @@ def run_entry(e: Entry, run: Path, threads: int, n: int, seed: int) -> dict:
         "cpu_minutes": _cpu_minutes(run),
         "threads": threads,
         "steps": man["step"],
-        "images": man["nimg"],
-        "img_per_s": man["nimg"] / max(man["elapsed_s"], 1e-9),
+        "images": man["batches"]["consumed"],  # real images read (WGAN-GP: n_critic per step)
+        "img_per_s": man["batches"]["consumed"] / max(man["elapsed_s"], 1e-9),
         "sample_ms_per_image": ms_per_image,
         "scores": [s.to_dict() for s in scores],
         "grid": str(grid.relative_to(ROOT)),
@@ -251,9 +251,9 @@ def report() -> Path:
         "pixelcnn and diffusion rows ran before the script recorded it, while more jobs shared "
         "the machine: about half a core, judged from `ps`), so compare rows by CPU-min and "
         "steps, not by wall-clock.",
-        "- *train img/s* = the engine's image count / wall-clock seconds; it counts one batch "
-        "per step, so for wgan-gp (5 critic batches per generator step) the images read are 5x "
-        "that. *sample ms/img* is one batch of 64 after loading, with the row's scoring settings.",
+        "- *train img/s* = real training images read / wall-clock seconds (wgan-gp reads 5 "
+        "critic batches per generator step). *sample ms/img* is one batch of 64 after loading, "
+        "with the row's scoring settings.",
         "- FID/KID of samples measure the model's distribution; CycleGAN translates real images "
         "instead, so it is scored by translation success (the shipped classifier's call on "
         "translated test images; `real accuracy` is the same classifier on the untranslated "

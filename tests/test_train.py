@@ -80,6 +80,14 @@ def test_run_folder_layout_and_sampling(tmp_path, tiny):
     assert second.name == "00001-dcgan-shapes"
 
 
+def test_rates_and_report_count_real_images_read(tmp_path, tiny, capsys):
+    # A WGAN-GP step reads n_critic batches; kimg (the EMA clock) counts one per step.
+    run = train(_cfg(tiny, "train.steps=2", "model.n_critic=3"), tmp_path, progress=False)
+    assert "real images read: 96," in (run / "report.md").read_text()  # 2 x 3 x 16
+    assert "done: 2 steps, 96 real images read" in capsys.readouterr().err
+    assert json.loads((run / "manifest.json").read_text())["nimg"] == 32
+
+
 def test_cgan_samples_by_class(tmp_path, tiny):
     run = train(build_config("cgan", overrides=tiny + ["train.steps=2"]), tmp_path, progress=False)
     model = pixelsmith.load(str(run))

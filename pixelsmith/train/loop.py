@@ -200,8 +200,10 @@ class Trainer:
             self._note_data()
         t0, elapsed0, frac0 = time.monotonic(), self.state.elapsed, self.fraction()
         self._eval_seconds = 0.0
-        nimg0 = self.state.nimg
-        last_log = (time.monotonic(), self.state.nimg)
+        # Rates count the real images read (a WGAN-GP step reads n_critic batches); `nimg`, the
+        # schedule's clock for EMA and kimg, counts one batch per step.
+        read0 = self.batches.consumed
+        last_log = (time.monotonic(), read0)
         last_ckpt = time.monotonic()
         acc: dict[str, list[float]] = {}
         try:
@@ -217,8 +219,8 @@ class Trainer:
                 s = self.state.step
                 if s % tc.log_every == 0:
                     now = time.monotonic()
-                    rate = (self.state.nimg - last_log[1]) / max(now - last_log[0], 1e-9)
-                    last_log = (now, self.state.nimg)
+                    rate = (self.batches.consumed - last_log[1]) / max(now - last_log[0], 1e-9)
+                    last_log = (now, self.batches.consumed)
                     if main:
                         self._log_stats({k: float(np.mean(v)) for k, v in acc.items()}, rate)
                     acc = {}
@@ -239,7 +241,7 @@ class Trainer:
                     eta = (
                         spent / (frac - frac0) * (1 - frac) if frac > frac0 and spent > 5 else None
                     )
-                    rate = (self.state.nimg - nimg0) / max(spent, 1e-9)
+                    rate = (self.batches.consumed - read0) / max(spent, 1e-9)
                     self.progress.update(s, min(frac, 1.0), rate, eta, logs)
         finally:
             self.progress.close()
@@ -489,7 +491,7 @@ class Trainer:
             f"parameters: {self.family.describe()}",
             f"- data: {self.data.name} ({self.data.split}), {len(self.data)} images, "
             f"fingerprint {self.data.fingerprint}",
-            f"- steps: {self.state.step}, images seen: {self.state.nimg}, "
+            f"- steps: {self.state.step}, real images read: {self.batches.consumed}, "
             f"time: {fmt_duration(self.state.elapsed)}, last rate: {rate} img/s, "
             f"processes: {self.dist.world}",
             f"- command: `{self.command}`",
@@ -506,7 +508,7 @@ class Trainer:
         ckpts = ck.list_checkpoints(self.run_dir / "checkpoints")
         why = f" (stopped by {self._stop_signal})" if self._stop_signal else ""
         print(
-            f"done{why}: {self.state.step} steps, {self.state.nimg} images in "
+            f"done{why}: {self.state.step} steps, {self.batches.consumed} real images read in "
             f"{fmt_duration(self.state.elapsed)}\n"
             f"  samples:    {self.run_dir / 'grids' / 'grid-final.png'}\n"
             f"  stats:      {self.run_dir / 'stats.jsonl'} (plot: {self.run_dir / 'losses.png'})\n"
