@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -12,6 +13,34 @@ from typing import Any
 import yaml
 
 from pixelsmith.errors import UserError
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML without 1.1's base-60 numbers, so `domains: 7:9` is the text "7:9", not 429."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if not tag.endswith((":int", ":float"))]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text (safe, without base-60 numbers)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -99,7 +128,7 @@ def set_key(cfg: Any, key: str, value: Any, *, parse: bool = False) -> None:
         raise UserError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys(cfg))}")
     if parse and isinstance(value, str):
         with contextlib.suppress(yaml.YAMLError):
-            value = yaml.safe_load(value) if value.strip() else ""
+            value = yaml_load(value) if value.strip() else ""
     setattr(target, parts[-1], coerce(_hints(type(target))[parts[-1]], value, key))
 
 
@@ -132,7 +161,7 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> None:
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping from a file, with clear errors."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml_load(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist; check the path") from None
     except yaml.YAMLError as e:

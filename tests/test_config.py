@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pixelsmith.config import apply_overrides, valid_keys
+from pixelsmith.config import apply_overrides, valid_keys, yaml_load
 from pixelsmith.errors import UserError
 from pixelsmith.train.config import build_config
 
@@ -67,6 +67,23 @@ def test_yaml_file(tmp_path):
     f.write_text("train: [1, 2\n")
     with pytest.raises(UserError, match="not valid YAML"):
         build_config("dcgan", f)
+
+
+def test_yaml_has_no_base_60_numbers(tmp_path):
+    # YAML 1.1 (PyYAML's safe_load) reads 7:9 as 429 and 1e-4 as text.
+    f = tmp_path / "c.yaml"
+    f.write_text("data:\n  domains: 7:9\nmodel:\n  lr: 1e-4\n")
+    cfg = build_config("cyclegan", f)
+    assert cfg.data.domains == "7:9" and cfg.model.lr == 1e-4
+    assert yaml_load("[1_000, 0x10, .5, 2e-3, 10:30, -3, .inf]") == [
+        1000,
+        16,
+        0.5,
+        0.002,
+        "10:30",
+        -3,
+        float("inf"),
+    ]
 
 
 def test_valid_keys_cover_nested():

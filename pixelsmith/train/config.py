@@ -107,7 +107,7 @@ class RunConfig:
         self.train.validate()
 
 
-# Keys whose --set values are taken as text, not YAML: YAML 1.1 reads 7:9 as 429 (base 60).
+# Keys whose --set values are taken as text, not YAML: class lists such as "1, 2: 3" or "7:9".
 TEXT_KEYS = ("data.domains",)
 
 # Per-preset defaults beyond the family's: chosen for image quality per CPU-minute.
