@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+import pixelsmith
 
 torch.set_num_threads(1)
 
@@ -27,3 +34,21 @@ TINY = [
 def tiny() -> list[str]:
     """Overrides that make a GAN run tiny."""
     return list(TINY)
+
+
+def _torchrun(*args: str) -> None:
+    """Run `torchrun --standalone --nproc-per-node=2 ARGS` (one thread each); fail on error."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(pixelsmith.__file__).parents[1]),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    r = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+@pytest.fixture
+def torchrun():
+    """A function that runs a command under torchrun with 2 processes."""
+    return _torchrun

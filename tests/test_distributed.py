@@ -1,14 +1,10 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-import pixelsmith
 from pixelsmith.train import checkpoint as ck
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import train
@@ -25,37 +21,11 @@ SETTINGS = [
 ]
 
 
-def test_two_processes_match_one_on_the_same_global_batch(tmp_path, tiny):
+def test_two_processes_match_one_on_the_same_global_batch(tmp_path, tiny, torchrun):
     overrides = tiny + SETTINGS
     single = train(build_config("dcgan", overrides=overrides), tmp_path / "one", progress=False)
     sets = [a for o in overrides for a in ("--set", o)]
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(Path(pixelsmith.__file__).parents[1]),
-        "OMP_NUM_THREADS": "1",
-    }
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node=2",
-            "-m",
-            "pixelsmith",
-            "train",
-            "dcgan",
-            "--quiet",
-            "--out",
-            str(tmp_path / "two"),
-            *sets,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    torchrun("-m", "pixelsmith", "train", "dcgan", "--quiet", "--out", str(tmp_path / "two"), *sets)
     runs = list((tmp_path / "two").iterdir())
     assert len(runs) == 1  # only rank 0 writes
     a, man_a = ck.load_checkpoint(ck.resolve_checkpoint(single))
@@ -90,27 +60,8 @@ sys.exit(f"threads left after close: {names}" if any("gloo" in n for n in names)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
-def test_close_ends_the_process_group_threads(tmp_path):
+def test_close_ends_the_process_group_threads(tmp_path, torchrun):
     # Left running, gloo's threads race interpreter teardown and now and then abort the worker.
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(Path(pixelsmith.__file__).parents[1]),
-        "OMP_NUM_THREADS": "1",
-    }
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node=2",
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    torchrun(str(script))

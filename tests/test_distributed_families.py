@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -61,34 +58,26 @@ RUNS_ONLY = {
 }
 
 
-def _torchrun(model: str, overrides: list[str], out: Path) -> Path:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(Path(pixelsmith.__file__).parents[1]),
-        "OMP_NUM_THREADS": "1",
-    }
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    cmd += ["-m", "pixelsmith", "train", model, "--quiet", "--out", str(out)]
-    cmd += [a for o in overrides for a in ("--set", o)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+def _train(torchrun, model: str, overrides: list[str], out: Path) -> Path:
+    sets = [a for o in overrides for a in ("--set", o)]
+    torchrun("-m", "pixelsmith", "train", model, "--quiet", "--out", str(out), *sets)
     (run,) = out.iterdir()  # only rank 0 writes
     return run
 
 
 @pytest.mark.parametrize("model", sorted(RUNS_ONLY))
-def test_trains_under_torchrun(tmp_path, model):
-    run = _torchrun(model, DATA + QUIET + RUNS_ONLY[model], tmp_path)
+def test_trains_under_torchrun(tmp_path, model, torchrun):
+    run = _train(torchrun, model, DATA + QUIET + RUNS_ONLY[model], tmp_path)
     _, man = ck.load_checkpoint(ck.resolve_checkpoint(run))
     assert man["world_size"] == 2 and man["step"] == 3
     assert pixelsmith.load(str(run)).sample(2, seed=0).shape[0] >= 2
 
 
 @pytest.mark.parametrize("model", sorted(FAMILIES))
-def test_two_processes_match_one(tmp_path, model):
+def test_two_processes_match_one(tmp_path, model, torchrun):
     overrides = DATA + QUIET + FAMILIES[model]
     one = train(build_config(model, overrides=overrides), tmp_path / "one", progress=False)
-    two = _torchrun(model, overrides, tmp_path / "two")
+    two = _train(torchrun, model, overrides, tmp_path / "two")
     a, man_a = ck.load_checkpoint(ck.resolve_checkpoint(one))
     b, man_b = ck.load_checkpoint(ck.resolve_checkpoint(two))
     assert man_b["world_size"] == 2 and man_a["step"] == man_b["step"] == 3
