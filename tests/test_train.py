@@ -88,6 +88,14 @@ def test_rates_and_report_count_real_images_read(tmp_path, tiny, capsys):
     assert json.loads((run / "manifest.json").read_text())["nimg"] == 32
 
 
+@pytest.mark.parametrize("epochs,steps", [(1, 2), (1.5, 3), (0.4, 1)])
+def test_epochs_count_whole_batches(tmp_path, tiny, epochs, steps):
+    # 40 images at batch 16: 2 batches an epoch, the last 8 images dropped.
+    cfg = _cfg(tiny, "data.limit=40", f"train.epochs={epochs}")
+    man = json.loads((train(cfg, tmp_path, progress=False) / "manifest.json").read_text())
+    assert man["step"] == steps
+
+
 def test_cgan_samples_by_class(tmp_path, tiny):
     run = train(build_config("cgan", overrides=tiny + ["train.steps=2"]), tmp_path, progress=False)
     model = pixelsmith.load(str(run))

@@ -152,7 +152,11 @@ class Trainer:
         if tc.steps:
             parts.append(self.state.step / tc.steps)
         if tc.epochs:
-            parts.append(self.batches.consumed / (tc.epochs * len(self.data)))
+            # Whole batches: an epoch drops its last partial batch (balanced epochs are longer).
+            per_epoch = self.batches.epoch_size // self.batches.global_batch
+            parts.append(
+                self.batches.consumed / self.batches.global_batch / (tc.epochs * per_epoch)
+            )
         if tc.minutes:
             parts.append(self.state.elapsed / (tc.minutes * 60))
         return max(parts) if parts else 0.0
