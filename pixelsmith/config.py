@@ -110,7 +110,8 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
 
 
 def set_key(cfg: Any, key: str, value: Any, *, parse: bool = False) -> None:
-    """Set a dotted key on a nested dataclass; `parse` reads `value` as YAML text first."""
+    """Set a dotted key on a nested dataclass; `parse` reads a `value` string as YAML first,
+    except for text fields, which take it as written (null and ~ still mean None)."""
     parts = key.split(".")
     target = cfg
     for part in parts[:-1]:
@@ -126,10 +127,16 @@ def set_key(cfg: Any, key: str, value: Any, *, parse: bool = False) -> None:
         or dataclasses.is_dataclass(getattr(target, parts[-1]))
     ):
         raise UserError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys(cfg))}")
+    tp = _hints(type(target))[parts[-1]]
     if parse and isinstance(value, str):
-        with contextlib.suppress(yaml.YAMLError):
-            value = yaml_load(value) if value.strip() else ""
-    setattr(target, parts[-1], coerce(_hints(type(target))[parts[-1]], value, key))
+        if tp in (str, str | None) and value.strip() not in ("", "null", "~"):
+            # Text fields take the text as written: YAML would turn "a: b" into a mapping,
+            # "yes" into True and "1e3" into 1000.0.
+            value = value.strip()
+        else:
+            with contextlib.suppress(yaml.YAMLError):
+                value = yaml_load(value) if value.strip() else ""
+    setattr(target, parts[-1], coerce(tp, value, key))
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:

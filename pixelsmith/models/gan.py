@@ -7,6 +7,7 @@ Reads top to bottom: config, shape rule, networks, losses, the family (train ste
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -200,6 +201,20 @@ def r1_penalty(d: nn.Module, real: torch.Tensor, y: Labels = None) -> torch.Tens
 # ---- the family ----------------------------------------------------------------------------
 
 
+def gan_networks(G: nn.Module, D: nn.Module) -> dict[str, nn.Module]:
+    """G, D and G's EMA copy (never trained directly)."""
+    return {"G": G, "D": D, "G_ema": copy.deepcopy(G).requires_grad_(False).eval()}
+
+
+def augmenter(policy: str) -> Callable[[torch.Tensor, BatchRandom], torch.Tensor]:
+    """DiffAugment with `policy` for both D inputs, or the identity when the policy is empty."""
+    if not policy:
+        return lambda x, rng: x
+    from pixelsmith.data.augment import DiffAugment
+
+    return DiffAugment(policy)
+
+
 class GAN(Family):
     """DCGAN / WGAN-GP / hinge / conditional GAN, chosen by GANConfig."""
 
@@ -211,17 +226,10 @@ class GAN(Family):
         super().__init__(cfg, image_shape, num_classes)
         cfg.validate()
         classes = self.classes = self.require_classes(cfg.conditional, "GAN")
-        G = Generator(cfg, image_shape, classes)
-        self.networks = {
-            "G": G,
-            "D": Discriminator(cfg, image_shape, classes),
-            "G_ema": copy.deepcopy(G).requires_grad_(False).eval(),
-        }
-        self._augment = None
-        if cfg.diffaugment:
-            from pixelsmith.data.augment import DiffAugment
-
-            self._augment = DiffAugment(cfg.diffaugment)
+        self.networks = gan_networks(
+            Generator(cfg, image_shape, classes), Discriminator(cfg, image_shape, classes)
+        )
+        self._aug = augmenter(cfg.diffaugment)
 
     def configure_optimizers(self) -> None:
         """Adam (or plain SGD) for G and D with the configured learning rates."""
@@ -237,9 +245,6 @@ class GAN(Family):
             "G": make(self.networks["G"], c.lr_g),
             "D": make(self.networks["D"], c.lr_d),
         }
-
-    def _aug(self, x: torch.Tensor, rng: BatchRandom) -> torch.Tensor:
-        return self._augment(x, rng) if self._augment is not None else x
 
     def train_step(self, real, labels, rng, step, next_batch, sync: GradSync) -> dict[str, float]:
         """n_critic discriminator updates, then one generator update."""

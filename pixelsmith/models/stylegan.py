@@ -12,7 +12,6 @@ Reads top to bottom: config, sizes, layers, networks, losses, the family (train 
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pixelsmith.errors import UserError
 from pixelsmith.models.base import Family, GradSync
 
 # The non-saturating logistic losses and R1 are the GAN family's.
-from pixelsmith.models.gan import d_loss, g_loss, r1_penalty
+from pixelsmith.models.gan import augmenter, d_loss, g_loss, gan_networks, r1_penalty
 from pixelsmith.utils.rng import BatchRandom
 
 NOISE_MODES = ("const", "random", "none")
@@ -382,17 +381,10 @@ class StyleGAN(Family):
         super().__init__(cfg, image_shape, num_classes)
         cfg.validate()
         self.classes = 0
-        G = Generator(cfg, self.image_shape)
-        self.networks = {
-            "G": G,
-            "D": Discriminator(cfg, self.image_shape),
-            "G_ema": copy.deepcopy(G).requires_grad_(False).eval(),
-        }
-        self._augment = None
-        if cfg.diffaugment:
-            from pixelsmith.data.augment import DiffAugment
-
-            self._augment = DiffAugment(cfg.diffaugment)
+        self.networks = gan_networks(
+            Generator(cfg, self.image_shape), Discriminator(cfg, self.image_shape)
+        )
+        self._aug = augmenter(cfg.diffaugment)
 
     def configure_optimizers(self) -> None:
         """Adam for G and D; D's lr and betas adjusted for lazy R1 as in StyleGAN2."""
@@ -410,9 +402,6 @@ class StyleGAN(Family):
                 foreach=True,
             ),
         }
-
-    def _aug(self, x: torch.Tensor, rng: BatchRandom) -> torch.Tensor:
-        return self._augment(x, rng) if self._augment is not None else x
 
     def _generate(self, n: int, rng: BatchRandom) -> torch.Tensor:
         """Fakes for training: style mixing with probability style_mixing, noise from rng."""

@@ -107,9 +107,6 @@ class RunConfig:
         self.train.validate()
 
 
-# Keys whose --set values are taken as text, not YAML: class lists such as "1, 2: 3" or "7:9".
-TEXT_KEYS = ("data.domains",)
-
 # Per-preset defaults beyond the family's: chosen for image quality per CPU-minute.
 PRESET_TRAIN: dict[str, dict[str, Any]] = {
     name: {"train": {"batch": 16}} for name in ("dcgan", "gan", "hinge-gan", "cgan")
@@ -141,12 +138,7 @@ def build_config(
         data = cfglib.load_yaml(yaml_file)
         data.pop("preset", None), data.pop("family", None)
         cfglib.apply(cfg, data)
-    for item in overrides:
-        key, eq, value = item.partition("=")
-        if eq and key.strip() in TEXT_KEYS and value.strip() not in ("", "null", "~"):
-            cfglib.set_key(cfg, key.strip(), value.strip())
-        else:
-            cfglib.apply_overrides(cfg, [item])
+    cfglib.apply_overrides(cfg, list(overrides))
     cfg.validate()
     return cfg
 
