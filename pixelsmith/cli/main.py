@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from pixelsmith import __version__
-from pixelsmith.errors import UserError
+from pixelsmith.errors import UserError, cli_warnings
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -329,7 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        with cli_warnings():
+            return args.func(args)
     except UserError as e:
         print(f"pixelsmith: error: {e}", file=sys.stderr)
         return 2
