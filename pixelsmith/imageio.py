@@ -1,16 +1,315 @@
-"""Image files in and out, and sample grids: float32 NCHW in [0, 1] at the boundary."""
+"""Image files in and out, and sample grids: float32 NCHW in [0, 1] at the boundary.
+
+Every image file pixelsmith reads goes through one guarded reader: ``probe_image`` (the header
+only: format, mode, size; no pixel data is decoded) and ``read_image`` (the decoded,
+EXIF-transposed image in its natural mode). Both
+
+- read only the formats in ``READ_FORMATS`` (by content, not by file name), so a file posing as an
+  image cannot reach a plugin such as EPS, which runs Ghostscript;
+- refuse an image whose header declares more than ``max_pixels()`` pixels (``MAX_PIXELS``, 178
+  million, or the env ``PIXELSMITH_MAX_PIXELS``) before any pixel is decoded;
+- turn whatever Pillow raises on a bad file (OSError, SyntaxError, ValueError, struct.error,
+  EOFError, DecompressionBombError, ZeroDivisionError, ...) into an ``ImageReadError`` (a
+  ``UserError``) whose one sentence names the file, and keep Pillow's own warnings
+  (DecompressionBombWarning, truncated or corrupt EXIF, ...) from leaking out.
+
+``to_natural`` states the one mode conversion (see its docstring) that ``load_image`` and the
+folder loader share.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import re
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from pixelsmith.errors import UserError
+
+# ---------------------------------------------------------------- the guarded reader
+
+MAX_PIXELS = 178_000_000  # about Pillow's own error threshold (2 * Image.MAX_IMAGE_PIXELS)
+MAX_PIXELS_ENV = "PIXELSMITH_MAX_PIXELS"
+# Pillow format ids the reader accepts (JPEG covers MPO, which phones often write).
+READ_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "DIB", "TIFF", "GIF", "PPM", "TGA")
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+_FORMATS_TEXT = "PNG, JPEG, WebP, BMP, TIFF, GIF or PPM"
+_ORIENTATION = 0x0112  # the EXIF orientation tag
+_SWAPS_SIDES = frozenset({5, 6, 7, 8})  # orientations that turn the image by 90 degrees
+
+
+class ImageReadError(UserError):
+    """An image file that cannot be read; `reason` is the message without the file's name."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, fix: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"image {path} {reason}; {fix}")
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header declares; width and height as read_image returns them."""
+
+    path: Path
+    format: str
+    mode: str
+    width: int  # after the EXIF orientation, as read_image returns it
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        """Width times height."""
+        return self.width * self.height
+
+
+def max_pixels() -> int:
+    """The most pixels an image may declare: env PIXELSMITH_MAX_PIXELS, else MAX_PIXELS."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return MAX_PIXELS
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise UserError(
+            f"{MAX_PIXELS_ENV}={text!r} is not a positive whole number of pixels; "
+            f"set it to e.g. {MAX_PIXELS} or unset it"
+        )
+    return value
+
+
+def _mp(pixels: int) -> str:
+    """A pixel count in megapixels, as a short text."""
+    return f"{pixels / 1e6:,.0f} MP" if pixels >= 10**6 else f"{pixels / 1e6:.2f} MP"
+
+
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: contextlib.AbstractContextManager | None = None
+
+
+@contextlib.contextmanager
+def _pillow_quiet() -> Iterator[None]:
+    """Silence Pillow's warnings while any thread reads an image, leaving others' untouched.
+
+    warnings.catch_warnings swaps process-wide state, so threads reading at once (the folder
+    loader's pool) share one entry: the first in installs the filters, the last out restores them.
+    """
+    global _quiet_depth, _quiet_saved
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            saved = warnings.catch_warnings()
+            saved.__enter__()
+            warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+            warnings.filterwarnings("ignore", module=re.escape(__name__) + "$")
+            warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+            _quiet_saved = saved
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _quiet_saved is not None:
+                _quiet_saved.__exit__(None, None, None)
+                _quiet_saved = None
+
+
+def _allow_pillow(cap: int) -> None:
+    """Raise Pillow's own bomb limit when PIXELSMITH_MAX_PIXELS asks for more than it allows."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and cap > 2 * limit:
+        Image.MAX_IMAGE_PIXELS = cap // 2 + 1
+
+
+def _formats() -> tuple[str, ...]:
+    """READ_FORMATS that this Pillow build can open (WebP may be missing from a build)."""
+    if any(f not in Image.OPEN for f in READ_FORMATS):
+        Image.init()
+    return tuple(f for f in READ_FORMATS if f in Image.OPEN)
+
+
+def _declared_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the header without Pillow's bomb check, or None if unknown."""
+    try:
+        with open(path, "rb") as f:
+            prefix = f.read(16)
+            for fmt in _formats():
+                factory, accept = Image.OPEN[fmt]
+                ok = not accept or accept(prefix)
+                if not ok or isinstance(ok, str):
+                    continue
+                f.seek(0)
+                try:
+                    return tuple(factory(f, os.fspath(path)).size)
+                except Exception:
+                    continue
+    except Exception:
+        pass
+    return None
+
+
+def _too_big(path: Path, size: tuple[int, int] | None, pixels: int, cap: int) -> ImageReadError:
+    """The error for an image that declares more pixels than the cap."""
+    dims = f"{size[0]}x{size[1]} pixels" if size else f"{pixels:,} pixels"
+    return ImageReadError(
+        path,
+        f"declares {dims} ({_mp(pixels)}), more than pixelsmith reads ({_mp(cap)})",
+        f"shrink it first, or raise the limit with {MAX_PIXELS_ENV}",
+    )
+
+
+def _failure(path: Path, e: BaseException, cap: int) -> ImageReadError:
+    """The ImageReadError for whatever Pillow (or the OS) raised reading path."""
+    if isinstance(e, ImageReadError):
+        return e
+    if isinstance(e, FileNotFoundError):
+        return ImageReadError(path, "does not exist", "check the path")
+    if isinstance(e, IsADirectoryError) or path.is_dir():
+        return ImageReadError(path, "is a folder, not a file", "pass an image file")
+    if isinstance(e, PermissionError):
+        return ImageReadError(path, "cannot be opened (permission denied)", "check its permissions")
+    if isinstance(e, Image.DecompressionBombError):
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = int(m.group(1)) if m else cap + 1
+        size = _declared_size(path)
+        return _too_big(path, size, size[0] * size[1] if size else pixels, cap)
+    if isinstance(e, Image.UnidentifiedImageError):
+        return ImageReadError(
+            path,
+            "is not an image pixelsmith reads (empty, damaged or another format)",
+            f"pass a {_FORMATS_TEXT} file",
+        )
+    detail = " ".join(f"{type(e).__name__}: {e}".split())[:160]
+    return ImageReadError(
+        path,
+        f"cannot be decoded ({detail})",
+        "replace or remove the damaged file",
+    )
+
+
+def _header(im: Image.Image, path: Path) -> ImageHeader:
+    """The header of an opened (not yet decoded) image, sides as read_image returns them."""
+    w, h = im.size
+    orientation = 1
+    if im.format != "PNG":  # PNG keeps EXIF after the pixels: reading it would decode
+        with contextlib.suppress(Exception):
+            orientation = int(im.getexif().get(_ORIENTATION, 1))
+    if orientation in _SWAPS_SIDES:
+        w, h = h, w
+    return ImageHeader(path, str(im.format), im.mode, w, h)
+
+
+def _check_header(header: ImageHeader, cap: int) -> None:
+    """Refuse a header that declares no pixels or more than the cap."""
+    if header.width <= 0 or header.height <= 0:
+        raise ImageReadError(
+            header.path,
+            f"declares {header.width}x{header.height} pixels",
+            "replace or remove the damaged file",
+        )
+    if header.pixels > cap:
+        raise _too_big(header.path, (header.width, header.height), header.pixels, cap)
+
+
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike, cap: int) -> Iterator[tuple[Image.Image, ImageHeader]]:
+    """Image.open restricted to READ_FORMATS, quiet, its header checked against the cap."""
+    path = Path(path)
+    _allow_pillow(cap)
+    with _pillow_quiet():
+        try:
+            im = Image.open(path, formats=_formats())
+        except Exception as e:
+            raise _failure(path, e, cap) from None
+        with im:
+            try:
+                header = _header(im, path)
+                _check_header(header, cap)
+            except Exception as e:
+                raise _failure(path, e, cap) from None
+            yield im, header
+
+
+def probe_image(path: str | os.PathLike) -> ImageHeader:
+    """The header of an image file (format, mode, size) without decoding any pixels.
+
+    Raises ImageReadError (a UserError naming the file) for a file that is missing, not an image
+    pixelsmith reads, or declares more pixels than max_pixels().
+    """
+    with _opened(path, max_pixels()) as (_, header):
+        return header
+
+
+def read_image(path: str | os.PathLike) -> Image.Image:
+    """Decode an image file: the whole image, EXIF orientation applied, in its natural mode.
+
+    The size is checked against max_pixels() from the header before anything is decoded; any
+    failure is an ImageReadError (a UserError) naming the file, and Pillow's warnings stay quiet.
+    The returned image is fully loaded and holds no open file.
+    """
+    path = Path(path)
+    with _opened(path, max_pixels()) as (im, _):
+        try:
+            im.load()
+            ImageOps.exif_transpose(im, in_place=True)
+            im.load()
+            return im
+        except Exception as e:
+            raise _failure(path, e, max_pixels()) from None
+
+
+def to_natural(im: Image.Image) -> tuple[np.ndarray, bool]:
+    """A decoded image as uint8 (H, W, C) in natural channels, and whether it was 16-bit.
+
+    - ``1`` (bilevel) -> 1 channel, 0 or 255; ``L`` -> 1; ``LA`` -> 2 (gray + alpha).
+    - ``I;16*`` and ``I`` (16-bit gray) -> 1 channel scaled to 8 bits as ``round(v / 257)``,
+      i.e. ``(v + 128) // 257`` after clipping to 0..65535 (0 -> 0, 65535 -> 255 exactly).
+    - ``F`` (float gray) -> 1 channel via Pillow's ``convert("L")`` (clipped, rounded).
+    - ``P`` (palette) -> ``RGBA`` when the file declares transparency, else ``RGB``;
+      ``PA`` -> ``RGBA``.
+    - ``RGB``, ``RGBA`` as they are; every other mode (CMYK, YCbCr, LAB, HSV, ...) -> ``RGB``.
+    """
+    mode = im.mode
+    sixteen = mode in SIXTEEN_BIT_MODES
+    if sixteen:
+        v = np.asarray(im).astype(np.int64)
+        arr = ((np.clip(v, 0, 65535) + 128) // 257).astype(np.uint8)
+    elif mode in ("L", "LA", "RGB", "RGBA"):
+        arr = np.asarray(im, dtype=np.uint8)
+    elif mode == "P":
+        alpha = "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
+        arr = np.asarray(im.convert("RGBA" if alpha else "RGB"), dtype=np.uint8)
+    else:
+        target = {"1": "L", "F": "L", "La": "LA", "PA": "RGBA", "RGBa": "RGBA"}.get(mode, "RGB")
+        arr = np.asarray(im.convert(target), dtype=np.uint8)
+    return np.ascontiguousarray(arr.reshape(*arr.shape[:2], -1)), sixteen
+
+
+def read_natural(path: str | os.PathLike) -> tuple[np.ndarray, bool]:
+    """read_image then to_natural: uint8 (H, W, C) with C in 1..4, and whether it was 16-bit."""
+    path = Path(path)
+    im = read_image(path)
+    try:
+        return to_natural(im)
+    except Exception as e:  # a mode Pillow decodes but cannot convert
+        raise _failure(path, e, max_pixels()) from None
+    finally:
+        im.close()
+
+
+# ---------------------------------------------------------------- writing, grids, tensors
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, fill: float = 1.0):
@@ -74,22 +373,21 @@ def save_images(images: torch.Tensor, folder: str | os.PathLike, prefix: str = "
 
 
 def load_image(path: str | os.PathLike, channels: int = 3) -> torch.Tensor:
-    """Load an image file as a (1, C, H, W) float tensor in [0, 1] with 1, 3 or 4 channels."""
+    """Load an image file as a (1, C, H, W) float tensor in [0, 1] with 1, 3 or 4 channels.
+
+    The file goes through read_natural (the guarded reader, then to_natural's rules); gray ->
+    RGB repeats the gray value, RGB -> gray is Pillow's convert("L") (ITU-R 601-2 luma), alpha is
+    added as 255 or dropped without compositing.
+    """
     mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels)
     if mode is None:
         raise UserError(f"channels must be 1, 3 or 4, got {channels}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                im = Image.fromarray((np.asarray(im, dtype=np.uint32) >> 8).astype(np.uint8))
-            arr = np.asarray(im.convert(mode))
-    except FileNotFoundError:
-        raise UserError(f"image {path} does not exist; check the path") from None
-    except OSError as e:
-        raise UserError(
-            f"cannot read image {path} ({e}); pass a PNG, JPEG, WebP, BMP or TIFF"
-        ) from None
-    t = torch.from_numpy(arr.copy())
-    t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+    nat, _ = read_natural(path)
+    c = nat.shape[-1]
+    if c != channels:
+        src = Image.fromarray(
+            nat[..., 0] if c == 1 else nat, {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c]
+        )
+        nat = np.asarray(src.convert(mode)).reshape(*nat.shape[:2], channels)
+    t = torch.from_numpy(nat.copy()).permute(2, 0, 1)  # own, writable memory
     return t[None].float() / 255.0
