@@ -1,6 +1,8 @@
 """Loading a folder of image files (recursively) with explicit, documented mode conversions.
 
-Each file is decoded to its *natural* channels, as uint8 (H, W, C):
+Each file is read by the guarded reader (``pixelsmith.imageio.read_natural``: size cap checked
+from the header, any decoder failure a one-line reason) and decoded to its *natural* channels,
+as uint8 (H, W, C):
 
 - ``1`` (bilevel) -> 1 channel, 0 or 255; ``L`` -> 1; ``LA`` -> 2 (gray + alpha).
 - ``I;16*`` and ``I`` (16-bit gray) -> 1 channel scaled to 8 bits as ``round(v / 257)``, i.e.
@@ -11,25 +13,25 @@ Each file is decoded to its *natural* channels, as uint8 (H, W, C):
 
 The EXIF orientation tag is applied. When a size is given, each image is resized in its natural
 mode (Pillow premultiplies alpha while resizing) with LANCZOS when either side shrinks and BICUBIC
-otherwise. Hidden files and folders (names starting with ".") are ignored.
+otherwise. Hidden files and folders (names starting with ".") are ignored. Files that cannot be
+read are skipped and reported in one ``PixelsmithWarning``, each with the reader's reason.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from pixelsmith.errors import UserError
+from pixelsmith.errors import UserError, warn
+from pixelsmith.imageio import ImageReadError, read_natural
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _MODES_BY_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _PARALLEL_MIN = 32  # decode serially below this many files
 
@@ -62,40 +64,25 @@ def resize_array(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(out).reshape(size[0], size[1], c)
 
 
-def _natural(im: Image.Image) -> tuple[Image.Image | np.ndarray, bool]:
-    """The image in its natural mode (L, LA, RGB or RGBA), and whether it was 16-bit."""
-    mode = im.mode
-    if mode in SIXTEEN_BIT_MODES:
-        v = np.asarray(im).astype(np.int64)
-        return ((np.clip(v, 0, 65535) + 128) // 257).astype(np.uint8), True
-    if mode in ("L", "LA", "RGB", "RGBA"):
-        return im, False
-    if mode == "P":
-        alpha = "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
-        return im.convert("RGBA" if alpha else "RGB"), False
-    target = {"1": "L", "F": "L", "La": "LA", "PA": "RGBA", "RGBa": "RGBA"}.get(mode, "RGB")
-    return im.convert(target), False
-
-
 def decode_image(path: Path, size: tuple[int, int] | None = None) -> tuple[np.ndarray, bool]:
-    """Decode one file to uint8 (H, W, C) in natural channels; returns (array, was_16_bit)."""
-    with Image.open(path) as im:
-        im.load()
-        nat, sixteen = _natural(ImageOps.exif_transpose(im))
-        arr = np.asarray(nat, dtype=np.uint8)
-    arr = arr.reshape(*arr.shape[:2], -1)
+    """Decode one file to uint8 (H, W, C) in natural channels; returns (array, was_16_bit).
+
+    Raises ImageReadError (a UserError naming the file) when the file cannot be read.
+    """
+    arr, sixteen = read_natural(path)
     if size is not None:
         arr = resize_array(arr, size)
     return np.ascontiguousarray(arr), sixteen
 
 
 def _try_decode(path: Path, size: tuple[int, int] | None) -> tuple[np.ndarray, bool] | str:
-    """decode_image, or a one-line reason when the file cannot be decoded."""
+    """decode_image, or the reader's one-line reason when the file cannot be read."""
     try:
         return decode_image(path, size)
-    except Exception as e:  # any decoder failure is reported per file, never raised
-        reason = f"{type(e).__name__}: {e}".replace("\n", " ")
-        return reason[:200]
+    except ImageReadError as e:
+        return e.reason
+    except Exception as e:  # resizing an odd image failed: still reported per file, never raised
+        return " ".join(f"cannot be resized ({type(e).__name__}: {e})".split())[:200]
 
 
 def list_images(root: Path) -> tuple[list[Path], int]:
@@ -157,9 +144,7 @@ def _warn_skipped(root: Path, skipped: list[tuple[str, str]]) -> None:
         return
     first = ", ".join(f"{p} ({r})" for p, r in skipped[:3])
     more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-    warnings.warn(
-        f"skipped {len(skipped)} unreadable image file(s) in {root}: {first}{more}", stacklevel=3
-    )
+    warn(f"skipped {len(skipped)} unreadable image file(s) in {root}: {first}{more}")
 
 
 def load_folder(

@@ -1,8 +1,9 @@
 """Translate image files between a CycleGAN's two domains: one file, or a folder of them.
 
-Conversion rule: each file is read with `pixelsmith.imageio.load_image` in the model's channels
-(Pillow's convert: RGB -> gray is ITU-R 601-2 luma, gray -> RGB repeats it, alpha is dropped
-without compositing), then resized to the model's height x width as training folders are
+Conversion rule: each file is read with `pixelsmith.imageio.load_image` (the guarded reader: size
+cap from the header, a bad file is one UserError naming it) in the model's channels (Pillow's
+convert: RGB -> gray is ITU-R 601-2 luma, gray -> RGB repeats it, alpha is dropped without
+compositing), then resized to the model's height x width as training folders are
 (Pillow; LANCZOS when a side shrinks, else BICUBIC; the aspect ratio is not kept). Outputs are
 PNGs at the model's size: OUT.png for a single image, else one PNG per input under the OUT
 folder, at the input's relative path with a .png suffix. Every input is read before anything is
@@ -17,6 +18,7 @@ import torch
 
 from pixelsmith.data.folder import IMAGE_EXTENSIONS, list_images, resize_array
 from pixelsmith.errors import UserError
+from pixelsmith.generate import load_model
 from pixelsmith.imageio import load_image, save_image
 from pixelsmith.models.base import Family
 
@@ -75,9 +77,11 @@ def translate_files(
     if clash is not None:
         raise UserError(f"writing {clash} would overwrite an input; choose another output")
     if not isinstance(model, Family):
-        from pixelsmith.api import load_model
-
-        model = load_model(model, device=device, family="cyclegan")
+        model = load_model(model, device=device)
+    if not model.abilities.translates:
+        raise UserError(
+            f"a {model.name} model does not translate images; pass a run that does (e.g. cyclegan)"
+        )
     images = torch.cat([read_for_model(f, model.image_shape) for f, _ in pairs])
     written = []
     for i in range(0, len(pairs), BATCH):

@@ -5,23 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image
-
 from pixelsmith.errors import UserError
-from pixelsmith.imageio import load_image
+from pixelsmith.imageio import load_image, probe_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 PAIR_METRICS = ("psnr", "ssim", "ms-ssim")
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
 def _channels(path: Path) -> int:
-    try:
-        with Image.open(path) as im:
-            return 1 if im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else 3
-    except FileNotFoundError:
-        raise UserError(f"image {path} does not exist; check the path") from None
-    except OSError as e:
-        raise UserError(f"cannot read image {path} ({e})") from None
+    """1 for a gray image file, else 3, from its header (the guarded reader's, no decoding)."""
+    return 1 if probe_image(path).mode in GRAY_MODES else 3
 
 
 def _images(folder: Path) -> dict[str, Path]:
