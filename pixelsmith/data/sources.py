@@ -10,6 +10,9 @@
   BICUBIC); array sources (idx files, MNIST) through torch's antialiased bicubic on uint8, which
   uses Pillow's bicubic kernel and lands within 2 levels of Pillow (60,000 images in ~0.5 s);
   shapes are drawn at the asked size.
+- no size for a folder: ``folder_default_size`` (which reads only the headers) says what a caller
+  such as the training engine should ask for: the images as they are when all share one size of at
+  most 128 pixels a side, else 64x64, with a one-line note saying so.
 - limit: the first ``limit`` images in the source's order (no shuffling); for two-domain data
   (``domains`` or the trainA/trainB layout) the first ``limit`` images of each domain.
 
@@ -44,10 +47,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pixelsmith.data.folder import FolderImages, load_folder, resize_array
+from pixelsmith.data.folder import FolderImages, list_images, load_folder, resize_array
 from pixelsmith.data.idx import read_idx
 from pixelsmith.data.shapes import DEFAULT_COUNTS, SHAPE_CLASSES, generate_shapes
 from pixelsmith.errors import UserError
+from pixelsmith.imageio import ImageReadError, probe_image
 
 SOURCES: tuple[str, ...] = ("fashion-mnist", "mnist", "shapes")
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -457,6 +461,59 @@ def _load_path(
     labels = np.asarray(got.labels, np.int64) if got.labels is not None else None
     note = _folder_note(f"folder {path}", [got])
     return _Raw(got.arrays, labels, got.classes, name, note, got.skipped, got.files)
+
+
+def _image_folders(source: str, split: str) -> list[Path]:
+    """The image folders load_images would read for source and split; [] for anything else."""
+    if _resolve_name(source) is not None:
+        return []
+    path = Path(source).expanduser()
+    if not path.is_dir() or _is_idx_folder(path):
+        return []
+    pair = [path / f"{split}{d}" for d in "AB"]
+    if not (path / split).is_dir() and all(d.is_dir() for d in pair):
+        return pair
+    if (path / split).is_dir():
+        return [path / split]
+    return [path] if split == "train" else []
+
+
+def folder_default_size(
+    source: str | os.PathLike, split: str = "train", default: int = 64, keep_up_to: int = 128
+) -> tuple[tuple[int, int] | None, str]:
+    """The size to load an image folder at when data.size is unset, and a one-line note.
+
+    Reads only the image headers (pixelsmith.imageio.probe_image: no pixel is decoded), so it
+    is quick for thousands of files. Returns (None, "") when every readable image has the same
+    size with both sides <= keep_up_to (they are kept as they are), and for named sources, idx
+    folders and paths that are not folders (load_images reports those). Otherwise returns
+    ((default, default), note), the note saying what the folder holds and how to choose. Files
+    whose header cannot be read are left out here; load_images skips and reports them.
+    """
+    folders = _image_folders(os.fspath(source), split)
+    sizes: dict[tuple[int, int], int] = {}
+    for folder in folders:
+        for f in list_images(folder)[0]:
+            try:
+                header = probe_image(f)
+            except ImageReadError:
+                continue
+            key = (header.width, header.height)
+            sizes[key] = sizes.get(key, 0) + 1
+    if not sizes:
+        return None, ""
+    (w, h), n = max(sizes, key=lambda s: (s[0] * s[1], s)), sum(sizes.values())
+    if len(sizes) == 1 and max(w, h) <= keep_up_to:
+        return None, ""
+    where = f"{Path(source).expanduser()}{os.sep}"
+    if len(sizes) == 1:
+        held = f"{n:,} images of {w}x{h}, larger than {keep_up_to} pixels a side"
+    else:
+        held = f"{n:,} images of {len(sizes)} sizes up to {w}x{h}"
+    return (default, default), (
+        f"{where} holds {held}: resized to {default}x{default} (data.size={default}, the "
+        "default for folders; set data.size to choose)"
+    )
 
 
 def _resolve_name(source: str) -> str | None:
