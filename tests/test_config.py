@@ -12,6 +12,52 @@ def test_presets_resolve_with_their_settings():
     w = build_config("wgan-gp")
     assert (w.model.loss, w.model.n_critic, w.model.betas) == ("wgan-gp", 5, (0.0, 0.9))
     assert build_config("cgan").model.conditional is True
+    # A family's name names its first preset.
+    assert build_config("gan").preset == "dcgan" and build_config("gan").family == "gan"
+
+
+def test_every_preset_states_its_budget_and_runs_it():
+    from pixelsmith.models import presets
+
+    for name, (fam, row) in presets().items():
+        assert row.about and row.minutes > 0, name
+        cfg = build_config(name)
+        assert cfg.family == fam.name and cfg.train.minutes == row.minutes, name
+        assert (cfg.train.steps, cfg.train.epochs) == (None, None), name
+    # An explicit budget replaces the preset's.
+    cfg = build_config("diffusion-30min", overrides=["train.steps=5"])
+    assert (cfg.train.steps, cfg.train.minutes) == (5, None)
+
+
+def test_30min_presets_are_named_for_their_budget_not_their_size():
+    from pixelsmith.models import presets
+
+    thirty = {n for n, (_, row) in presets().items() if row.minutes == 30}
+    assert thirty == {
+        f"{f}-30min" for f in ("vae", "pixelcnn", "diffusion", "cyclegan", "stylegan")
+    }
+
+
+def test_old_run_configs_still_load():
+    from pixelsmith.train.config import config_from_dict
+
+    # A manifest of an older version: `--preset small` and diffusion's sampling in the model.
+    old = {
+        "preset": "diffusion",
+        "variant": "small",
+        "model": {"channels": 8, "sample_steps": 20, "sampler": "ddpm"},
+        "train": {"steps": 3},
+    }
+    cfg = config_from_dict(old)
+    assert cfg.preset == "diffusion-30min" and cfg.model.channels == 8
+    assert (cfg.sample.steps, cfg.sample.sampler) == (20, "ddpm")
+
+
+def test_sample_section_is_typed_and_listed():
+    cfg = build_config("diffusion", overrides=["sample.steps=25", "sample.labels=3,3,7"])
+    assert cfg.sample.steps == 25 and cfg.sample.labels == (3, 3, 7)
+    with pytest.raises(UserError, match="sample.steps"):
+        build_config("diffusion", overrides=["sample.stpes=25"])
 
 
 def test_overrides_are_typed():

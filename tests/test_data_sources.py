@@ -67,7 +67,7 @@ def write_png(path: Path, im: Image.Image) -> Image.Image:
 # ---------------------------------------------------------------- Fashion-MNIST
 
 
-@pytest.mark.skipif(not FASHION.is_dir(), reason="dataset-fashion-mnist is not installed")
+@pytest.mark.fashion_mnist
 def test_fashion_mnist_full_sets_labels_and_speed():
     first = load_images("fashion-mnist")
     t0 = time.perf_counter()
@@ -571,7 +571,7 @@ def test_domains_and_balance_through_the_config():
         build_config("dcgan", overrides=["data.balance=sometimes"])
 
 
-@pytest.mark.skipif(not FASHION.is_dir(), reason="dataset-fashion-mnist is not installed")
+@pytest.mark.fashion_mnist
 def test_fashion_mnist_sneakers_and_ankle_boots():
     full = load_images("fashion-mnist", "test")
     s = load_images("fashion-mnist", "test", domains="sneaker:ankle-boot")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixelsmith.train import checkpoint as ck
+from pixelsmith.utils import checkpoint_file as ck
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import train
 

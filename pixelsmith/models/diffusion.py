@@ -20,18 +20,22 @@ Reads top to bottom: config, noise schedules, the sampler step rules, the family
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pixelsmith.config import require
-from pixelsmith.errors import UserError
-from pixelsmith.models.base import Family, GradSync
+from pixelsmith.models.base import (
+    Batch,
+    Family,
+    LabelledSampleConfig,
+    Preset,
+    StepContext,
+)
 from pixelsmith.models.unet import UNet
 from pixelsmith.utils.rng import BatchRandom
 
@@ -51,12 +55,10 @@ class DiffusionConfig:
     attention: bool = True
     timesteps: int = 1000
     schedule: str = "cosine"
-    sampler: str = "ddim"
-    sample_steps: int = 50
-    eta: float = 0.0
     conditional: bool = False
+    # Training drops the label with this probability, so one network also learns the
+    # unconditional model that classifier-free guidance needs.
     p_uncond: float = 0.1
-    guidance: float = 2.0
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 1.0
@@ -80,7 +82,7 @@ class DiffusionConfig:
     def validate(self) -> None:
         """Raise UserError on impossible settings."""
         self.mult()
-        for key in ("channels", "blocks", "timesteps", "sample_steps"):
+        for key in ("channels", "blocks", "timesteps"):
             v = getattr(self, key)
             require(v > 0, f"model.{key} must be a positive integer, got {v}")
         require(self.timesteps >= 2, f"model.timesteps must be at least 2, got {self.timesteps}")
@@ -88,24 +90,38 @@ class DiffusionConfig:
             self.schedule in SCHEDULES,
             f"model.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
         )
-        require(
-            self.sampler in SAMPLERS,
-            f"model.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}",
-        )
-        check_steps(self.sample_steps, self.timesteps)
-        require(self.eta >= 0, f"model.eta must be >= 0, got {self.eta}")
         require(0 <= self.p_uncond < 1, f"model.p_uncond must be in [0, 1), got {self.p_uncond}")
-        require(self.guidance >= 0, f"model.guidance must be >= 0, got {self.guidance}")
         require(self.lr > 0, f"model.lr must be positive, got {self.lr}")
         require(self.grad_clip >= 0, f"model.grad_clip must be >= 0, got {self.grad_clip}")
 
 
-def check_steps(steps: int, timesteps: int) -> None:
-    """Raise UserError unless 1 <= steps <= timesteps."""
-    require(
-        1 <= steps <= timesteps,
-        f"sampling steps must be between 1 and model.timesteps={timesteps}, got {steps}",
-    )
+@dataclass
+class DiffusionSampleConfig(LabelledSampleConfig):
+    """Sampling options of the diffusion family (a score's card records them)."""
+
+    sampler: str = "ddim"
+    # Network calls per image: an evenly spaced subsequence of the training timesteps.
+    steps: int = 50
+    # DDIM's noise: 0 is deterministic given x_T, 1 on the full schedule is DDPM.
+    eta: float = 0.0
+    # Classifier-free guidance for a conditional model (1 = the conditional model alone).
+    guidance: float = 2.0
+
+    def validate(self, model: Family) -> None:
+        """Refuse unknown samplers, steps beyond the training timesteps and negative weights."""
+        super().validate(model)
+        require(
+            self.sampler in SAMPLERS,
+            f"sample.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}",
+        )
+        timesteps = model.cfg.timesteps
+        require(
+            1 <= self.steps <= timesteps,
+            f"sample.steps must be between 1 and the model's {timesteps} timesteps, "
+            f"got {self.steps}",
+        )
+        require(self.eta >= 0, f"sample.eta must be >= 0, got {self.eta}")
+        require(self.guidance >= 0, f"sample.guidance must be >= 0, got {self.guidance}")
 
 
 # ---- noise schedules -------------------------------------------------------------------------
@@ -199,23 +215,40 @@ def ddpm_step(
 # ---- the family ------------------------------------------------------------------------------
 
 
+# 10k DDIM samples for an end-of-run FID take most of an hour on 2 cores: run `pixelsmith eval`
+# when wanted instead (or --set train.eval_at_end=true).
+_TRAIN = {"batch": 32, "eval_at_end": False}
+PRESETS: dict[str, Preset] = {
+    # 71 MFLOP per network call at 28x28: ~0.16 s per image with DDIM-50 (module doc).
+    "diffusion": Preset("the default U-Net (16 channels, 1,2,2)", 10.0, {"train": _TRAIN}),
+    # 0.53M parameters, 114 MFLOP per call: garment silhouettes already appear after 240 steps
+    # (15k images) of a contended 1-thread run. What 30 minutes make: docs/results.md.
+    "diffusion-30min": Preset(
+        "a wider bottom level (16 channels, 1,2,4) in batches of 64, for 30 minutes on a CPU",
+        30.0,
+        {
+            "model": {"channels": 16, "channel_mult": "1,2,4", "lr": 1e-3},
+            "train": {**_TRAIN, "batch": 64},
+        },
+    ),
+}
+# Sampling settings that older pixelsmith kept in the model config.
+_OLD_SAMPLE_KEYS = {
+    "sampler": "sampler",
+    "sample_steps": "steps",
+    "eta": "eta",
+    "guidance": "guidance",
+}
+
+
 class Diffusion(Family):
     """DDPM/DDIM with an eps-predicting U-Net; class-conditional with classifier-free guidance."""
 
     name = "diffusion"
     Config = DiffusionConfig
+    SampleConfig = DiffusionSampleConfig
+    presets = PRESETS
     ema_pairs = {"net": "net_ema"}
-    # 10k DDIM samples for the end-of-run FID take most of an hour on 2 cores: run
-    # `pixelsmith eval` when wanted instead (or --set train.eval_at_end=true).
-    PRESET_TRAIN = {"train": {"batch": 32, "eval_at_end": False}}
-    # `small` (0.53M parameters, 114 MFLOP per call) is meant for `--minutes 30` on 2 cores:
-    # garment silhouettes already appear after 240 steps (15k images) of a contended 1-thread run.
-    variants = {
-        "small": {
-            "model": {"channels": 16, "channel_mult": "1,2,4", "lr": 1e-3},
-            "train": {"batch": 64},
-        }
-    }
 
     def __init__(
         self, cfg: DiffusionConfig, image_shape: tuple[int, int, int], num_classes: int = 0
@@ -224,9 +257,19 @@ class Diffusion(Family):
         cfg.validate()
         self.classes = self.require_classes(cfg.conditional, "diffusion model")
         c, h, w = self.image_shape
-        net = UNet(c, (h, w), cfg.channels, cfg.mult(), cfg.blocks, cfg.attention, self.classes)
-        self.networks = {"net": net, "net_ema": copy.deepcopy(net).requires_grad_(False).eval()}
+        self.networks = {
+            "net": UNet(
+                c, (h, w), cfg.channels, cfg.mult(), cfg.blocks, cfg.attention, self.classes
+            )
+        }
         self.alpha_bar = alpha_bar(cfg.schedule, cfg.timesteps)
+
+    @classmethod
+    def upgrade(cls, model_settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Sampling settings saved in the model config by older versions move to `sample`."""
+        model = dict(model_settings)
+        sample = {new: model.pop(old) for old, new in _OLD_SAMPLE_KEYS.items() if old in model}
+        return model, sample
 
     def configure_optimizers(self) -> None:
         """Adam on the U-Net."""
@@ -237,21 +280,13 @@ class Diffusion(Family):
             )
         }
 
-    def train_step(
-        self,
-        real: torch.Tensor,
-        labels: torch.Tensor | None,
-        rng: BatchRandom,
-        step: int,
-        next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor | None]],
-        sync: GradSync,
-    ) -> dict[str, float]:
+    def train_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         """One Adam step on the simple loss; logs "loss"."""
         net, opt = self.networks["net"], self.optimizers["net"]
-        loss = self.loss(real, labels, rng)
+        loss = self.loss(batch.images, batch.labels, ctx.rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        sync(net)
+        ctx.sync(net)
         if self.cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip, foreach=True)
         opt.step()
@@ -296,78 +331,45 @@ class Diffusion(Family):
         x: torch.Tensor,
         generator: torch.Generator,
         labels: torch.Tensor | None = None,
-        steps: int | None = None,
-        eta: float | None = None,
-        sampler: str | None = None,
-        guidance: float | None = None,
+        opts: DiffusionSampleConfig | None = None,
     ) -> torch.Tensor:
         """Run the reverse process from x_T = x (in noise space); returns x_0 in [-1, 1].
 
         Per-step noise comes from `generator` (drawn for the whole batch on the CPU, so results
         do not depend on the internal batch size); DDIM with eta = 0 draws none.
         """
-        c = self.cfg
-        steps = c.sample_steps if steps is None else int(steps)
-        eta = c.eta if eta is None else float(eta)
-        sampler = c.sampler if sampler is None else sampler
-        guidance = c.guidance if guidance is None else float(guidance)
-        check_steps(steps, c.timesteps)
-        require(
-            sampler in SAMPLERS, f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}"
-        )
-        require(eta >= 0 and guidance >= 0, "eta and guidance must be >= 0")
-        net = self.networks["net_ema"]
+        o = self.sample_options(opts)
         ab = self.alpha_bar.tolist()
-        seq = timestep_sequence(steps, c.timesteps)
+        seq = timestep_sequence(o.steps, self.cfg.timesteps)
         x = x.float().to(self.device)
         labels = None if labels is None else labels.to(self.device)
-        stochastic = sampler == "ddpm" or eta > 0
-        for i, t in enumerate(seq):
-            ab_t = ab[t]
-            ab_prev = ab[seq[i + 1]] if i + 1 < len(seq) else 1.0
-            noise = None
-            if stochastic and i + 1 < len(seq):
-                noise = torch.randn(x.shape, generator=generator).to(self.device)
-            out = []
-            for j in range(0, len(x), SAMPLE_BATCH):
-                xj = x[j : j + SAMPLE_BATCH]
-                tj = torch.full((len(xj),), t, dtype=torch.long, device=self.device)
-                yj = None if labels is None else labels[j : j + SAMPLE_BATCH]
-                e = self.eps(net, xj, tj, yj, guidance)
-                zj = None if noise is None else noise[j : j + SAMPLE_BATCH]
-                if sampler == "ddpm":
-                    out.append(ddpm_step(xj, e, ab_t, ab_prev, zj))
-                else:
-                    out.append(ddim_step(xj, e, ab_t, ab_prev, eta, zj))
-            x = torch.cat(out)
+        stochastic = o.sampler == "ddpm" or o.eta > 0
+        with self.inference("net") as net:
+            for i, t in enumerate(seq):
+                ab_t = ab[t]
+                ab_prev = ab[seq[i + 1]] if i + 1 < len(seq) else 1.0
+                noise = None
+                if stochastic and i + 1 < len(seq):
+                    noise = torch.randn(x.shape, generator=generator).to(self.device)
+                out = []
+                for j in range(0, len(x), SAMPLE_BATCH):
+                    xj = x[j : j + SAMPLE_BATCH]
+                    tj = torch.full((len(xj),), t, dtype=torch.long, device=self.device)
+                    yj = None if labels is None else labels[j : j + SAMPLE_BATCH]
+                    e = self.eps(net, xj, tj, yj, o.guidance)
+                    zj = None if noise is None else noise[j : j + SAMPLE_BATCH]
+                    if o.sampler == "ddpm":
+                        out.append(ddpm_step(xj, e, ab_t, ab_prev, zj))
+                    else:
+                        out.append(ddim_step(xj, e, ab_t, ab_prev, o.eta, zj))
+                x = torch.cat(out)
         return x.cpu()
 
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        seed: int = 0,
-        labels: torch.Tensor | None = None,
-        steps: int | None = None,
-        eta: float | None = None,
-        sampler: str | None = None,
-        guidance: float | None = None,
+    def draw(
+        self, n: int, seed: int, opts: DiffusionSampleConfig, labels: torch.Tensor | None
     ) -> torch.Tensor:
-        """n images in [0, 1] from the EMA network; unset options come from the config.
-
-        Conditional models take `labels` (default 0, 1, 2, ... cycling) and `guidance`.
-        """
-        gen = torch.Generator().manual_seed(int(seed))
-        if n <= 0:
-            return torch.empty(0, *self.image_shape)
-        if self.classes:
-            if labels is None:
-                labels = torch.arange(n) % self.classes
-            labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-            if labels.numel() != n or labels.min() < 0 or labels.max() >= self.classes:
-                raise UserError(f"labels must be {n} integers in [0, {self.classes - 1}]")
-        else:
-            labels = None
+        """n images in [0, 1] from the EMA network: x_T and every step's noise from the seed."""
+        gen = torch.Generator().manual_seed(seed)
         x_T = torch.randn((n, *self.image_shape), generator=gen)
-        x0 = self.denoise(x_T, gen, labels, steps, eta, sampler, guidance)
+        x0 = self.denoise(x_T, gen, labels, opts)
         return ((x0 + 1) / 2).clamp(0, 1)

@@ -1,32 +1,29 @@
 """GANs: DCGAN-style generator and BatchNorm-free discriminator, NS/hinge/WGAN-GP losses, R1,
 spectral norm, class-conditional variant (class-embedded G, projection D) and DiffAugment.
 
-Reads top to bottom: config, shape rule, networks, losses, the family (train step + sampler).
+Reads top to bottom: config, shape rule, networks, the family (presets, train step, sampler);
+the losses are in `pixelsmith.models.adversarial`, shared with StyleGAN.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from pixelsmith.config import require
 from pixelsmith.errors import UserError
-from pixelsmith.models.base import Family, GradSync
+from pixelsmith.models.adversarial import LOSSES, AdversarialLoss, adversarial_step, augmenter
+from pixelsmith.models.base import Batch, Family, LabelledSampleConfig, Preset, StepContext
 from pixelsmith.utils.rng import BatchRandom
-
-LOSSES = ("ns", "hinge", "wgan-gp")
-Labels = torch.Tensor | None
 
 
 @dataclass
 class GANConfig:
-    """Settings of the GAN family (presets in pixelsmith.models.PRESETS)."""
+    """Settings of the GAN family (its presets are at the end of this module)."""
 
     z_dim: int = 64
     # Defaults chosen for FID per CPU-minute on Fashion-MNIST (see bench/README.md):
@@ -164,55 +161,49 @@ def _init_weights(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-# ---- losses: each takes discriminator scores and returns a scalar ---------------------------
-
-
-def d_loss(loss: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Discriminator loss for real and fake scores."""
-    if loss == "ns":
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
-    if loss == "hinge":
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    return fake.mean() - real.mean()
-
-
-def g_loss(loss: str, fake: torch.Tensor) -> torch.Tensor:
-    """Generator loss for fake scores."""
-    return F.softplus(-fake).mean() if loss == "ns" else -fake.mean()
-
-
-def gradient_penalty(
-    d: Discriminator, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor, y: Labels = None
-) -> torch.Tensor:
-    """WGAN-GP: E[(||grad D(x_hat)|| - 1)^2], one mixing weight per sample, no augmentation."""
-    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(d(x_hat, y).sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
-
-
-def r1_penalty(d: nn.Module, real: torch.Tensor, y: Labels = None) -> torch.Tensor:
-    """R1: E[||grad D(real)||^2] (Mescheder et al. 2018)."""
-    real = real.detach().requires_grad_(True)
-    scores = d(real) if y is None else d(real, y)
-    (grad,) = torch.autograd.grad(scores.sum(), real, create_graph=True)
-    return grad.flatten(1).pow(2).sum(1).mean()
-
-
 # ---- the family ----------------------------------------------------------------------------
 
 
-def gan_networks(G: nn.Module, D: nn.Module) -> dict[str, nn.Module]:
-    """G, D and G's EMA copy (never trained directly)."""
-    return {"G": G, "D": D, "G_ema": copy.deepcopy(G).requires_grad_(False).eval()}
+@dataclass
+class GANSampleConfig(LabelledSampleConfig):
+    """Sampling options of the GAN family: the class of each image for a conditional model."""
 
 
-def augmenter(policy: str) -> Callable[[torch.Tensor, BatchRandom], torch.Tensor]:
-    """DiffAugment with `policy` for both D inputs, or the identity when the policy is empty."""
-    if not policy:
-        return lambda x, rng: x
-    from pixelsmith.data.augment import DiffAugment
-
-    return DiffAugment(policy)
+# Batch 16 with these light networks buys the most FID per CPU-minute (bench/README.md).
+_TRAIN = {"batch": 16}
+# The GAN family's presets: the default DCGAN and its well-known variants.
+PRESETS: dict[str, Preset] = {
+    "dcgan": Preset(
+        "the default: non-saturating loss, EMA generator; the demo (10 minutes on 2 cores)",
+        10.0,
+        {"train": _TRAIN},
+    ),
+    "hinge-gan": Preset(
+        "hinge loss with a spectrally normalised discriminator",
+        10.0,
+        {"model": {"loss": "hinge", "spectral_norm": True}, "train": _TRAIN},
+    ),
+    "wgan-gp": Preset(
+        "Wasserstein loss with gradient penalty, 5 critic steps per generator step",
+        10.0,
+        {
+            "model": {
+                "loss": "wgan-gp",
+                "n_critic": 5,
+                "lr_g": 1e-4,
+                "lr_d": 1e-4,
+                "betas": (0.0, 0.9),
+                "g_norm": "batch",
+            },
+            "train": _TRAIN,
+        },
+    ),
+    "cgan": Preset(
+        "class-conditional: class-embedded generator, projection discriminator",
+        10.0,
+        {"model": {"conditional": True}, "train": _TRAIN},
+    ),
+}
 
 
 class GAN(Family):
@@ -220,16 +211,21 @@ class GAN(Family):
 
     name = "gan"
     Config = GANConfig
+    SampleConfig = GANSampleConfig
+    presets = PRESETS
     ema_pairs = {"G": "G_ema"}
 
     def __init__(self, cfg: GANConfig, image_shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__(cfg, image_shape, num_classes)
         cfg.validate()
         classes = self.classes = self.require_classes(cfg.conditional, "GAN")
-        self.networks = gan_networks(
-            Generator(cfg, image_shape, classes), Discriminator(cfg, image_shape, classes)
+        self.networks = {
+            "G": Generator(cfg, image_shape, classes),
+            "D": Discriminator(cfg, image_shape, classes),
+        }
+        self.objective = AdversarialLoss(
+            cfg.loss, augmenter(cfg.diffaugment), cfg.gp_weight, cfg.r1_gamma, cfg.r1_every
         )
-        self._aug = augmenter(cfg.diffaugment)
 
     def configure_optimizers(self) -> None:
         """Adam (or plain SGD) for G and D with the configured learning rates."""
@@ -246,68 +242,31 @@ class GAN(Family):
             "D": make(self.networks["D"], c.lr_d),
         }
 
-    def train_step(self, real, labels, rng, step, next_batch, sync: GradSync) -> dict[str, float]:
-        """n_critic discriminator updates, then one generator update."""
-        c, G, D = self.cfg, self.networks["G"], self.networks["D"]
-        n = real.shape[0]
-        y = labels if self.classes else None
-        logs: dict[str, float] = {}
-        # With one critic step, the fakes made for D are reused for the G step (one G forward).
-        reuse = c.n_critic == 1
-        for i in range(c.n_critic):
-            if i > 0:
-                real, labels = next_batch()
-                y = labels if self.classes else None
-            real = real * 2 - 1
-            z = rng.randn(n, c.z_dim)
-            fake = G(z, y) if reuse else G(z, y).detach()
-            scores = D(
-                torch.cat([self._aug(real, rng), self._aug(fake.detach(), rng)]),
-                None if y is None else torch.cat([y, y]),
-            )
-            s_real, s_fake = scores[:n], scores[n:]
-            loss = d_loss(c.loss, s_real, s_fake)
-            logs["D"] = loss.item()
-            eps = rng.rand(n, 1, 1, 1) if c.loss == "wgan-gp" else None
-            if eps is not None:
-                gp = gradient_penalty(D, real, fake.detach(), eps, y)
-                loss = loss + c.gp_weight * gp
-                logs["gp"] = gp.item()
-            if c.r1_gamma > 0 and step % c.r1_every == 0:
-                r1 = r1_penalty(D, real, y)
-                loss = loss + 0.5 * c.r1_gamma * c.r1_every * r1
-                logs["r1"] = r1.item()
-            self.optimizers["D"].zero_grad(set_to_none=True)
-            loss.backward()
-            sync(D)
-            self.optimizers["D"].step()
-            logs["D_real"], logs["D_fake"] = s_real.mean().item(), s_fake.mean().item()
-        if not reuse:
-            fake = G(rng.randn(n, c.z_dim), y)
-        D.requires_grad_(False)
-        loss_g = g_loss(c.loss, D(self._aug(fake, rng), y))
-        self.optimizers["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        D.requires_grad_(True)
-        sync(G)
-        self.optimizers["G"].step()
-        logs["G"] = loss_g.item()
-        return logs
+    def _fakes(self, n: int, y: Tensor | None, rng: BatchRandom) -> Tensor:
+        return self.networks["G"](rng.randn(n, self.cfg.z_dim), y)
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """n images in [0, 1] from the EMA generator; labels default to 0, 1, 2, ... cycling."""
-        G = self.networks["G_ema"].eval()
-        z = torch.randn(n, self.cfg.z_dim, generator=torch.Generator().manual_seed(int(seed)))
-        if self.classes:
-            if labels is None:
-                labels = torch.arange(n) % self.classes
-            labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-            if labels.numel() != n or labels.min() < 0 or labels.max() >= self.classes:
-                raise UserError(f"labels must be {n} integers in [0, {self.classes - 1}]")
+    def train_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        """n_critic discriminator updates, then one generator update."""
+        nets = self.networks
+        return adversarial_step(
+            self.objective,
+            nets["G"],
+            nets["D"],
+            self.optimizers,
+            self._fakes,
+            batch,
+            ctx,
+            conditional=bool(self.classes),
+            n_critic=self.cfg.n_critic,
+        )
+
+    def draw(self, n: int, seed: int, opts: GANSampleConfig, labels: Tensor | None) -> Tensor:
+        """n images in [0, 1] from the EMA generator, z drawn from the seed."""
+        z = torch.randn(n, self.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
         out = []
-        for i in range(0, n, 256):
-            zi = z[i : i + 256].to(self.device)
-            yi = None if not self.classes else labels[i : i + 256].to(self.device)
-            out.append(((G(zi, yi) + 1) / 2).clamp(0, 1).cpu())
-        return torch.cat(out) if out else torch.empty(0, *self.image_shape)
+        with self.inference("G") as G:
+            for i in range(0, n, 256):
+                zi = z[i : i + 256].to(self.device)
+                yi = None if labels is None else labels[i : i + 256].to(self.device)
+                out.append(((G(zi, yi) + 1) / 2).clamp(0, 1).cpu())
+        return torch.cat(out)

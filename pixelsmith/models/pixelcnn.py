@@ -33,33 +33,41 @@ Reads top to bottom: config, masks and networks, likelihoods, samplers, the fami
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelsmith.config import require
-from pixelsmith.data.sources import ImageSet
 from pixelsmith.errors import UserError
-from pixelsmith.models.base import Family, GradSync, Scored
-from pixelsmith.utils.rng import BatchRandom
+from pixelsmith.models.base import (
+    Abilities,
+    Batch,
+    Family,
+    LabelledSampleConfig,
+    Preset,
+    StepContext,
+)
+from pixelsmith.nn.likelihood import bits_per_dim, discretized_logistic_logp
 
 OUTPUTS = ("softmax", "logistic")
 LEVELS = 256
 LOG_SCALE_MIN, LOG_SCALE_MAX = -7.0, 5.0
 SAMPLE_BATCH = 256
+DEFAULT_WIDTH = 32
 
 
 @dataclass
 class PixelCNNConfig:
     """Settings of the PixelCNN family."""
 
-    # Feature maps of each stack; a multiple of the image channels (3 for RGB).
-    channels: int = 32
+    # Feature maps of each stack, a multiple of the image channels (one group per colour);
+    # unset: 32 rounded up to such a multiple (32 grey and RGBA, 33 RGB).
+    channels: int | None = None
     layers: int = 5
     # Odd kernel width: the vertical stack uses (k//2 + 1) x k, the horizontal 1 x (k//2 + 1).
     kernel: int = 5
@@ -77,9 +85,13 @@ class PixelCNNConfig:
 
     def validate(self) -> None:
         """Raise UserError on impossible settings."""
-        for key in ("channels", "layers", "mixtures"):
+        for key in ("layers", "mixtures"):
             v = getattr(self, key)
             require(v > 0, f"model.{key} must be positive, got {v}")
+        require(
+            self.channels is None or self.channels > 0,
+            f"model.channels must be positive or unset, got {self.channels}",
+        )
         require(
             self.kernel >= 3 and self.kernel % 2 == 1,
             f"model.kernel must be odd and at least 3, got {self.kernel}",
@@ -90,6 +102,10 @@ class PixelCNNConfig:
         )
         require(self.lr > 0, f"model.lr must be positive, got {self.lr}")
         require(self.grad_clip >= 0, f"model.grad_clip must be >= 0, got {self.grad_clip}")
+
+    def width(self, colours: int) -> int:
+        """Feature maps per stack for images with `colours` channels."""
+        return -(-DEFAULT_WIDTH // colours) * colours if self.channels is None else self.channels
 
     def params_per_channel(self) -> int:
         """Output numbers per sub-pixel: 256 logits, or (weight, mean, log-scale) per component."""
@@ -184,7 +200,8 @@ class GatedPixelCNN(nn.Module):
     def __init__(self, cfg: PixelCNNConfig, shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()
         c = shape[0]
-        h, self.colours, self.hidden = cfg.channels, c, cfg.channels
+        h = cfg.width(c)
+        self.colours, self.hidden = c, h
         self.params = cfg.params_per_channel()
         self.layers = nn.ModuleList(
             GatedLayer(c if i == 0 else h, h, cfg.kernel, c, i == 0) for i in range(cfg.layers)
@@ -234,15 +251,7 @@ def to_input(levels: Tensor) -> Tensor:
 
 def logistic_bin_logp(level: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
     """log P(level) for a logistic on [-1, 1] discretised into 256 bins, tails in the end bins."""
-    inv = torch.exp(-log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
-    centre = level * (2.0 / 255) - 1
-    plus = (centre + 1.0 / 255 - mean) * inv
-    minus = (centre - 1.0 / 255 - mean) * inv
-    # log(sigmoid(plus) - sigmoid(minus)), stable for any plus > minus
-    inner = torch.log(torch.expm1(plus - minus)) + F.logsigmoid(minus) + F.logsigmoid(-plus)
-    return torch.where(
-        level <= 0, F.logsigmoid(plus), torch.where(level >= 255, F.logsigmoid(-minus), inner)
-    )
+    return discretized_logistic_logp(level, mean, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
 
 
 def mixture_logp(params: Tensor, level: Tensor, dim: int) -> Tensor:
@@ -271,11 +280,6 @@ def draw_level(logp: Tensor, u: Tensor) -> Tensor:
     """Inverse-CDF draw of a level per row of logp (N, 256) from uniforms u (N,)."""
     cdf = logp.exp().cumsum(1)
     return (cdf < u[:, None] * cdf[:, -1:]).sum(1).clamp(max=LEVELS - 1)
-
-
-def bits_per_dim(nats: float, dims: int) -> float:
-    """Nats per image -> bits per dimension."""
-    return nats / (dims * math.log(2))
 
 
 # ---- samplers -----------------------------------------------------------------------------
@@ -349,20 +353,33 @@ def _sample_fast(net: GatedPixelCNN, output: str, u: Tensor, labels: Tensor | No
 # ---- the family ---------------------------------------------------------------------------
 
 
+@dataclass
+class PixelCNNSampleConfig(LabelledSampleConfig):
+    """Sampling options of the PixelCNN family: the class of each image when conditional."""
+
+
+PRESETS: dict[str, Preset] = {
+    "pixelcnn": Preset("the default: 5 gated layers", 10.0, {"train": {"batch": 16}}),
+    # What 30 minutes make: docs/results.md (bench/family_results.py).
+    "pixelcnn-30min": Preset(
+        "8 gated layers (a larger receptive field), for 30 minutes on a CPU",
+        30.0,
+        {"model": {"layers": 8, "kernel": 5}, "train": {"batch": 16}},
+    ),
+}
+
+
 class PixelCNN(Family):
     """Gated PixelCNN with a 256-way softmax or logistic-mixture output, optionally conditional."""
 
     name = "pixelcnn"
     Config = PixelCNNConfig
+    SampleConfig = PixelCNNSampleConfig
+    abilities = Abilities(likelihood=True)
+    presets = PRESETS
     ema_pairs = {"net": "net_ema"}
-    PRESET_TRAIN = {"train": {"batch": 16}}
-    data_metrics = ("nll",)
-    variants = {
-        "small": {
-            "model": {"channels": 32, "layers": 8, "kernel": 5},
-            "train": {"batch": 16, "minutes": 30},
-        }
-    }
+    # Sampling is sequential over every sub-pixel: 64x64 RGB is 12,288 network steps per image.
+    max_size = 64
 
     def __init__(
         self, cfg: PixelCNNConfig, image_shape: tuple[int, int, int], num_classes: int = 0
@@ -370,16 +387,15 @@ class PixelCNN(Family):
         super().__init__(cfg, image_shape, num_classes)
         cfg.validate()
         c = self.image_shape[0]
-        if cfg.channels % c:
+        if cfg.channels is not None and cfg.channels % c:
             up = -(-cfg.channels // c) * c
             raise UserError(
                 f"model.channels={cfg.channels} must be a multiple of the image's {c} channels "
-                f"(one feature group per colour); use --set model.channels={up}, or grey images "
-                "with --set data.channels=1"
+                f"(one feature group per colour); use --set model.channels={up}, or leave it "
+                "unset"
             )
         self.classes = self.require_classes(cfg.conditional, "PixelCNN")
-        net = GatedPixelCNN(cfg, self.image_shape, self.classes)
-        self.networks = {"net": net, "net_ema": copy.deepcopy(net).requires_grad_(False).eval()}
+        self.networks = {"net": GatedPixelCNN(cfg, self.image_shape, self.classes)}
 
     def configure_optimizers(self) -> None:
         """Adam on the network."""
@@ -390,41 +406,22 @@ class PixelCNN(Family):
             )
         }
 
-    def train_step(
-        self,
-        real: Tensor,
-        labels: Tensor | None,
-        rng: BatchRandom,
-        step: int,
-        next_batch: Callable[[], tuple[Tensor, Tensor | None]],
-        sync: GradSync,
-    ) -> dict[str, float]:
+    def train_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         """One Adam step on the NLL in bits per dimension (no randomness involved)."""
         net = self.networks["net"]
-        levels = (real * 255).round().clamp(0, 255)
-        logp = log_prob(
-            net(to_input(levels), labels if self.classes else None), levels, self.cfg.output
-        )
+        levels = (batch.images * 255).round().clamp(0, 255)
+        y = batch.labels if self.classes else None
+        logp = log_prob(net(to_input(levels), y), levels, self.cfg.output)
         loss = -logp.mean() / math.log(2)
         opt = self.optimizers["net"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        sync(net)
+        ctx.sync(net)
         if self.cfg.grad_clip:
             nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip, foreach=True)
         opt.step()
         value = loss.item()
         return {"loss": value, "bpd": value}
-
-    def _labels(self, n: int, labels: Tensor | None) -> Tensor | None:
-        if not self.classes:
-            return None
-        if labels is None:
-            return torch.arange(n) % self.classes
-        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-        if labels.numel() != n or (n and (labels.min() < 0 or labels.max() >= self.classes)):
-            raise UserError(f"labels must be {n} integers in [0, {self.classes - 1}]")
-        return labels
 
     @torch.no_grad()
     def nll(
@@ -441,50 +438,48 @@ class PixelCNN(Family):
                 f"nll needs uint8 images of shape (N, {', '.join(map(str, self.image_shape))}), "
                 f"got {x.dtype} {tuple(x.shape)}"
             )
-        if self.classes and labels is None:
-            raise UserError("a conditional PixelCNN needs the images' labels to score them")
-        y = self._labels(len(x), labels)
-        net = self.networks["net_ema" if ema else "net"]
-        mode, dtype = net.training, next(net.parameters()).dtype
-        net.eval()
+        y = None
+        if self.classes:
+            if labels is None:
+                raise UserError("a conditional PixelCNN needs the images' labels to score them")
+            y = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+            if len(y) != len(x) or (len(y) and (y.min() < 0 or y.max() >= self.classes)):
+                raise UserError(f"labels must be {len(x)} integers in [0, {self.classes - 1}]")
         total = torch.zeros((), dtype=torch.float64)
-        for i in range(0, len(x), batch):
-            levels = x[i : i + batch].to(self.device, dtype)
-            yi = None if y is None else y[i : i + batch].to(self.device)
-            logp = log_prob(net(to_input(levels), yi), levels, self.cfg.output)
-            total -= logp.double().sum().cpu()
-        net.train(mode)
+        with self.inference("net", average=ema) as net:
+            dtype = next(net.parameters()).dtype
+            for i in range(0, len(x), batch):
+                levels = x[i : i + batch].to(self.device, dtype)
+                yi = None if y is None else y[i : i + batch].to(self.device)
+                logp = log_prob(net(to_input(levels), yi), levels, self.cfg.output)
+                total -= logp.double().sum().cpu()
         nats = (total / max(len(x), 1)).item()
         dims = math.prod(self.image_shape)
         return {"nats": nats, "bits_per_dim": bits_per_dim(nats, dims), "n": len(x)}
 
-    def score_data(self, metric: str, data: ImageSet, seed: int = 0) -> Scored:
-        """`nll`: the exact negative log-likelihood of real images, in nats and bits/dim."""
-        if metric != "nll":
-            return super().score_data(metric, data, seed)
-        r = self.nll(data.images, labels=data.labels if self.classes else None)
+    def nll_scores(
+        self, images: Tensor, labels: Tensor | None = None, seed: int = 0
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """The exact negative log-likelihood of real uint8 images, in bits/dim and nats."""
+        r = self.nll(images, labels=labels if self.classes else None)
         return {"bits_per_dim": r["bits_per_dim"], "nats": r["nats"]}, {
-            "params": {"exact": True, "output": self.cfg.output}
+            "exact": True,
+            "output": self.cfg.output,
         }
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, labels: Tensor | None = None) -> Tensor:
-        """n images in [0, 1] drawn pixel by pixel; labels default to 0, 1, 2, ... cycling."""
+    def draw(self, n: int, seed: int, opts: PixelCNNSampleConfig, labels: Tensor | None) -> Tensor:
+        """n images in [0, 1] drawn pixel by pixel, from uniforms drawn from the seed."""
         return self._sample(n, seed, labels, _sample_fast)
 
     @torch.no_grad()
     def _sample(self, n: int, seed: int, labels: Tensor | None, draw: Callable) -> Tensor:
         """Uniforms for every sub-pixel from `seed`, turned into images by a sampler."""
-        y = self._labels(n, labels)
-        net = self.networks["net_ema"]
-        mode = net.training
-        net.eval()
-        dtype = next(net.parameters()).dtype
         u = torch.rand(n, *self.image_shape, generator=torch.Generator().manual_seed(int(seed)))
         out = []
-        for i in range(0, n, SAMPLE_BATCH):
-            ui = u[i : i + SAMPLE_BATCH].to(self.device, dtype)
-            yi = None if y is None else y[i : i + SAMPLE_BATCH].to(self.device)
-            out.append((draw(net, self.cfg.output, ui, yi) / 255).float().cpu())
-        net.train(mode)
+        with self.inference("net") as net:
+            dtype = next(net.parameters()).dtype
+            for i in range(0, n, SAMPLE_BATCH):
+                ui = u[i : i + SAMPLE_BATCH].to(self.device, dtype)
+                yi = None if labels is None else labels[i : i + SAMPLE_BATCH].to(self.device)
+                out.append((draw(net, self.cfg.output, ui, yi) / 255).float().cpu())
         return torch.cat(out) if out else torch.empty(0, *self.image_shape)

@@ -7,7 +7,8 @@ is StyleGAN2's [1, 3, 3, 1] filter away from the border. Path-length regularisat
 and the model is unconditional. The generator draws at the next power of two >= the data's size
 (at least 8) and centre-crops to it (28 -> 32 -> 28); the discriminator sees the data's size.
 
-Reads top to bottom: config, sizes, layers, networks, losses, the family (train step + samplers).
+Reads top to bottom: config, sizes, layers, networks, the family (sampling options, presets,
+train step, samplers); the losses are `pixelsmith.models.adversarial`'s, shared with the GAN.
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ from torch import nn
 
 from pixelsmith.config import require
 from pixelsmith.errors import UserError
-from pixelsmith.models.base import Family, GradSync
-
-# The non-saturating logistic losses and R1 are the GAN family's.
-from pixelsmith.models.gan import augmenter, d_loss, g_loss, gan_networks, r1_penalty
+from pixelsmith.models.adversarial import AdversarialLoss, adversarial_step, augmenter
+from pixelsmith.models.base import Abilities, Batch, Family, Preset, SampleConfig, StepContext
 from pixelsmith.utils.rng import BatchRandom
 
 NOISE_MODES = ("const", "random", "none")
@@ -349,20 +348,43 @@ class Discriminator(nn.Module):
 # ---- the family ----------------------------------------------------------------------------
 
 
-class StyleGAN(Family):
-    """StyleGAN2-style GAN: style-based generator, residual discriminator, EMA generator."""
+@dataclass
+class StyleGANSampleConfig(SampleConfig):
+    """Sampling options of the StyleGAN family."""
 
-    name = "stylegan"
-    Config = StyleGANConfig
-    ema_pairs = {"G": "G_ema"}
-    PRESET_TRAIN = {"train": {"batch": 32}}
-    # `small` (G 0.35M, D 0.28M parameters) on Fashion-MNIST, 1 thread on a shared 2-core box:
-    # 60-130 img/s (median 99) in stats.jsonl, 173k images in 30 minutes; recognisable tops,
-    # shoes, bags and trousers with some mesh-like texture, FID 23.0 (fmnist features, 10k).
-    # Side by side (1 thread, batch 32): widths 32/32 up to 256 ran at 0.4x this speed, and the
-    # fused (grouped-conv) modulated conv at 0.35-0.45x the default form.
-    variants = {
-        "small": {
+    # The truncation trick: pull each w toward the tracked average (1 = off, 0 = the mean-W
+    # image; e.g. 0.7 trades variety for typical-looking images).
+    truncation: float = 1.0
+    # Per-layer noise: "const" (each layer's fixed map, as StyleGAN2's generate.py, so images
+    # depend on the seed only through z), "random" (drawn from the seed) or "none".
+    noise: str = "const"
+
+    def validate(self, model: Family) -> None:  # noqa: ARG002
+        """Refuse a non-finite truncation or an unknown noise mode."""
+        check_style(self.truncation, self.noise)
+
+
+def check_style(truncation: float, noise: str = "const") -> None:
+    """Raise UserError on a non-finite truncation or an unknown noise mode."""
+    if not math.isfinite(truncation):
+        raise UserError(f"truncation must be a finite number (1 = off), got {truncation}")
+    if noise not in NOISE_MODES:
+        raise UserError(f"noise must be one of {', '.join(NOISE_MODES)}, got {noise!r}")
+
+
+PRESETS: dict[str, Preset] = {
+    "stylegan": Preset(
+        "the default StyleGAN2-style networks (G 1.4M, D 1.1M parameters at 28x28)",
+        10.0,
+        {"train": {"batch": 32}},
+    ),
+    # G 0.35M, D 0.28M parameters. Side by side (1 thread, batch 32): widths 32/32 up to 256 ran
+    # at 0.4x this speed, and the fused (grouped-conv) modulated conv at 0.35-0.45x the default
+    # form. What 30 minutes make: docs/results.md (bench/family_results.py).
+    "stylegan-30min": Preset(
+        "narrower networks for the most quality in 30 minutes on a CPU",
+        30.0,
+        {
             "model": {
                 "z_dim": 64,
                 "w_dim": 64,
@@ -371,20 +393,40 @@ class StyleGAN(Family):
                 "d_channels": 16,
                 "max_channels": 128,
             },
-            "train": {"batch": 32, "minutes": 30.0},
-        }
-    }
+            "train": {"batch": 32},
+        },
+    ),
+}
+
+
+class StyleGAN(Family):
+    """StyleGAN2-style GAN: style-based generator, residual discriminator, EMA generator."""
+
+    name = "stylegan"
+    Config = StyleGANConfig
+    SampleConfig = StyleGANSampleConfig
+    abilities = Abilities(style_mix=True)
+    presets = PRESETS
+    ema_pairs = {"G": "G_ema"}
+    max_size = MAX_SIZE
 
     def __init__(
         self, cfg: StyleGANConfig, image_shape: tuple[int, int, int], num_classes: int = 0
     ):
         super().__init__(cfg, image_shape, num_classes)
         cfg.validate()
-        self.classes = 0
-        self.networks = gan_networks(
-            Generator(cfg, self.image_shape), Discriminator(cfg, self.image_shape)
+        self.networks = {
+            "G": Generator(cfg, self.image_shape),
+            "D": Discriminator(cfg, self.image_shape),
+        }
+        # D's minibatch standard deviation mixes a batch's samples: real and fake go in apart.
+        self.objective = AdversarialLoss(
+            "ns",
+            augmenter(cfg.diffaugment),
+            r1_gamma=cfg.r1_gamma,
+            r1_every=cfg.r1_every,
+            joint=False,
         )
-        self._aug = augmenter(cfg.diffaugment)
 
     def configure_optimizers(self) -> None:
         """Adam for G and D; D's lr and betas adjusted for lazy R1 as in StyleGAN2."""
@@ -403,7 +445,7 @@ class StyleGAN(Family):
             ),
         }
 
-    def _generate(self, n: int, rng: BatchRandom) -> torch.Tensor:
+    def _generate(self, n: int, y: torch.Tensor | None, rng: BatchRandom) -> torch.Tensor:  # noqa: ARG002
         """Fakes for training: style mixing with probability style_mixing, noise from rng."""
         G, c = self.networks["G"], self.cfg
         z, z2, u = rng.randn(n, c.z_dim), rng.randn(n, c.z_dim), rng.rand(n, 2)
@@ -416,33 +458,12 @@ class StyleGAN(Family):
         noise = [rng.randn(n, 1, r, r) for r in G.synthesis.noise_sizes]
         return G.synthesize(ws, noise)
 
-    def train_step(self, real, labels, rng, step, next_batch, sync: GradSync) -> dict[str, float]:
+    def train_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         """One discriminator update (plus lazy R1), then one generator update on the same fakes."""
-        c, D = self.cfg, self.networks["D"]
-        n = real.shape[0]
-        real = real * 2 - 1
-        fake = self._generate(n, rng)
-        s_real, s_fake = D(self._aug(real, rng)), D(self._aug(fake.detach(), rng))
-        loss = d_loss("ns", s_real, s_fake)
-        logs = {"D": loss.item()}
-        if c.r1_gamma > 0 and step % c.r1_every == 0:
-            r1 = r1_penalty(D, real)
-            loss = loss + 0.5 * c.r1_gamma * c.r1_every * r1
-            logs["r1"] = r1.item()
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        loss.backward()
-        sync(D)
-        self.optimizers["D"].step()
-        logs["D_real"], logs["D_fake"] = s_real.mean().item(), s_fake.mean().item()
-        D.requires_grad_(False)
-        loss_g = g_loss("ns", D(self._aug(fake, rng)))
-        self.optimizers["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        D.requires_grad_(True)
-        sync(self.networks["G"])
-        self.optimizers["G"].step()
-        logs["G"] = loss_g.item()
-        return logs
+        nets = self.networks
+        return adversarial_step(
+            self.objective, nets["G"], nets["D"], self.optimizers, self._generate, batch, ctx
+        )
 
     # ---- sampling -------------------------------------------------------------------------
 
@@ -451,52 +472,34 @@ class StyleGAN(Family):
 
     def _render(self, ws: torch.Tensor, noise: str, seed: int = 0) -> torch.Tensor:
         """Images in [0, 1] from W+ codes, 256 at a time; noise="random" draws from `seed`."""
-        G = self.networks["G_ema"].eval()
         g = torch.Generator().manual_seed(int(seed) + 1)
         out = []
-        for i in range(0, len(ws), 256):
-            wi = ws[i : i + 256].to(self.device)
-            nz: Noise = noise
-            if noise == "random":
-                sizes = G.synthesis.noise_sizes
-                nz = [torch.randn(len(wi), 1, r, r, generator=g).to(self.device) for r in sizes]
-            out.append(((G.synthesize(wi, nz) + 1) / 2).clamp(0, 1).cpu())
+        with self.inference("G") as G:
+            for i in range(0, len(ws), 256):
+                wi = ws[i : i + 256].to(self.device)
+                nz: Noise = noise
+                if noise == "random":
+                    sizes = G.synthesis.noise_sizes
+                    nz = [torch.randn(len(wi), 1, r, r, generator=g).to(self.device) for r in sizes]
+                out.append(((G.synthesize(wi, nz) + 1) / 2).clamp(0, 1).cpu())
         return torch.cat(out) if out else torch.empty(0, *self.image_shape)
 
-    @staticmethod
-    def _check(truncation: float, noise: str = "const") -> None:
-        if not math.isfinite(truncation):
-            raise UserError(f"truncation must be a finite number (1 = off), got {truncation}")
-        if noise not in NOISE_MODES:
-            raise UserError(f"noise must be one of {', '.join(NOISE_MODES)}, got {noise!r}")
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        seed: int = 0,
-        labels: torch.Tensor | None = None,
-        truncation: float = 1.0,
-        noise: str = "const",
+    def draw(
+        self, n: int, seed: int, opts: StyleGANSampleConfig, labels: torch.Tensor | None
     ) -> torch.Tensor:
-        """n images in [0, 1] from G_ema; unconditional, so `labels` is ignored.
-
-        truncation psi pulls each w toward the tracked average (1 = off, 0 = the mean-W image).
-        noise: "const" (each layer's fixed map, as StyleGAN2's generate.py, so images depend on
-        the seed only through z), "random" (drawn from the seed) or "none".
-        """
-        self._check(truncation, noise)
-        G = self.networks["G_ema"]
-        z = self._z(n, seed).to(self.device)
-        return self._render(G.ws(z, truncation), noise, seed)
+        """n images in [0, 1] from G_ema at the options' truncation and noise."""
+        with self.inference("G") as G:
+            ws = G.ws(self._z(n, seed).to(self.device), opts.truncation)
+        return self._render(ws, opts.noise, seed)
 
     @torch.no_grad()
     def style_mix(
         self,
         row_seeds: Sequence[int],
         col_seeds: Sequence[int],
-        truncation: float = 1.0,
+        options: StyleGANSampleConfig | None = None,
         crossover: int | None = None,
+        **overrides: float | str,
     ) -> torch.Tensor:
         """The style-mixing grid as (R + 1) * (C + 1) images in [0, 1], row-major (nrow=C + 1).
 
@@ -504,17 +507,19 @@ class StyleGAN(Family):
         sources, the source of seed s being sample(1, seed=s). Cell (i, j) takes the styles of
         layers [0, crossover), the coarse ones, from row source i and the rest from column
         source j. crossover defaults to 4 (the 4x4 and 8x8 layers) or half the W's if fewer.
+        Every image uses the options' truncation (keyword overrides as `sample` takes them) and
+        each layer's constant noise.
         """
-        self._check(truncation)
-        G = self.networks["G_ema"]
-        num = G.num_ws
-        crossover = min(4, num // 2) if crossover is None else int(crossover)
-        if not 0 <= crossover <= num:
-            raise UserError(f"crossover must be between 0 and {num} (W's), got {crossover}")
+        truncation = self.sample_options(options, **overrides).truncation
         if not row_seeds or not col_seeds:
             raise UserError("a style-mixing grid needs at least one row seed and one column seed")
-        z = torch.cat([self._z(1, s) for s in [*row_seeds, *col_seeds]]).to(self.device)
-        w = G.ws(z, truncation)
+        with self.inference("G") as G:
+            num = G.num_ws
+            crossover = min(4, num // 2) if crossover is None else int(crossover)
+            if not 0 <= crossover <= num:
+                raise UserError(f"crossover must be between 0 and {num} (W's), got {crossover}")
+            z = torch.cat([self._z(1, s) for s in [*row_seeds, *col_seeds]]).to(self.device)
+            w = G.ws(z, truncation)
         rows, cols = w[: len(row_seeds)], w[len(row_seeds) :]
         coarse = (torch.arange(num, device=w.device) < crossover)[None, :, None]
         codes = [cols]

@@ -22,20 +22,18 @@ Likelihoods (`model.likelihood`), each per sub-pixel and independent given z:
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelsmith.config import require
-from pixelsmith.data.sources import ImageSet
 from pixelsmith.errors import UserError
-from pixelsmith.models.base import Family, GradSync, Scored
-from pixelsmith.utils.rng import BatchRandom
+from pixelsmith.models.base import Abilities, Batch, Family, Preset, StepContext
+from pixelsmith.nn.likelihood import bits_per_dim, discretized_logistic_logp
 
 LIKELIHOODS = ("logistic", "bernoulli", "gaussian")
 # Lower bound on predicted log-scales (as PixelCNN++): a scale of e^-7 ~ 1e-3 is already below
@@ -45,10 +43,21 @@ LOG_SCALE_MIN = -7.0
 # Importance samples per image for the IWAE bound that `pixelsmith eval --metrics nll` reports.
 IWAE_K = 100
 
+PRESETS: dict[str, Preset] = {
+    # ~260 MFLOP per training image at 28x28: batch 32 runs a few hundred steps a minute.
+    "vae": Preset("the default convolutional VAE", 10.0, {"train": {"batch": 32}}),
+    # Per step, a narrower net with residual blocks bought nothing early on, and blocks=1 at this
+    # width costs 3x per step, so the time goes to more steps of the default net, in batches of
+    # 64. What 30 minutes make: docs/results.md (bench/family_results.py).
+    "vae-30min": Preset(
+        "the default net in larger batches, for 30 minutes on a CPU", 30.0, {"train": {"batch": 64}}
+    ),
+}
+
 
 @dataclass
 class VAEConfig:
-    """Settings of the VAE family (presets in pixelsmith.models.PRESETS)."""
+    """Settings of the VAE family."""
 
     z_dim: int = 32
     channels: int = 32
@@ -192,31 +201,6 @@ def log_normal(z: Tensor, mu: Tensor | float = 0.0, logvar: Tensor | float = 0.0
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).square() * torch.exp(-logvar))
 
 
-def _log1mexp(d: Tensor) -> Tensor:
-    """log(1 - exp(-d)) for d > 0, accurate for small and large d (Maechler 2012)."""
-    # Each branch sees a clamped d, so the branch torch.where drops cannot send NaN gradients.
-    ln2 = math.log(2)
-    small = torch.log(-torch.expm1(-d.clamp(max=ln2)))
-    return torch.where(d < ln2, small, torch.log1p(-torch.exp(-d.clamp(min=ln2))))
-
-
-def discretized_logistic_logp(levels: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
-    """log P(u) of 8-bit levels u in 0..255 under a logistic(mean, e^log_scale) on [-1, 1] bins.
-
-    Level u is x = 2u/255 - 1 with bin [x - 1/255, x + 1/255]; level 0 takes (-inf, ...] and 255
-    takes [..., +inf). Middle bins use log(sig(a) - sig(b)) = log sig(a) + log sig(-b) +
-    log(1 - e^(b - a)), which stays exact where both CDF values round to 0 or 1.
-    """
-    x = levels.to(mean.dtype) * (2 / 255) - 1
-    inv_s = torch.exp(-log_scale)
-    a = (x + 1 / 255 - mean) * inv_s  # upper edge
-    b = (x - 1 / 255 - mean) * inv_s  # lower edge
-    log_cdf_a = -F.softplus(-a)
-    log_sf_b = -F.softplus(b)
-    mid = log_cdf_a + log_sf_b + _log1mexp((2 / 255) * inv_s)
-    return torch.where(levels == 0, log_cdf_a, torch.where(levels == 255, log_sf_b, mid))
-
-
 def bernoulli_logp(x: Tensor, logits: Tensor) -> Tensor:
     """x log p + (1 - x) log(1 - p) with p = sigmoid(logits), for intensities x in [0, 1]."""
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none")
@@ -225,11 +209,6 @@ def bernoulli_logp(x: Tensor, logits: Tensor) -> Tensor:
 def gaussian_logp(x: Tensor, mean: Tensor, log_sigma: Tensor | float) -> Tensor:
     """log N(x; mean, sigma^2), a density on continuous x."""
     return log_normal(x, mean, 2 * torch.as_tensor(log_sigma))
-
-
-def bits_per_dim(nats: float, dims: int) -> float:
-    """Nats per image -> bits per sub-pixel."""
-    return nats / (dims * math.log(2))
 
 
 # ---- the family ----------------------------------------------------------------------------
@@ -243,26 +222,14 @@ class VAE(Family):
 
     name = "vae"
     Config = VAEConfig
+    abilities = Abilities(likelihood=True, encodes=True)
+    presets = PRESETS
     ema_pairs = {"vae": "vae_ema"}
-    # ~260 MFLOP per training image at 28x28: batch 32 runs a few hundred steps a minute on 2 cores.
-    PRESET_TRAIN = {"train": {"batch": 32}}
-    # 30 minutes on 2 cores: ~9 epochs of Fashion-MNIST at an estimated 300 img/s. Per step, a
-    # narrower net with residual blocks bought nothing early on, and blocks=1 at this width costs
-    # 3x per step, so the time goes to more steps of the default net.
-    data_metrics = ("nll",)
-    variants = {
-        "small": {
-            "model": {"channels": 32, "max_channels": 128, "z_dim": 32, "blocks": 0},
-            "train": {"batch": 64, "minutes": 30.0},
-        }
-    }
 
     def __init__(self, cfg: VAEConfig, image_shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__(cfg, image_shape, num_classes)
         cfg.validate()
-        self.classes = 0
-        net = VAENet(cfg, self.image_shape).to(memory_format=torch.channels_last)
-        self.networks = {"vae": net, "vae_ema": copy.deepcopy(net).requires_grad_(False).eval()}
+        self.networks = {"vae": VAENet(cfg, self.image_shape).to(memory_format=torch.channels_last)}
 
     def configure_optimizers(self) -> None:
         """Adam over the whole model."""
@@ -303,26 +270,18 @@ class VAE(Family):
 
     # ---- training ---------------------------------------------------------------------------
 
-    def train_step(
-        self,
-        real: Tensor,
-        labels: Tensor | None,
-        rng: BatchRandom,
-        step: int,
-        next_batch: Callable[[], tuple[Tensor, Tensor | None]],
-        sync: GradSync,
-    ) -> dict[str, float]:
+    def train_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         """One Adam step on rec + beta * KL; logs -ELBO ("loss"), "rec" and "kl" per image."""
         net = self.networks["vae"]
-        levels = (real * 255).round().clamp(0, 255)
+        levels = (batch.images * 255).round().clamp(0, 255)
         mu, logvar = net.encode(levels / 255)
-        eps = rng.randn(real.shape[0], self.cfg.z_dim)
+        eps = ctx.rng.randn(levels.shape[0], self.cfg.z_dim)
         z = mu + torch.exp(0.5 * logvar) * eps
         rec = -self.log_likelihood(net.decode(z), levels).mean()
         kl = kl_normal(mu, logvar).sum(1).mean()
         self.optimizers["vae"].zero_grad(set_to_none=True)
         (rec + self.cfg.beta * kl).backward()
-        sync(net)
+        ctx.sync(net)
         self.optimizers["vae"].step()
         rec_v, kl_v = rec.item(), kl.item()
         return {"loss": rec_v + kl_v, "rec": rec_v, "kl": kl_v}
@@ -330,11 +289,11 @@ class VAE(Family):
     # ---- sampling and editing ---------------------------------------------------------------
 
     def _decode_images(self, z: Tensor) -> Tensor:
-        net = self.networks["vae_ema"].eval()
-        out = [
-            self.to_image(net.decode(z[i : i + 256].to(self.device))).float().cpu()
-            for i in range(0, z.shape[0], 256)
-        ]
+        with self.inference("vae") as net:
+            out = [
+                self.to_image(net.decode(z[i : i + 256].to(self.device))).float().cpu()
+                for i in range(0, z.shape[0], 256)
+            ]
         return torch.cat(out) if out else torch.empty(0, *self.image_shape)
 
     def _as_unit(self, images: Tensor) -> Tensor:
@@ -352,14 +311,13 @@ class VAE(Family):
         return images.float().clamp(0, 1)
 
     def _posterior_mean(self, images: Tensor) -> Tensor:
-        net = self.networks["vae_ema"].eval()
         x = self._as_unit(images)
-        parts = [net.encode(x[i : i + 256].to(self.device))[0] for i in range(0, len(x), 256)]
+        with self.inference("vae") as net:
+            parts = [net.encode(x[i : i + 256].to(self.device))[0] for i in range(0, len(x), 256)]
         return torch.cat(parts) if parts else torch.empty(0, self.cfg.z_dim, device=self.device)
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, labels: Tensor | None = None) -> Tensor:
-        """n images in [0, 1] decoded from z ~ N(0, I); unconditional, so `labels` is ignored.
+    def draw(self, n: int, seed: int, opts: Any, labels: Tensor | None) -> Tensor:
+        """n images in [0, 1] decoded from z ~ N(0, I) drawn from the seed.
 
         Each image is the decoder's location parameter, not a draw of pixel noise: for the
         discretised logistic the logistic's location (its mean, median and mode before
@@ -367,7 +325,7 @@ class VAE(Family):
         discrete distribution up to rounding to a level; for Bernoulli the mean sigmoid(logit);
         for Gaussian the mean, clamped to [0, 1].
         """
-        z = torch.randn(n, self.cfg.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+        z = torch.randn(n, self.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
         return self._decode_images(z)
 
     @torch.no_grad()
@@ -394,14 +352,14 @@ class VAE(Family):
 
         `eps` is (N, k, z_dim) standard normal noise; the decoder sees all N * k pairs at once.
         """
-        net = self.networks["vae_ema"].eval()
         levels = images_uint8.to(self.device)
-        mu, logvar = net.encode(levels.float() / 255)
         n, k = eps.shape[:2]
-        z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps.to(self.device)
+        with self.inference("vae") as net:
+            mu, logvar = net.encode(levels.float() / 255)
+            z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps.to(self.device)
+            params = net.decode(z.reshape(n * k, -1))
         log_q = log_normal(z, mu[:, None], logvar[:, None]).sum(2)
         log_prior = log_normal(z).sum(2)
-        params = net.decode(z.reshape(n * k, -1))
         levels = levels.repeat_interleave(k, dim=0)
         log_px = self.log_likelihood(params, levels).view(n, k)
         return (log_px.double() + log_prior.double() - log_q.double()).cpu()
@@ -458,12 +416,10 @@ class VAE(Family):
             "n": len(images),
         }
 
-    def score_data(self, metric: str, data: ImageSet, seed: int = 0) -> Scored:
-        """`nll`: the -ELBO and IWAE (k=100) bounds on real images, in nats and bits/dim."""
-        if metric != "nll":
-            return super().score_data(metric, data, seed)
-        r = self.nll(data.images, k=IWAE_K, seed=seed)
-        values = {
-            k: r[k] for k in ("elbo_bits_per_dim", "iwae_bits_per_dim", "elbo_nats", "iwae_nats")
-        }
-        return values, {"params": {"iwae_k": IWAE_K, "likelihood": self.cfg.likelihood}}
+    def nll_scores(
+        self, images: Tensor, labels: Tensor | None = None, seed: int = 0
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """The -ELBO and IWAE (k=100) bounds on real uint8 images, in bits/dim and nats."""
+        r = self.nll(images, k=IWAE_K, seed=seed)
+        keys = ("elbo_bits_per_dim", "iwae_bits_per_dim", "elbo_nats", "iwae_nats")
+        return {k: r[k] for k in keys}, {"iwae_k": IWAE_K, "likelihood": self.cfg.likelihood}

@@ -1,131 +1,86 @@
-"""Checkpoints: one safetensors file holding tensors and a JSON manifest; atomic; never pickled."""
+"""Training checkpoints: everything a run needs to resume exactly, captured and restored.
+
+Beside the weights (every network, EMA copies included) a training checkpoint holds the
+optimisers' states, every random generator (torch, the per-batch stream, numpy, Python's, CUDA's),
+the counters and the data position. Tensors go into the safetensors payload; the rest into the
+manifest's "resume" entry, as JSON. The file format is `pixelsmith.utils.checkpoint_file`'s.
+"""
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import json
-import re
-from pathlib import Path
+import random
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
-from pixelsmith.errors import UserError
-from pixelsmith.imageio import atomic_write_bytes
-
-FORMAT = "pixelsmith-checkpoint/1"
-PATTERN = re.compile(r"^ckpt-(\d+)\.safetensors$")
+from pixelsmith.models.base import Family
+from pixelsmith.train.batches import Batches
+from pixelsmith.utils import checkpoint_file as ckf
+from pixelsmith.utils.rng import BatchRandom
 
 
-def payload_hash(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over tensor names, dtypes, shapes and bytes, in sorted key order."""
-    h = hashlib.sha256()
-    for key in sorted(tensors):
-        t = tensors[key].detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+@dataclass
+class LoopState:
+    """Counters that a checkpoint restores."""
+
+    step: int = 0
+    nimg: int = 0
+    elapsed: float = 0.0
 
 
-def save_checkpoint(
-    path: str | Path, tensors: dict[str, torch.Tensor], manifest: dict[str, Any]
-) -> Path:
-    """Write tensors + manifest to `path` atomically; on failure the old file stays intact."""
-    path = Path(path)
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    manifest = {**manifest, "format": FORMAT, "payload_sha256": payload_hash(tensors)}
-    data = st_save(tensors, metadata={"pixelsmith": json.dumps(manifest)})
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as e:
-        why = "the disk is full" if e.errno == errno.ENOSPC else e.strerror or str(e)
-        raise UserError(
-            f"could not write checkpoint {path} ({why}); the previous checkpoint is intact: "
-            "free space, then continue with --resume"
-        ) from None
-    return path
-
-
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The manifest of a checkpoint file, without loading its tensors."""
-    return load_checkpoint(path, tensors=False)[1]
-
-
-def load_checkpoint(
-    path: str | Path, tensors: bool = True
+def capture(
+    family: Family, rng: BatchRandom, device: torch.device
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read and verify a checkpoint; a truncated, corrupt or foreign file is a UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"checkpoint {path} does not exist; pass a run folder or a .safetensors file"
-        )
-    fix = "it is truncated or corrupt; use an earlier checkpoint of the run"
-    with open(path, "rb") as f:  # the manifest lives in the header: read the tensors only if asked
-        head = f.read(8)
-        header_len = int.from_bytes(head, "little")
-        if len(head) < 8 or header_len > path.stat().st_size:
-            raise UserError(f"{path} is not a readable pixelsmith checkpoint ({fix})")
-        header = f.read(header_len)
-        rest = f.read() if tensors else b""
-    try:
-        meta = json.loads(json.loads(header)["__metadata__"]["pixelsmith"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise UserError(f"{path} is not a readable pixelsmith checkpoint ({fix})") from None
-    if meta.get("format") != FORMAT:
-        raise UserError(f"{path} is not a pixelsmith checkpoint (format {meta.get('format')!r})")
-    if not tensors:
-        return {}, meta
-    try:
-        loaded = st_load(head + header + rest)
-    except (SafetensorError, ValueError, RuntimeError) as e:
-        raise UserError(f"checkpoint {path} cannot be read ({e}); {fix}") from None
-    if payload_hash(loaded) != meta.get("payload_sha256"):
-        raise UserError(f"checkpoint {path} fails its checksum; {fix}")
-    return loaded, meta
+    """(tensors, JSON-able rest) of the networks, optimisers and random generators."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, net in family.networks.items():
+        for k, v in net.state_dict().items():
+            tensors[f"net/{name}/{k}"] = v
+    opt_rest = {}
+    for name, opt in family.optimizers.items():
+        t, rest = optimizer_to_flat(opt, f"opt/{name}")
+        tensors.update(t)
+        opt_rest[name] = rest
+    tensors["rng/torch"] = torch.get_rng_state()
+    tensors["rng/batch"] = rng.get_state()
+    np_state = np.random.get_state()
+    tensors["rng/numpy"] = torch.from_numpy(np_state[1].astype(np.int64))
+    if device.type == "cuda":
+        tensors["rng/cuda"] = torch.cuda.get_rng_state(device)
+    py = random.getstate()
+    rest = {
+        "optimizers": opt_rest,
+        "numpy_rng": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python_rng": [py[0], list(py[1]), py[2]],
+    }
+    return tensors, rest
 
 
-def load_networks(networks: dict[str, torch.nn.Module], tensors: dict[str, torch.Tensor]) -> None:
-    """Load each network's state from the `net/NAME/...` tensors of a checkpoint."""
-    for name, net in networks.items():
-        prefix = f"net/{name}/"
-        net.load_state_dict(
-            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        )
-
-
-def list_checkpoints(folder: str | Path) -> list[Path]:
-    """Checkpoint files in a folder, oldest step first."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := PATTERN.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def resolve_checkpoint(target: str | Path) -> Path:
-    """A checkpoint file from a file path or a run folder (its newest checkpoint)."""
-    target = Path(target)
-    if target.is_dir():
-        found = list_checkpoints(target / "checkpoints") or list_checkpoints(target)
-        if not found:
-            raise UserError(
-                f"run folder {target} holds no checkpoints (looked in {target}/checkpoints)"
-            )
-        return found[-1]
-    if not target.exists():
-        raise UserError(f"{target} does not exist; pass a run folder or a .safetensors checkpoint")
-    return target
-
-
-def prune(folder: str | Path, keep: int) -> None:
-    """Delete all but the newest `keep` checkpoints in a folder."""
-    for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
-        old.unlink(missing_ok=True)
+def restore(
+    tensors: dict[str, torch.Tensor],
+    manifest: dict[str, Any],
+    family: Family,
+    rng: BatchRandom,
+    batches: Batches,
+    device: torch.device,
+) -> LoopState:
+    """Put a checkpoint's networks, optimisers, generators and data position back."""
+    ckf.load_networks(family.networks, tensors)
+    res = manifest["resume"]
+    for name, opt in family.optimizers.items():
+        optimizer_from_flat(opt, tensors, f"opt/{name}", res["optimizers"][name])
+    torch.set_rng_state(tensors["rng/torch"])
+    rng.set_state(tensors["rng/batch"])
+    a, pos, has_g, cached = res["numpy_rng"]
+    np.random.set_state((a, tensors["rng/numpy"].numpy().astype(np.uint32), pos, has_g, cached))
+    v, st, g = res["python_rng"]
+    random.setstate((v, tuple(st), g))
+    if "rng/cuda" in tensors and device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng/cuda"], device)
+    batches.load_state(manifest["batches"])
+    return LoopState(step=manifest["step"], nimg=manifest["nimg"], elapsed=manifest["elapsed_s"])
 
 
 # ---- optimiser state as flat tensors + JSON -------------------------------------------------

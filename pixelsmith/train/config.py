@@ -1,4 +1,5 @@
-"""The resolved configuration of a training run: model preset, data, and engine settings."""
+"""The resolved configuration of a training run: its preset, model, sampling, data and engine
+settings, resolved from the preset's row, a saved run, a YAML file and --set overrides."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from pixelsmith import config as cfglib
 from pixelsmith.config import require
 from pixelsmith.data.augment import AugmentConfig
 from pixelsmith.data.sources import check_domains
-from pixelsmith.errors import UserError
-from pixelsmith.models import resolve_preset
+from pixelsmith.models import preset_name, resolve_preset
 
 
 @dataclass
@@ -21,6 +21,8 @@ class DataConfig:
     source: str = "fashion-mnist"
     split: str = "train"
     channels: int | None = None
+    # Unset: named sources keep their size; a folder keeps one size up to 128 pixels, and
+    # anything else (large photos, mixed sizes) is resized to 64x64, as the run says.
     size: int | None = None
     limit: int | None = None
     # Two domains "A:B" of a labelled source, relabelled 0 and 1 (e.g. "sneaker:ankle boot",
@@ -64,12 +66,14 @@ class TrainConfig:
     threads: int | None = None
     channels_last: bool = True
     device: str = "auto"
-    # FID/KID while training (every eval_every steps; 0 = never) and once at the end; "auto"
-    # features are the shipped classifier for the data set, and no evaluation where none exists.
+    # Scores while training (every eval_every steps; 0 = never) and once at the end. "auto"
+    # metrics are the family's own (FID and KID for a model that draws images, translation
+    # for CycleGAN); "auto" features are the data set's shipped classifier, and a sample
+    # metric with none to use is skipped at the end and refused for eval_every.
     eval_every: int = 0
     eval_at_end: bool = True
     eval_n: int = 10_000
-    eval_metrics: str = "fid,kid"
+    eval_metrics: str = "auto"
     eval_features: str = "auto"
 
     def validate(self) -> None:
@@ -91,13 +95,12 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    """Everything that defines a run; `model` is the family's own config dataclass."""
+    """Everything that defines a run; `model` and `sample` are the family's own dataclasses."""
 
     preset: str
     family: str
     model: Any
-    # A named size/setting bundle of the family (`--preset small`), applied over the preset.
-    variant: str = ""
+    sample: Any
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -107,42 +110,43 @@ class RunConfig:
         self.train.validate()
 
 
-# Per-preset defaults beyond the family's: chosen for image quality per CPU-minute.
-PRESET_TRAIN: dict[str, dict[str, Any]] = {
-    name: {"train": {"batch": 16}} for name in ("dcgan", "gan", "hinge-gan", "cgan")
-}
-
-
 def build_config(
     preset: str,
     yaml_file: str | Path | None = None,
     overrides: list[str] = (),
     base: dict[str, Any] | None = None,
-    variant: str = "",
 ) -> RunConfig:
-    """Resolve preset defaults, then a saved run's config, a YAML file and --set overrides."""
-    fam, settings = resolve_preset(preset)
-    model_cfg = fam.Config()
-    cfg = RunConfig(preset=preset, family=fam.name, model=model_cfg, variant=variant)
-    cfglib.apply(cfg, {"model": settings, **PRESET_TRAIN.get(preset, {})})
-    cfglib.apply(cfg, fam.PRESET_TRAIN)
-    if variant:
-        if variant not in fam.variants:
-            known = ", ".join(fam.variants) or "none"
-            raise UserError(f"{preset} has no preset {variant!r}; its presets: {known}")
-        cfglib.apply(cfg, fam.variants[variant])
+    """Resolve a preset's row, then a saved run's config, a YAML file and --set overrides.
+
+    A run given no budget (train.steps, epochs or minutes) trains for its preset's minutes.
+    """
+    fam, row = resolve_preset(preset)
+    cfg = RunConfig(preset_name(preset), fam.name, fam.Config(), fam.SampleConfig())
+    cfglib.apply(cfg, row.settings)
     if base:
-        skip = ("preset", "family", "variant")
-        cfglib.apply(cfg, {k: v for k, v in base.items() if k not in skip})
+        base = {k: v for k, v in base.items() if k not in ("preset", "family", "variant")}
+        model, sample = fam.upgrade(dict(base.get("model", {})))
+        base["model"], base["sample"] = model, {**sample, **base.get("sample", {})}
+        cfglib.apply(cfg, base)
     if yaml_file:
         data = cfglib.load_yaml(yaml_file)
         data.pop("preset", None), data.pop("family", None)
         cfglib.apply(cfg, data)
     cfglib.apply_overrides(cfg, list(overrides))
+    tc = cfg.train
+    if not (tc.steps or tc.epochs or tc.minutes):
+        tc.minutes = row.minutes
     cfg.validate()
     return cfg
 
 
+# Presets of older versions: (preset, `--preset` bundle) -> today's preset.
+_RENAMED = {"small": "{}-30min"}
+
+
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
-    """Rebuild a RunConfig saved in a manifest or config.yaml."""
-    return build_config(data["preset"], base=data, variant=data.get("variant", ""))
+    """Rebuild a RunConfig saved in a manifest or config.yaml (older layouts included)."""
+    preset, variant = data["preset"], data.get("variant") or ""
+    if variant:
+        preset = _RENAMED.get(variant, "{}-" + variant).format(preset)
+    return build_config(preset, base=data)

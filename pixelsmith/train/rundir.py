@@ -1,11 +1,25 @@
-"""Numbered run folders: runs/00003-dcgan-fashion-mnist/."""
+"""Run folders and what a run writes into them: runs/00003-dcgan-fashion-mnist/ holding
+config.yaml, stats.jsonl, losses.png (and eval.png), grids/, checkpoints/, manifest.json and
+report.md. Every file is written atomically; scores added by evaluations stay in the manifest."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pixelsmith import config as cfglib
+from pixelsmith.imageio import atomic_write_bytes
+from pixelsmith.train.plot import plot_curves
 
 _NUMBERED = re.compile(r"^(\d{5})-")
+# stats.jsonl fields that are not curves to plot.
+_NOT_CURVES = {"step", "kimg", "time_s", "img_per_s", "epoch", "eval_n"}
 
 
 def slug(text: str) -> str:
@@ -27,3 +41,76 @@ def new_run_dir(root: str | Path, preset: str, data: str) -> Path:
             return path
         except FileExistsError:
             number += 1
+
+
+class RunFolder:
+    """The files of one run folder."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.grids = self.path / "grids"
+        self.stats = self.path / "stats.jsonl"
+        self.manifest = self.path / "manifest.json"
+
+    def prepare(self, config: Any) -> None:
+        """Make the sub-folders and write the resolved config."""
+        for sub in (self.checkpoints, self.grids):
+            sub.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(cfglib.to_dict(config), sort_keys=False)
+        atomic_write_bytes(self.path / "config.yaml", text.encode())
+
+    # ---- stats.jsonl ----------------------------------------------------------------------
+
+    def append_stats(self, record: dict[str, Any]) -> None:
+        """Add one record to stats.jsonl."""
+        with open(self.stats, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read_stats(self) -> list[dict[str, Any]]:
+        """Every record of stats.jsonl, oldest first."""
+        if not self.stats.exists():
+            return []
+        return [json.loads(ln) for ln in self.stats.read_text().splitlines() if ln.strip()]
+
+    def drop_stats_after(self, step: int) -> None:
+        """Forget records logged after `step` (a resume from an older checkpoint)."""
+        if not self.stats.exists():
+            return
+        keep = [json.dumps(r) for r in self.read_stats() if r["step"] <= step]
+        atomic_write_bytes(self.stats, ("\n".join(keep) + "\n" if keep else "").encode())
+
+    def plot(self, title: str) -> None:
+        """losses.png from the logged losses, and eval.png once there are two evaluations."""
+        stats = self.read_stats()
+        keys = list(dict.fromkeys(k for r in stats for k in r if k not in _NOT_CURVES))
+        losses = [k for k in keys if not k.startswith("eval/")]
+        series = {k: [(r["step"], r[k]) for r in stats if k in r] for k in losses}
+        plot_curves(series, self.path / "losses.png", title=f"{title} losses")
+        evals = {k: [(r["step"], r[k]) for r in stats if k in r] for k in keys if k not in losses}
+        if any(len(v) > 1 for v in evals.values()):
+            plot_curves(evals, self.path / "eval.png", title=f"{title} scores")
+
+    # ---- manifest.json and report.md ------------------------------------------------------
+
+    def write_manifest(self, public: dict[str, Any]) -> None:
+        """Write manifest.json, keeping the scores earlier evaluations stored in it."""
+        public = dict(public)
+        if self.manifest.exists():
+            with contextlib.suppress(ValueError, OSError):
+                public["scores"] = json.loads(self.manifest.read_text()).get("scores", [])
+        atomic_write_bytes(self.manifest, json.dumps(public, indent=2).encode())
+
+    def write_report(self, lines: Sequence[str]) -> None:
+        """report.md: the given summary lines, then the final grid and the loss curves."""
+        body = [
+            f"# {self.path.name}",
+            "",
+            *lines,
+            "",
+            "![samples](grids/grid-final.png)",
+            "",
+            "![losses](losses.png)",
+            "",
+        ]
+        atomic_write_bytes(self.path / "report.md", "\n".join(body).encode())

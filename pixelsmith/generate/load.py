@@ -1,0 +1,24 @@
+"""A trained model from a run folder or a checkpoint file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pixelsmith.errors import UserError
+from pixelsmith.models import family_class
+from pixelsmith.models.base import Family
+from pixelsmith.utils import checkpoint_file as ckf
+
+
+def load_model(
+    run_or_checkpoint: str | Path, device: str | torch.device = "cpu", family: str | None = None
+) -> Family:
+    """The model of a run folder (its newest checkpoint) or a checkpoint, with its EMA weights
+    and its run's sampling options; `family` refuses a model of any other family."""
+    path = ckf.resolve_checkpoint(run_or_checkpoint)
+    saved = ckf.read_manifest(path).get("family")
+    if family is not None and saved != family:
+        raise UserError(f"{path} holds a {saved} model, not a {family} model")
+    return family_class(str(saved)).from_checkpoint(path, device=device)

@@ -1,0 +1,107 @@
+"""Scores a family earns on real held-out images rather than on its samples.
+
+- `nll` (families with a likelihood: VAE, PixelCNN): the model's own negative log-likelihood
+  figures of the real images, in bits/dim and nats (`Family.nll_scores`).
+- `translation` (families that translate: CycleGAN): how often the source's shipped classifier
+  calls a translation the target domain, and the cycle PSNR of A->B->A and B->A->B.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pixelsmith.data.sources import ImageSet
+from pixelsmith.errors import UserError, warn
+from pixelsmith.models.base import Family
+
+Scored = tuple[dict[str, float], dict[str, Any]]
+
+
+def family_metrics(model: Family) -> tuple[str, ...]:
+    """The metrics of this kind a model has, from its declared abilities."""
+    a = model.abilities
+    return (("nll",) if a.likelihood else ()) + (("translation",) if a.translates else ())
+
+
+def score(model: Family, metric: str, data: ImageSet, seed: int = 0) -> Scored:
+    """(values, protocol) of one family metric on real uint8 images (e.g. the test split).
+
+    The protocol may hold "features", "features_sha256", "resize" and "params" for the cards.
+    """
+    if metric not in family_metrics(model):
+        own = family_metrics(model)
+        raise UserError(
+            f"the {model.name} family has no metric {metric!r}"
+            + (f"; it has: {', '.join(own)}" if own else "")
+        )
+    if metric == "nll":
+        values, params = model.nll_scores(data.images, labels=data.labels, seed=seed)
+        return values, {"params": params}
+    return translation_scores(model, data)
+
+
+@torch.no_grad()
+def translation_scores(model: Family, data: ImageSet) -> Scored:
+    """Translation success by the source's shipped classifier, and cycle PSNR (dB).
+
+    On real domain-labelled images (e.g. the test split loaded with the run's data.domains):
+    `a2b_success` is the fraction of A->B translations that the classifier assigns to one of
+    B's source classes (`b2a_success` likewise), `a_real_accuracy` / `b_real_accuracy` its
+    rate on the untranslated images (the baseline), `aba_psnr` / `bab_psnr` the mean
+    per-image PSNR of A->B->A and B->A->B reconstructions. Without a shipped classifier for
+    the source only the PSNRs come back, with a warning.
+    """
+    from pixelsmith.metrics.features import FOR_SOURCE, feature_net
+    from pixelsmith.metrics.image import psnr
+
+    labels = data.labels
+    if labels is None or len(data.classes) != 2 or not bool((labels <= 1).all()):
+        raise UserError(
+            f"translation is scored on the model's two domains, and {data.name} holds "
+            f"{len(data.classes)} classes; load it with the run's data.domains"
+        )
+    x = data.as_float()
+    a, b = x[labels == 0], x[labels == 1]
+    if not len(a) or not len(b):
+        raise UserError(f"{data.name} ({data.split}) needs images of both domains")
+    fake_b, fake_a = model.translate(a, "a2b"), model.translate(b, "b2a")
+    values = {
+        "aba_psnr": float(psnr(model.translate(fake_b, "b2a"), a, reduction="mean")),
+        "bab_psnr": float(psnr(model.translate(fake_a, "a2b"), b, reduction="mean")),
+    }
+    params: dict[str, Any] = {
+        "domains": f"{data.classes[0]}:{data.classes[1]}",
+        "n_a": len(a),
+        "n_b": len(b),
+        "generators": "EMA",
+    }
+    spec = FOR_SOURCE.get(data.name)
+    if spec is None or data.domain_classes is None:
+        warn(
+            f"no shipped classifier knows the classes of {data.name}: translation scores hold "
+            "only the cycle PSNRs"
+        )
+        return values, {"params": params}
+    net = feature_net(spec)
+    ids_a, ids_b = (torch.tensor(c) for c in data.domain_classes)
+
+    def rate(images: Tensor, ids: Tensor) -> float:
+        called = torch.cat([logits.argmax(1).cpu() for _, logits in net.batches([images])])
+        return float(torch.isin(called, ids).float().mean())
+
+    values |= {
+        "a2b_success": rate(fake_b, ids_b),
+        "b2a_success": rate(fake_a, ids_a),
+        "a_real_accuracy": rate(a, ids_a),
+        "b_real_accuracy": rate(b, ids_b),
+    }
+    protocol = {
+        "features": net.name,
+        "features_sha256": net.sha256,
+        "resize": net.resize,
+        "params": params,
+    }
+    return values, protocol

@@ -1,0 +1,1 @@
+"""Layers and likelihoods that several model families share."""
