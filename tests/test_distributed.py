@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixelsmith.utils import checkpoint_file as ck
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import train
+from pixelsmith.utils import checkpoint_file as ck
 
 SETTINGS = [
     "model.optimizer=sgd",

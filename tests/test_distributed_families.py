@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import pixelsmith
-from pixelsmith.utils import checkpoint_file as ck
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import train
+from pixelsmith.utils import checkpoint_file as ck
 
 DATA = ["data.source=shapes", "data.limit=32", "train.batch=8", "train.steps=3"]
 QUIET = [

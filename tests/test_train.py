@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import pixelsmith
-from pixelsmith.utils import checkpoint_file as ck
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import Trainer, train
+from pixelsmith.utils import checkpoint_file as ck
 
 
 def _cfg(tiny, *extra):
