@@ -74,7 +74,11 @@ MNIST_NOTE = (
     "ordered round-robin over the classes (0, 1, ..., 9, 0, ...) so any limit stays balanced"
 )
 # The two domains `domains="auto"` picks for a named source with more than two classes.
-DEFAULT_DOMAINS: dict[str, str] = {"fashion-mnist": "sneaker:ankle boot"}
+DEFAULT_DOMAINS: dict[str, str] = {
+    "fashion-mnist": "sneaker:ankle boot",
+    "mnist": "4:9",
+    "shapes": "circle:square",
+}
 _CACHE_VERSION = "1"
 _IDX_PREFIXES = {"train": ("train",), "test": ("t10k", "test")}
 

@@ -4,6 +4,8 @@
   figures of the real images, in bits/dim and nats (`Family.nll_scores`).
 - `translation` (families that translate: CycleGAN): how often the source's shipped classifier
   calls a translation the target domain, and the cycle PSNR of A->B->A and B->A->B.
+- `restoration` (families that restore): PSNR and SSIM of restored real images degraded the
+  way the family trains (its `prepare_batch`, seeded), beside the degraded input's own PSNR.
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ Scored = tuple[dict[str, float], dict[str, Any]]
 def family_metrics(model: Family) -> tuple[str, ...]:
     """The metrics of this kind a model has, from its declared abilities."""
     a = model.abilities
-    return (("nll",) if a.likelihood else ()) + (("translation",) if a.translates else ())
+    return (
+        (("nll",) if a.likelihood else ())
+        + (("translation",) if a.translates else ())
+        + (("restoration",) if a.restores else ())
+    )
 
 
 def score(model: Family, metric: str, data: ImageSet, seed: int = 0) -> Scored:
@@ -40,7 +46,30 @@ def score(model: Family, metric: str, data: ImageSet, seed: int = 0) -> Scored:
     if metric == "nll":
         values, params = model.nll_scores(data.images, labels=data.labels, seed=seed)
         return values, {"params": params}
+    if metric == "restoration":
+        return restoration_scores(model, data, seed)
     return translation_scores(model, data)
+
+
+@torch.no_grad()
+def restoration_scores(model: Family, data: ImageSet, seed: int = 0, batch: int = 256) -> Scored:
+    """Mean PSNR (dB) and SSIM of restorations of real images degraded as the family trains
+    (seeded by `seed`), and the degraded inputs' PSNR: what doing nothing scores."""
+    from pixelsmith.metrics.image import psnr, ssim
+    from pixelsmith.models.base import Batch
+    from pixelsmith.utils.rng import BatchRandom
+
+    rng = BatchRandom(seed)
+    sums = {"psnr": 0.0, "ssim": 0.0, "input_psnr": 0.0}
+    for i in range(0, len(data), batch):
+        clean = data.images[i : i + batch].float() / 255
+        labels = None if data.labels is None else data.labels[i : i + batch]
+        degraded = model.prepare_batch(Batch(clean, labels), rng).inputs
+        restored = model.restore(degraded).clamp(0, 1)
+        sums["psnr"] += float(psnr(restored, clean).sum())
+        sums["ssim"] += float(ssim(restored, clean).sum())
+        sums["input_psnr"] += float(psnr(degraded.clamp(0, 1), clean).sum())
+    return {k: v / len(data) for k, v in sums.items()}, {"params": {"degradation_seed": seed}}
 
 
 @torch.no_grad()

@@ -5,7 +5,8 @@ A family declares, as class attributes, everything a caller needs; nothing is fo
 signatures or attributes:
 
 - `name`, `Config` (the typed model settings) and `presets` (one table: see `Preset`);
-- `abilities`: what it can do (draw images, translate images, score a likelihood, mix styles);
+- `abilities`: what it can do (draw images, translate or restore images, score a likelihood,
+  mix styles), each answered by one method of this class;
 - `SampleConfig`: its typed sampling options (`labels` for conditional families, a diffusion
   model's `steps`, a StyleGAN's `truncation`, ...); every score's protocol card records them;
 - `ema_pairs`: the networks whose moving average the engine builds and keeps;
@@ -49,8 +50,11 @@ class Abilities:
 
     # Draws images from noise (`sample`): sample metrics (FID, KID, IS, PR) apply.
     generates: bool = True
-    # Maps images to images (`translate`): scored by `pixelsmith.metrics.family`.
+    # Maps images of one domain to another, a2b and b2a (`translate`; CycleGAN).
     translates: bool = False
+    # Maps degraded images to clean ones (`restore`; super-resolution, denoising, inpainting),
+    # trained on the (degraded, clean) pairs that its `prepare_batch` makes.
+    restores: bool = False
     # Scores real images' negative log-likelihood (`nll_scores`).
     likelihood: bool = False
     # Mixes coarse and fine styles of two latents (`style_mix`).
@@ -314,6 +318,10 @@ class Family(ABC):
     def translate(self, images: Tensor, direction: str = "a2b") -> Tensor:
         """Images in [0, 1] of one domain as the other (families that translate)."""
         raise UserError(f"the {self.name} family does not translate images")
+
+    def restore(self, images: Tensor) -> Tensor:
+        """Degraded images in [0, 1] restored (families that restore)."""
+        raise UserError(f"the {self.name} family does not restore images")
 
     def style_mix(
         self,

@@ -1,0 +1,56 @@
+"""The rooms of the house import only rooms below them (see the map in README.md)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pixelsmith
+
+ROOT = Path(pixelsmith.__file__).parent
+# room -> the rooms it must never import (directly or lazily inside a function)
+FORBIDDEN = {
+    "utils": {"data", "nn", "models", "generate", "train", "metrics", "edit", "cli", "api"},
+    "data": {"nn", "models", "generate", "train", "metrics", "edit", "cli", "api"},
+    "nn": {"models", "generate", "train", "metrics", "edit", "cli", "api"},
+    "models": {"generate", "train", "metrics", "edit", "cli", "api"},
+    "generate": {"train", "metrics", "edit", "cli", "api"},
+    "metrics": {"train", "edit", "cli", "api"},
+    "train": {"edit", "cli", "api"},
+    "edit": {"train", "cli", "api"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    """The pixelsmith rooms a module imports anywhere in its body."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "pixelsmith" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def test_lower_rooms_never_import_higher_ones():
+    bad = []
+    for room, forbidden in FORBIDDEN.items():
+        for path in sorted((ROOT / room).rglob("*.py")):
+            hit = _imports(path) & forbidden
+            if hit:
+                bad.append(f"{path.relative_to(ROOT)} imports {', '.join(sorted(hit))}")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_caller_probes_a_model_for_what_it_can_do():
+    # The contract declares abilities, options and classes; nothing asks a model's signature
+    # or attributes (`inspect.signature(model.sample)`, `getattr(model, "classes", 0)`).
+    probe = re.compile(r"(signature|getattr|hasattr)\((inspect\.)?(self\.)?(model|family)\b")
+    probes = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py") if probe.search(p.read_text())]
+    assert not probes, probes
