@@ -37,27 +37,27 @@ DOCS = ROOT / "docs"
 
 @dataclass
 class Entry:
-    """One row: a model preset (and family variant), its own metric and how to score it."""
+    """One row: a preset, its own metric and how to score it."""
 
     name: str
-    model: str
-    variant: str = ""
+    preset: str
     sets: list[str] = field(default_factory=list)
     own: str = ""  # the family's metric from `eval --metrics`
     own_n: int | None = None  # real test images for it (None: the whole split)
     fid: bool = True  # FID/KID of samples against the test split
-    # model config changed for scoring only (e.g. fewer DDIM steps), recorded in the table
-    eval_model: dict[str, object] = field(default_factory=dict)
+    # Sampling options for scoring and grids (as `eval --set sample.KEY=VALUE`); the cards
+    # record them.
+    sample: list[str] = field(default_factory=list)
 
 
 ENTRIES = [
     Entry("dcgan", "dcgan"),
     Entry("wgan-gp", "wgan-gp"),
-    Entry("vae", "vae", "small", own="nll", own_n=2000),
-    Entry("pixelcnn", "pixelcnn", "small", own="nll"),
-    Entry("diffusion", "diffusion", "small", eval_model={"sample_steps": 25}),
-    Entry("cyclegan", "cyclegan", "small", own="translation", fid=False),
-    Entry("stylegan", "stylegan", "small"),
+    Entry("vae", "vae-30min", own="nll", own_n=2000),
+    Entry("pixelcnn", "pixelcnn-30min", own="nll"),
+    Entry("diffusion", "diffusion-30min", sample=["steps=25"]),
+    Entry("cyclegan", "cyclegan-30min", own="translation", fid=False),
+    Entry("stylegan", "stylegan-30min"),
 ]
 
 # Published anchors, with their protocol (not comparable with the fmnist-feature FIDs).
@@ -81,10 +81,9 @@ def train_entry(e: Entry, minutes: float, threads: int, seed: int) -> Path:
     runs = ROOT / "bench" / "runs" / "families" / e.name
     runs.mkdir(parents=True, exist_ok=True)
     before = set(runs.iterdir())
-    cmd = [sys.executable, "-m", "pixelsmith", "train", e.model, "--minutes", str(minutes)]
+    cmd = [sys.executable, "-m", "pixelsmith", "train", e.preset, "--minutes", str(minutes)]
     cmd += ["--out", str(runs), "--quiet", "--set", f"train.threads={threads}"]
     cmd += ["--set", "train.eval_at_end=false", "--set", f"train.seed={seed}"]
-    cmd += ["--preset", e.variant] if e.variant else []
     for s in e.sets:
         cmd += ["--set", s]
     print(" ".join(cmd), file=sys.stderr)
@@ -100,29 +99,28 @@ def train_entry(e: Entry, minutes: float, threads: int, seed: int) -> Path:
 def run_entry(e: Entry, run: Path, threads: int, n: int, seed: int) -> dict:
     """Score one trained entry and save its grid; returns the row as a dict."""
     import pixelsmith
+    from pixelsmith.generate import parse_options
     from pixelsmith.metrics.evaluate import evaluate_model
 
     torch.set_num_threads(threads)
     model = pixelsmith.load(str(run))
     man = model.manifest
-    for k, v in e.eval_model.items():
-        setattr(model.cfg, k, v)
+    opts = parse_options(model, e.sample)
     t0 = time.perf_counter()
-    model.sample(64, seed=seed)
+    model.sample(64, seed=seed, options=opts)
     ms_per_image = (time.perf_counter() - t0) / 64 * 1000
     scores = []
     log = None
     if e.fid:
-        scores += evaluate_model(model, "fid,kid", n=n, seed=seed, log=log)
+        scores += evaluate_model(model, "fid,kid", n=n, seed=seed, log=log, options=opts)
     if e.own:
         scores += evaluate_model(model, e.own, seed=seed, reference_n=e.own_n, log=log)
     grid = save_grid(model, e, seed)
     return {
         "name": e.name,
-        "model": e.model,
-        "variant": e.variant,
+        "preset": e.preset,
         "sets": e.sets,
-        "eval_model": e.eval_model,
+        "sample": e.sample,
         "run": str(run.resolve().relative_to(ROOT)),
         "params": _params(model),
         "minutes": man["elapsed_s"] / 60,
@@ -141,6 +139,7 @@ def run_entry(e: Entry, run: Path, threads: int, n: int, seed: int) -> dict:
 def add_inception(e: Entry, threads: int, n: int, seed: int) -> dict:
     """The saved row of `e` with Inception FID/KID of its run added."""
     import pixelsmith
+    from pixelsmith.generate import parse_options
     from pixelsmith.metrics.evaluate import evaluate_model, stderr_log
 
     torch.set_num_threads(threads)
@@ -149,20 +148,22 @@ def add_inception(e: Entry, threads: int, n: int, seed: int) -> dict:
         raise SystemExit(f"{path} does not exist: score the entry first (--only {e.name})")
     row = json.loads(path.read_text())
     model = pixelsmith.load(str(ROOT / row["run"]))
-    for k, v in e.eval_model.items():
-        setattr(model.cfg, k, v)
-    scores = evaluate_model(model, "fid,kid", n=n, features="inception", seed=seed, log=stderr_log)
+    opts = parse_options(model, e.sample)
+    scores = evaluate_model(
+        model, "fid,kid", n=n, features="inception", seed=seed, log=stderr_log, options=opts
+    )
     row["inception"] = [s.to_dict() for s in scores]
     return row
 
 
 def save_grid(model, e: Entry, seed: int) -> Path:
-    """docs/family-NAME.png: 32 samples in 4 rows of 8 (the scoring settings applied)."""
+    """docs/family-NAME.png: 32 samples in 4 rows of 8 with the scoring options, drawn 3x
+    (nearest) so that 28-pixel images can be seen on a page."""
+    from pixelsmith.generate import parse_options
     from pixelsmith.imageio import save_image
 
-    for k, v in e.eval_model.items():
-        setattr(model.cfg, k, v)
-    return save_image(model.sample(32, seed=seed), DOCS / f"family-{e.name}.png", nrow=8)
+    images = model.sample(32, seed=seed, options=parse_options(model, e.sample))
+    return save_image(images, DOCS / f"family-{e.name}.png", nrow=8, scale=3)
 
 
 def remake_grids(seed: int) -> None:
@@ -209,14 +210,14 @@ def report() -> Path:
     lines = [
         "# Results: every family's CPU preset",
         "",
-        "Re-made by `bench/family_results.py` (train each preset for a fixed wall-clock budget, "
-        "then score it). FID and KID use pixelsmith's Fashion-MNIST features (`fmnist-cnn-v1`), "
+        "Re-made by `bench/family_results.py` (train each preset for 30 minutes of wall-clock, "
+        "then score it: `.venv/bin/python bench/family_results.py --only NAME`, then `--report`). FID and KID use pixelsmith's Fashion-MNIST features (`fmnist-cnn-v1`), "
         "10,000 samples against the 10,000-image test split; these are **not** Inception FIDs "
         "and are not comparable with the published numbers below. Where a row has them, "
         "*FID/KID (Inception)* follow the standard protocol (Inception-v3 pool3 features, "
         "10,000 samples against the test split), the one the published numbers use.",
         "",
-        "| family | preset | params | trained | CPU-min | threads | steps | train img/s "
+        "| row | preset | params | trained | CPU-min | threads | steps | train img/s "
         "| sample ms/img | FID (fmnist) | KID (fmnist) | FID (Inception) | KID (Inception) "
         "| own metric (test split) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -229,9 +230,9 @@ def report() -> Path:
             metric = c.pop("metric")
             key = json.dumps({k: v for k, v in c.items() if k != "params"}, sort_keys=True)
             cards.setdefault(key, (c, []))[1].append(f"{r['name']} {metric}")
-        preset = (r["variant"] or "default") + (
-            " (scored with " + ", ".join(f"{k}={v}" for k, v in r["eval_model"].items()) + ")"
-            if r["eval_model"]
+        preset = f"`{r['preset']}`" + (
+            " (sampled with " + ", ".join(f"sample.{s}" for s in r["sample"]) + ")"
+            if r["sample"]
             else ""
         )
         lines.append(
@@ -245,6 +246,7 @@ def report() -> Path:
         "",
         "How to read it:",
         "",
+        *[f"- {r['name']}: {r['note']}." for r in rows if r.get("note")],
         "- *trained* is wall-clock time; every run used one thread, two runs went side by side "
         "on the 2-core machine, and other jobs (tests, trials) shared it for part of the time. "
         "*CPU-min* is the CPU time the training process really got, where recorded (the "
@@ -270,10 +272,11 @@ def report() -> Path:
         )
     lines += [
         "",
-        "## Published anchors (a different protocol)",
+        "## Published anchors (the Inception protocol)",
         "",
         "Lucic et al. 2018, *Are GANs Created Equal?*: Inception FID at 10k samples on "
-        "Fashion-MNIST, the best model after a large hyper-parameter search:",
+        "Fashion-MNIST, the best model after a large hyper-parameter search. Compare them with "
+        "the *FID (Inception)* column only; the fmnist-feature FIDs are another metric:",
         "",
         "| model | Inception FID |",
         "|---|---|",

@@ -352,16 +352,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def save_image(image: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> Path:
-    """Save a (C, H, W) image, or an (N, C, H, W) batch as a grid, to a PNG (atomically)."""
+def save_image(
+    image: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, scale: int = 1
+) -> Path:
+    """Save a (C, H, W) image, or an (N, C, H, W) batch as a grid, to a PNG (atomically);
+    `scale` enlarges it that many times with nearest neighbours (pixels stay sharp squares)."""
     import io
 
     if image.ndim == 4:
         image = make_grid(image, nrow=nrow)
+    im = to_pil(image)
+    if scale != 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
     buf = io.BytesIO()
-    to_pil(image).save(buf, format="PNG")
+    im.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
+
+
+def view_scale(height: int, width: int) -> int:
+    """How many times to enlarge grids of small images meant for looking at (3x up to 32
+    pixels, 2x up to 64): a grid of 28-pixel images is otherwise a postage stamp."""
+    side = max(height, width)
+    return 3 if side <= 32 else 2 if side <= 64 else 1
 
 
 def save_images(images: torch.Tensor, folder: str | os.PathLike, prefix: str = "") -> list[Path]:

@@ -28,7 +28,7 @@ from pixelsmith import config as cfglib
 from pixelsmith.data.augment import Augment
 from pixelsmith.data.sources import ImageSet, load_images
 from pixelsmith.errors import UserError, warn
-from pixelsmith.imageio import save_image
+from pixelsmith.imageio import save_image, view_scale
 from pixelsmith.models import family_class
 from pixelsmith.models.base import Batch, Family, StepContext
 from pixelsmith.train import checkpoint as tck
@@ -357,10 +357,13 @@ class Trainer:
         )
 
     def save_grid(self, name: str) -> Path:
-        """A fixed-seed grid of the EMA model (a conditional model's classes in columns)."""
+        """A fixed-seed grid of the EMA model (a conditional model's classes in columns),
+        enlarged for looking at when the images are small."""
         tc = self.cfg.train
         images = self.family.sample(tc.grid_size, seed=tc.grid_seed)
-        return save_image(images, self.folder.grids / name, nrow=self.family.classes or None)
+        scale = view_scale(*images.shape[-2:])
+        nrow = self.family.classes or None
+        return save_image(images, self.folder.grids / name, nrow=nrow, scale=scale)
 
     def manifest(self) -> dict[str, Any]:
         """What a checkpoint says about itself (the public part of its manifest)."""
