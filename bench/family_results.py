@@ -211,7 +211,9 @@ def report() -> Path:
         "# Results: every family's CPU preset",
         "",
         "Re-made by `bench/family_results.py` (train each preset for 30 minutes of wall-clock, "
-        "then score it: `.venv/bin/python bench/family_results.py --only NAME`, then `--report`). FID and KID use pixelsmith's Fashion-MNIST features (`fmnist-cnn-v1`), "
+        "then score it: `.venv/bin/python bench/family_results.py --only NAME`, then "
+        "`--report`). FID and KID use pixelsmith's shipped Fashion-MNIST features "
+        "(`fmnist-cnn-v1`, sha256 c3a51495...), "
         "10,000 samples against the 10,000-image test split; these are **not** Inception FIDs "
         "and are not comparable with the published numbers below. Where a row has them, "
         "*FID/KID (Inception)* follow the standard protocol (Inception-v3 pool3 features, "
