@@ -527,8 +527,13 @@ def test_domain_errors_name_the_fix(tmp_path):
     for bad in ("circle", "a:b:c", "circle:", ",:square"):
         with pytest.raises(UserError, match="is not two domains; write A:B"):
             load_images("shapes", domains=bad, limit=2)
-    with pytest.raises(UserError, match="shapes has 5 classes, not 2; set data.domains=A:B"):
-        load_images("shapes", domains="auto", limit=2)
+    # A named source with more classes has a default pair; a folder with three has none.
+    auto = load_images("shapes", domains="auto", limit=2)
+    assert auto.classes == ["circle", "square"] and auto.domain_classes == [[0], [1]]
+    for c in ("x", "y", "z"):
+        write_png(tmp_path / "three" / c / "a.png", Image.new("L", (4, 4)))
+    with pytest.raises(UserError, match="has 3 classes, not 2; set data.domains=A:B"):
+        load_images(str(tmp_path / "three"), domains="auto")
     write_png(tmp_path / "flat" / "a.png", Image.new("L", (4, 4)))
     with pytest.raises(UserError, match="needs labelled data.*trainA"):
         load_images(str(tmp_path / "flat"), domains="auto")
