@@ -236,7 +236,7 @@ class CycleGANSampleConfig(SampleConfig):
 _DATA = {"domains": "auto", "balance": True}
 PRESETS: dict[str, Preset] = {
     "cyclegan": Preset(
-        "the original's ResNet generators (6 blocks, 32 channels), 34x34 PatchGAN",
+        "the original's ResNet generators at half width (32 channels, 6 blocks), 34x34 PatchGAN",
         10.0,
         {"data": _DATA, "train": {"batch": 8, "eval_at_end": False}},
     ),
@@ -245,7 +245,7 @@ PRESETS: dict[str, Preset] = {
     # count lost in the noise), batch 16 ~32-36, k=24 / 3 blocks ~21-25, k=32 / 6 blocks ~9-10.
     # What 30 minutes make: docs/results.md (bench/family_results.py).
     "cyclegan-30min": Preset(
-        "half-width generators (16 channels), for 30 minutes on a CPU",
+        "narrower generators (16 channels), for 30 minutes on a CPU",
         30.0,
         {
             "model": {"g_channels": 16, "g_blocks": 6, "d_channels": 32, "d_layers": 2},

@@ -11,11 +11,13 @@ improved-diffusion does. DDPM with fewer steps than T is ancestral sampling on t
 schedule (Nichol & Dhariwal, section 4); DDIM with eta = 1 on the full schedule is DDPM.
 
 CPU cost, 28x28 grey, measured with 1 thread on the 2 Zen 3 cores of a build machine busy with
-other jobs (an idle one is faster): with the `small` preset (114 MFLOP per network call) DDIM-50
-takes about 0.3 s per image and DDPM-1000 8-12 s per image (cost is linear in the steps: 20x);
-the default config (71 MFLOP) takes about 0.16 s per image with DDIM-50.
+other jobs (an idle one is faster): with the `diffusion-30min` preset (114 MFLOP per network
+call) DDIM-50 takes about 0.3 s per image and DDPM-1000 8-12 s per image (cost is linear in the
+steps: 20x); the default config (71 MFLOP) takes about 0.16 s per image with DDIM-50. The
+sampler and its steps are sampling options (`--set sample.steps=25`), not model settings.
 
-Reads top to bottom: config, noise schedules, the sampler step rules, the family.
+Reads top to bottom: config, sampling options, noise schedules, the sampler step rules, the
+family (presets, training, samplers).
 """
 
 from __future__ import annotations

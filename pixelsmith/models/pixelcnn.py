@@ -14,8 +14,9 @@ bottom, pixels left to right, channels R then G then B), with no blind spot:
   (`output=logistic`, as in PixelCNN++ but with the channel dependence left to the masks).
 
 Colour images work: feature maps are split into C equal groups, group g may see channels < g of
-the current pixel (A) or features of groups <= g (B), so `channels` must be a multiple of C. Any
-image size works (no down-sampling); training and sampling time grow with H x W x C.
+the current pixel (A) or features of groups <= g (B), so `channels` must be a multiple of C (the
+default rounds 32 up to one). Any image size works (no down-sampling); training and sampling
+time grow with H x W x C.
 
 The training loss is the exact NLL in bits per dimension (logged as `loss` and `bpd`);
 `PixelCNN.nll` reports it for any uint8 images. Sampling goes pixel by pixel, but only what a new
@@ -23,10 +24,10 @@ pixel changes is computed: the vertical stack once per row (one output row per l
 k//2 + 1 rows it reads), the horizontal stack and the output head once per pixel and channel (one
 column, as matrix products on the k//2 + 1 columns it reads). Measured on one CPU thread at 28x28
 grey (2-core machine, noisy to +-30%): the default config takes ~16 ms per image in batches of
-64 (~11 ms in batches of 256, ~70 ms in batches of 8, where per-op overhead dominates); `--preset
-small` ~25 ms (64) and ~17 ms (256). The naive loop that runs the whole network on the whole image
-for every pixel (`_sample_naive`, the reference the tests compare against) takes 5-8 s per image
-for the default config: ~300x slower at batch 64, ~75x at batch 8.
+64 (~11 ms in batches of 256, ~70 ms in batches of 8, where per-op overhead dominates); the
+`pixelcnn-30min` preset ~25 ms (64) and ~17 ms (256). The naive loop that runs the whole network
+on the whole image for every pixel (`_sample_naive`, the reference the tests compare against)
+takes 5-8 s per image for the default config: ~300x slower at batch 64, ~75x at batch 8.
 
 Reads top to bottom: config, masks and networks, likelihoods, samplers, the family.
 """
