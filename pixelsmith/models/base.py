@@ -81,19 +81,8 @@ class LabelledSampleConfig(SampleConfig):
 
     def validate(self, model: Family) -> None:
         """Refuse labels for an unconditional model, and labels outside its classes."""
-        if self.labels is None:
-            return
-        if not model.classes:
-            raise UserError(
-                f"this {model.name} model is unconditional, so it takes no labels; leave out "
-                "--labels (train with --set model.conditional=true for a class-conditional one)"
-            )
-        bad = [v for v in self.labels if not 0 <= v < model.classes]
-        if bad:
-            raise UserError(
-                f"label {bad[0]} is not a class of this model; its {model.classes} classes are "
-                f"0-{model.classes - 1}"
-            )
+        if self.labels is not None:
+            model.check_labels(self.labels)
 
 
 @dataclass(frozen=True)
@@ -341,6 +330,24 @@ class Family(ABC):
         return d
 
     # ---- devices and description -------------------------------------------------------------
+
+    def check_labels(self, labels: Sequence[int] | Tensor, n: int | None = None) -> Tensor:
+        """Labels as a long tensor, each a class of this model (and n of them, if given)."""
+        if not self.classes:
+            raise UserError(
+                f"this {self.name} model is unconditional, so it takes no labels; leave out "
+                "--labels (train with --set model.conditional=true for a class-conditional one)"
+            )
+        ids = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        if n is not None and len(ids) != n:
+            raise UserError(f"{len(ids)} labels were given for {n} images; give one per image")
+        bad = ids[(ids < 0) | (ids >= self.classes)]
+        if len(bad):
+            raise UserError(
+                f"label {int(bad[0])} is not a class of this model; its {self.classes} classes "
+                f"are 0-{self.classes - 1}"
+            )
+        return ids
 
     def require_classes(self, conditional: bool, what: str) -> int:
         """The class count a conditional model uses (0 when unconditional); refuses < 2 classes."""

@@ -443,9 +443,7 @@ class PixelCNN(Family):
         if self.classes:
             if labels is None:
                 raise UserError("a conditional PixelCNN needs the images' labels to score them")
-            y = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-            if len(y) != len(x) or (len(y) and (y.min() < 0 or y.max() >= self.classes)):
-                raise UserError(f"labels must be {len(x)} integers in [0, {self.classes - 1}]")
+            y = self.check_labels(labels, len(x))
         total = torch.zeros((), dtype=torch.float64)
         with self.inference("net", average=ema) as net:
             dtype = next(net.parameters()).dtype
