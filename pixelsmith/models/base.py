@@ -67,8 +67,13 @@ class Abilities:
 class SampleConfig:
     """Sampling options of a family without any; families subclass it and add theirs."""
 
-    def validate(self, model: Family) -> None:  # noqa: ARG002
-        """Raise UserError on options this model cannot honour."""
+    def check(self, model_cfg: Any) -> None:
+        """Raise UserError on options the model's settings rule out (no data or weights needed,
+        so a config is checked before anything is loaded)."""
+
+    def validate(self, model: Family) -> None:
+        """Raise UserError on options this model cannot honour (its settings and classes)."""
+        self.check(model.cfg)
 
 
 @dataclass
@@ -80,7 +85,8 @@ class LabelledSampleConfig(SampleConfig):
     labels: tuple[int, ...] | None = None
 
     def validate(self, model: Family) -> None:
-        """Refuse labels for an unconditional model, and labels outside its classes."""
+        """Also refuse labels for an unconditional model, and labels outside its classes."""
+        super().validate(model)
         if self.labels is not None:
             model.check_labels(self.labels)
 

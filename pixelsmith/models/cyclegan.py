@@ -223,7 +223,7 @@ class CycleGANSampleConfig(SampleConfig):
     # Which way each [source, translation] pair goes: a2b, b2a, or both (alternating).
     direction: str = "both"
 
-    def validate(self, model: Family) -> None:  # noqa: ARG002
+    def check(self, model_cfg: CycleGANConfig) -> None:  # noqa: ARG002
         """Refuse an unknown direction."""
         require(
             self.direction in (*DIRECTIONS, "both"),

@@ -109,14 +109,13 @@ class DiffusionSampleConfig(LabelledSampleConfig):
     # Classifier-free guidance for a conditional model (1 = the conditional model alone).
     guidance: float = 2.0
 
-    def validate(self, model: Family) -> None:
+    def check(self, model_cfg: DiffusionConfig) -> None:
         """Refuse unknown samplers, steps beyond the training timesteps and negative weights."""
-        super().validate(model)
         require(
             self.sampler in SAMPLERS,
             f"sample.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}",
         )
-        timesteps = model.cfg.timesteps
+        timesteps = model_cfg.timesteps
         require(
             1 <= self.steps <= timesteps,
             f"sample.steps must be between 1 and the model's {timesteps} timesteps, "

@@ -359,7 +359,7 @@ class StyleGANSampleConfig(SampleConfig):
     # depend on the seed only through z), "random" (drawn from the seed) or "none".
     noise: str = "const"
 
-    def validate(self, model: Family) -> None:  # noqa: ARG002
+    def check(self, model_cfg: StyleGANConfig) -> None:  # noqa: ARG002
         """Refuse a non-finite truncation or an unknown noise mode."""
         check_style(self.truncation, self.noise)
 

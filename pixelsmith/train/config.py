@@ -106,6 +106,7 @@ class RunConfig:
 
     def validate(self) -> None:
         self.model.validate()
+        self.sample.check(self.model)
         self.data.validate()
         self.train.validate()
 
