@@ -472,7 +472,8 @@ class StyleGAN(Family):
 
     def _render(self, ws: torch.Tensor, noise: str, seed: int = 0) -> torch.Tensor:
         """Images in [0, 1] from W+ codes, 256 at a time; noise="random" draws from `seed`."""
-        g = torch.Generator().manual_seed(int(seed) + 1)
+        # A stream of its own: seeding with seed + 1 would reuse the next seed's z as noise.
+        g = torch.Generator().manual_seed((int(seed) * 1_000_003 + 999_983) % 2**63)
         out = []
         with self.inference("G") as G:
             for i in range(0, len(ws), 256):

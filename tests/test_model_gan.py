@@ -1,0 +1,95 @@
+"""The GAN family's conditional sampling: labels choose each image's class for the same z, are
+cycled to the number of images, and an unconditional model refuses them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pixelsmith.errors import UserError
+from pixelsmith.generate import batch_seed, parse_options, sample_batches
+from pixelsmith.models.gan import GAN, GANConfig
+
+TINY = {"z_dim": 8, "g_channels": 4, "d_channels": 4, "max_channels": 16}
+SHAPE = (1, 16, 16)
+# Images computed in batches of different sizes run different CPU kernels: equal to rounding.
+ATOL = 1e-5
+# Far above ATOL: what "different images" means below.
+DIFFERENT = 0.05
+
+
+def _gan(conditional: bool = True, classes: int = 3) -> GAN:
+    """A tiny GAN whose generator has random weights of gain 2 instead of DCGAN's N(0, 0.02), so
+    that the class embedding visibly changes the images (as after training)."""
+    torch.manual_seed(0)
+    fam = GAN(GANConfig(**TINY, conditional=conditional), SHAPE, classes)
+    with torch.no_grad():
+        for p in fam.networks["G"].parameters():
+            if p.dim() > 1:
+                p.normal_(0, 2 / math.sqrt(p[0].numel()))
+    return fam
+
+
+def _gaps(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The largest pixel difference of each pair of images."""
+    return (a - b).abs().flatten(1).amax(1)
+
+
+def test_labels_choose_the_class_of_each_image_for_the_same_z():
+    fam = _gan()
+    assert fam.classes == 3
+    by_class = [fam.sample(4, seed=0, labels=[k]) for k in range(3)]
+    # The same seed, another class: every image changes ...
+    for k in (1, 2):
+        assert (_gaps(by_class[k], by_class[0]) > DIFFERENT).all(), k
+    # ... and only the class changed: the images are G's on the seed's z with that class.
+    z = torch.randn(4, TINY["z_dim"], generator=torch.Generator().manual_seed(0))
+    with fam.inference("G") as G, torch.no_grad():
+        for k in range(3):
+            direct = (G(z, torch.full((4,), k)) + 1) / 2
+            torch.testing.assert_close(by_class[k], direct.clamp(0, 1), rtol=0, atol=ATOL)
+    # Labels are cycled to n; unset, they are 0, 1, 2, 0, ... (what grids and evaluations use).
+    for labels, expect in (([0, 1], [0, 1, 0, 1]), (None, [0, 1, 2, 0]), ([2, 2, 1], [2, 2, 1, 2])):
+        got = fam.sample(4, seed=0, **({} if labels is None else {"labels": labels}))
+        for i, k in enumerate(expect):
+            torch.testing.assert_close(got[i], by_class[k][i], rtol=0, atol=ATOL)
+    # A model's own default labels are honoured, and a keyword overrides them.
+    fam.sample_defaults = fam.sample_options(labels=(2,))
+    torch.testing.assert_close(fam.sample(4, seed=0), by_class[2], rtol=0, atol=ATOL)
+    torch.testing.assert_close(fam.sample(4, seed=0, labels=[1]), by_class[1], rtol=0, atol=ATOL)
+    opts = parse_options(fam, labels="1,0")
+    assert opts.labels == (1, 0)
+    with pytest.raises(UserError, match="label 3 is not a class of this model; its 3 classes"):
+        fam.sample(2, labels=[3])
+    with pytest.raises(UserError, match="label -1 is not a class"):
+        fam.sample(2, labels=[-1])
+
+
+def test_sample_batches_carry_the_class_cycle_across_batches():
+    fam = _gan()
+    batches = list(sample_batches(fam, 5, seed=7, batch=2))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    for i, labels in enumerate(([0, 1], [2, 0], [1])):  # 0, 1, 2, 0, 1 over all five
+        expect = fam.sample(len(labels), seed=batch_seed(7, i), labels=labels)
+        torch.testing.assert_close(batches[i], expect, rtol=0, atol=ATOL)
+    restarted = fam.sample(2, seed=batch_seed(7, 1), labels=[0, 1])
+    assert (_gaps(batches[1], restarted) > DIFFERENT).all()
+
+
+def test_an_unconditional_gan_refuses_labels():
+    fam = _gan(conditional=False)
+    assert fam.classes == 0 and fam.labels_for(4, fam.sample_options()) is None
+    with pytest.raises(UserError, match="unconditional, so it takes no labels"):
+        fam.sample(4, seed=0, labels=[0])
+    with pytest.raises(UserError, match="unconditional"):
+        parse_options(fam, labels="1")
+    images = fam.sample(4, seed=0)  # without labels it draws
+    assert images.shape == (4, *SHAPE) and (_gaps(images[1:], images[0]) > DIFFERENT).all()
+
+
+def test_a_conditional_gan_needs_labelled_data_with_two_classes():
+    for classes in (0, 1):
+        with pytest.raises(UserError, match="at least 2 classes"):
+            GAN(GANConfig(**TINY, conditional=True), SHAPE, classes)
