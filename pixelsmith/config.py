@@ -47,10 +47,16 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+# Field metadata that keeps a key out of YAML files and --set (e.g. the run's family).
+FIXED = {"fixed": True}
+
+
 def valid_keys(cfg: Any, prefix: str = "") -> list[str]:
-    """All dotted keys of a (nested) dataclass instance."""
+    """All dotted keys of a (nested) dataclass instance that may be set."""
     keys = []
     for f in dataclasses.fields(cfg):
+        if f.metadata.get("fixed"):
+            continue
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value):
             keys += valid_keys(value, f"{prefix}{f.name}.")
@@ -68,7 +74,7 @@ def _describe(tp: Any) -> str:
         return " or ".join("null" if a is type(None) else _describe(a) for a in args)
     if typing.get_origin(tp) is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"a comma-separated list of {_describe(args[0])}s"
+            return f"{_describe(args[0])} or a comma-separated list of them"
         return f"a list of {len(args)} values"
     return str(tp)
 
@@ -133,7 +139,9 @@ def set_key(cfg: Any, key: str, value: Any, *, parse: bool = False) -> None:
             target = None
             break
         target = sub
-    names = {f.name for f in dataclasses.fields(target)} if target is not None else set()
+    names = set()
+    if target is not None:
+        names = {f.name for f in dataclasses.fields(target) if not f.metadata.get("fixed")}
     if (
         target is None
         or parts[-1] not in names

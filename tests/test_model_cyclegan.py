@@ -333,7 +333,7 @@ def test_eval_cli_scores_translation_and_refuses_sample_metrics(tiny_run, capsys
     assert {"translation/aba_psnr", "translation/bab_psnr"} <= got.keys()
     assert got["translation/aba_psnr"]["card"]["n"] == 12  # 6 of each domain
     assert main([*args, "--metrics", "fid"]) == 2
-    assert "translates images" in capsys.readouterr().err
+    assert "does not draw images" in capsys.readouterr().err
 
 
 def test_edit_translate_file_and_folder(tiny_run, tmp_path, capsys):

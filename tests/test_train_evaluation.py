@@ -51,7 +51,7 @@ def test_cyclegan_scores_translation_while_training(tmp_path):
 @pytest.mark.parametrize(
     "extra,needle",
     [
-        (["train.eval_metrics=fid", "train.eval_every=1"], "translates images"),
+        (["train.eval_metrics=fid", "train.eval_every=1"], "does not draw images"),
         (["train.eval_metrics=nll", "train.eval_every=1"], "unknown metric"),
         (["train.eval_metrics=nll", "train.eval_at_end=true"], "unknown metric"),
     ],
@@ -65,9 +65,25 @@ def test_settings_an_evaluation_cannot_honour_are_refused_before_a_run_folder(
     assert not (tmp_path / "runs").exists()
 
 
-def test_sample_metrics_without_a_feature_network_are_refused_for_eval_every(tmp_path, tiny):
-    cfg = build_config("dcgan", overrides=[*tiny, "train.steps=2", "train.eval_every=1"])
-    with pytest.raises(UserError, match="feature network"):
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        ([], "no shipped feature network for 'shapes'"),
+        (["train.eval_features=/nonexistent.pt"], "unknown feature network"),
+        (["train.eval_features=fmnist", "train.eval_metrics=is,kid"], None),
+        pytest.param(
+            ["train.eval_features=inception", "train.eval_metrics=is"],
+            "no logits",
+            marks=pytest.mark.inception,
+        ),
+    ],
+)
+def test_feature_networks_are_checked_before_a_run_folder(tmp_path, tiny, extra, needle):
+    cfg = build_config("dcgan", overrides=[*tiny, "train.steps=2", "train.eval_every=1", *extra])
+    if needle is None:  # the shipped classifier has logits: IS is fine
+        Trainer(cfg, tmp_path / "runs", progress=False)
+        return
+    with pytest.raises(UserError, match=needle):
         Trainer(cfg, tmp_path / "runs", progress=False)
     assert not (tmp_path / "runs").exists()
 

@@ -214,9 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "model",
         nargs="?",
-        help="a preset (--list shows them all): dcgan, hinge-gan, wgan-gp, cgan, vae, pixelcnn, "
-        "diffusion, cyclegan, stylegan, each also as NAME-30min (made for 30 minutes on a CPU); "
-        "or classifier (the metrics' feature network, by its recorded recipe)",
+        help="a preset (--list shows them all): dcgan, hinge-gan, wgan-gp, cgan; vae, pixelcnn, "
+        "diffusion, cyclegan, stylegan, each of these also as NAME-30min (made for 30 minutes on "
+        "a CPU); or classifier (the metrics' feature network, by its recorded recipe)",
     )
     t.add_argument("--list", action="store_true", help="list the presets and exit")
     t.add_argument("--data", help="fashion-mnist, mnist, shapes, or a folder of images")
@@ -283,7 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=_sample)
 
-    e = verbs.add_parser("eval", help="score a model's samples: FID, KID, IS, precision/recall")
+    e = verbs.add_parser(
+        "eval",
+        help="score a model: FID, KID, IS, precision/recall of its samples, or its own metric",
+    )
     e.add_argument("model", metavar="RUN|CHECKPOINT")
     e.add_argument(
         "--metrics",

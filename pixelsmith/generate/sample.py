@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def parse_options(
 ) -> SampleConfig:
     """The model's sampling options with `sample.KEY=VALUE` texts (as --set takes them; the
     "sample." prefix may be left out) and `--labels` applied, checked."""
-    opts = model.sample_options()
+    opts = copy.deepcopy(model.sample_defaults)  # checked once, with the overrides applied
     for item in items:
         if "=" not in item:
             raise UserError(f"option {item!r} is not key=value; write e.g. --set sample.steps=25")
@@ -62,12 +63,7 @@ def parse_options(
         key = key.strip()
         model.set_sample_option(opts, key.removeprefix("sample."), value, parse=True)
     if labels is not None:
-        if not model.classes:
-            raise UserError(
-                f"this {model.name} model is unconditional, so it takes no labels; leave out "
-                "--labels"
-            )
-        model.set_sample_option(opts, "labels", parse_labels(labels))
+        model.set_sample_option(opts, "labels", model.check_labels(parse_labels(labels)).tolist())
     return model.sample_options(opts)
 
 

@@ -26,7 +26,7 @@ from pixelsmith.metrics.distribution import (
 )
 from pixelsmith.metrics.family import family_metrics
 from pixelsmith.metrics.family import score as family_score
-from pixelsmith.metrics.features import FOR_SOURCE, FeatureNet, feature_net
+from pixelsmith.metrics.features import FOR_SOURCE, FeatureNet, check_spec, feature_net
 from pixelsmith.models.base import Family, SampleConfig
 
 METRICS = ("fid", "kid", "is", "pr")
@@ -89,7 +89,7 @@ def plan(
     sampled = [m for m in names if m not in own]
     if sampled and not model.abilities.generates:
         raise UserError(
-            f"a {model.name} model translates images rather than drawing them, so "
+            f"a {model.name} model does not draw images (it maps images to images), so "
             f"{', '.join(sampled)} of its samples mean nothing; use metrics {','.join(own)}"
         )
     net = None
@@ -102,6 +102,11 @@ def plan(
                     "TorchScript file (train.eval_features when training)"
                 )
             net = FOR_SOURCE[source]
+        if not check_spec(net) and "is" in sampled:
+            raise UserError(
+                f"the {net} features have no logits, so no Inception Score; drop 'is' or use "
+                "a shipped classifier (fmnist, mnist)"
+            )
     return Plan(sampled, mine, net, source, split)
 
 
@@ -165,12 +170,17 @@ def reference_stats(
     size: tuple[int, int],
     limit: int | None = None,
     log: Callable[[str], None] | None = None,
+    domains: str | None = None,
 ) -> tuple[FeatureStats, Tensor, dict[str, Any]]:
-    """Features of a reference split, cached on disk keyed by network, data and resize rule."""
+    """Features of a reference split (the run's domains of it, if it had them), cached on disk
+    keyed by network, data and resize rule."""
     from pixelsmith.data.sources import cache_dir, load_images
 
-    ref = load_images(source, split=split, channels=channels, size=size, limit=limit)
-    info = {"reference": f"{ref.name}:{ref.split}", "reference_n": len(ref)}
+    ref = load_images(
+        source, split=split, channels=channels, size=size, limit=limit, domains=domains
+    )
+    name = f"{ref.name}:{ref.split}" + (f" (domains {domains})" if domains else "")
+    info = {"reference": name, "reference_n": len(ref)}
     key = Card(
         metric="reference",
         features=net.name,
@@ -201,6 +211,11 @@ def reference_stats(
     except OSError as e:
         warn(f"could not cache reference features in {path} ({e})")
     return col.stats, feats, info
+
+
+def _same_source(p: Plan, data: dict[str, Any]) -> dict[str, Any]:
+    """The run's data settings when the reference is the run's own source, else none."""
+    return data if p.source == data.get("source") else {}
 
 
 def run_data_settings(model: Family) -> dict[str, Any]:
@@ -235,7 +250,9 @@ def evaluate_model(
         raise UserError(f"--reference-n must be at least 2 images, got {reference_n}")
     data = run_data_settings(model) if data is None else data
     p = plan(model, metrics, features, reference, data)
-    scores = data_scores(model, p.family_metrics, p.source, p.split, data, reference_n, seed)
+    scores = data_scores(
+        model, p.family_metrics, p.source, p.split, _same_source(p, data), reference_n, seed
+    )
     if not p.sample_metrics:
         return scores
     metrics = p.sample_metrics
@@ -249,7 +266,7 @@ def evaluate_model(
         )
     c, h, w = model.image_shape
     ref_stats, ref_feats, info = reference_stats(
-        net, p.source, p.split, c, (h, w), limit=reference_n, log=log
+        net, p.source, p.split, c, (h, w), reference_n, log, _same_source(p, data).get("domains")
     )
     opts = model.sample_options(options)
     sampling = {f"sample.{k}": v for k, v in model.sample_settings(opts).items()}

@@ -156,6 +156,32 @@ def _module(net: nn.Module, name: str, sha: str) -> FeatureNet:
     )
 
 
+def check_spec(spec: str | Path | nn.Module) -> bool:
+    """Whether the feature network `spec` names has logits (for the Inception Score); a
+    UserError, before any weights are loaded, when it cannot be had."""
+    if isinstance(spec, nn.Module):
+        return False
+    s = str(spec)
+    if s in SHIPPED:
+        path = WEIGHTS_DIR / SHIPPED[s][0]
+        if not path.exists():
+            raise UserError(
+                f"the {s} classifier weights ({path}) are missing from this install; "
+                "reinstall pixelsmith or make them with `pixelsmith train classifier`"
+            )
+        return True
+    if s == "inception":
+        from pixelsmith.metrics import inception
+
+        inception.inception_weights_path()
+        return False
+    if not Path(s).expanduser().is_file():
+        raise UserError(
+            f"unknown feature network {s!r}: use fmnist, mnist, inception or a TorchScript file"
+        )
+    return False
+
+
 def feature_net(spec: str | Path | nn.Module) -> FeatureNet:
     """Resolve "fmnist", "mnist", "inception", a TorchScript path or a module to a FeatureNet."""
     if isinstance(spec, nn.Module):

@@ -75,6 +75,16 @@ class SampleConfig:
         """Raise UserError on options this model cannot honour (its settings and classes)."""
         self.check(model.cfg)
 
+    def settings(self, model: Family) -> dict[str, Any]:
+        """The options as a protocol card records them (defaults resolved for `model`)."""
+        d = cfglib.to_dict(self)
+        if "labels" in d:
+            if not model.classes:
+                del d["labels"]  # an unconditional model has no labels to record
+            elif d["labels"] is None:
+                d["labels"] = "0..k-1 cycling"
+        return d
+
 
 @dataclass
 class LabelledSampleConfig(SampleConfig):
@@ -266,7 +276,7 @@ class Family(ABC):
     ) -> None:
         """Set one sampling option (text read as YAML with `parse`), naming the valid ones."""
         if key not in cfglib.valid_keys(opts):
-            keys = cfglib.valid_keys(opts)
+            keys = [k for k in cfglib.valid_keys(opts) if k != "labels" or self.classes]
             known = ", ".join(f"sample.{k}" for k in keys) if keys else "none"
             raise UserError(
                 f"the {self.name} model has no sampling option {key!r}; its options: {known}"
@@ -318,6 +328,10 @@ class Family(ABC):
         """Degraded images in [0, 1] restored (families that restore)."""
         raise UserError(f"the {self.name} family does not restore images")
 
+    def reconstruct(self, images: Tensor) -> Tensor:
+        """Images in [0, 1] encoded into the latent space and decoded (families that encode)."""
+        raise UserError(f"the {self.name} family has no encoder to reconstruct images with")
+
     def style_mix(
         self,
         row_seeds: Sequence[int],
@@ -329,11 +343,8 @@ class Family(ABC):
         raise UserError(f"the {self.name} family cannot mix styles")
 
     def sample_settings(self, opts: SampleConfig | None = None) -> dict[str, Any]:
-        """Sampling options as they go on a protocol card (labels stated, not listed)."""
-        d = cfglib.to_dict(opts if opts is not None else self.sample_defaults)
-        if "labels" in d:
-            d["labels"] = "0..k-1 cycling" if d["labels"] is None else d["labels"]
-        return d
+        """Sampling options as they go on a protocol card (the model's own by default)."""
+        return (opts if opts is not None else self.sample_defaults).settings(self)
 
     # ---- devices and description -------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from pixelsmith.utils.rng import BatchRandom
 SCHEDULES = ("linear", "cosine")
 SAMPLERS = ("ddpm", "ddim")
 SAMPLE_BATCH = 256
+DEFAULT_STEPS = 50
 
 
 @dataclass
@@ -102,8 +103,9 @@ class DiffusionSampleConfig(LabelledSampleConfig):
     """Sampling options of the diffusion family (a score's card records them)."""
 
     sampler: str = "ddim"
-    # Network calls per image: an evenly spaced subsequence of the training timesteps.
-    steps: int = 50
+    # Network calls per image: an evenly spaced subsequence of the training timesteps; unset:
+    # 50, or every timestep of a model trained with fewer.
+    steps: int | None = None
     # DDIM's noise: 0 is deterministic given x_T, 1 on the full schedule is DDPM.
     eta: float = 0.0
     # Classifier-free guidance for a conditional model (1 = the conditional model alone).
@@ -117,12 +119,20 @@ class DiffusionSampleConfig(LabelledSampleConfig):
         )
         timesteps = model_cfg.timesteps
         require(
-            1 <= self.steps <= timesteps,
+            self.steps is None or 1 <= self.steps <= timesteps,
             f"sample.steps must be between 1 and the model's {timesteps} timesteps, "
             f"got {self.steps}",
         )
         require(self.eta >= 0, f"sample.eta must be >= 0, got {self.eta}")
         require(self.guidance >= 0, f"sample.guidance must be >= 0, got {self.guidance}")
+
+    def steps_for(self, timesteps: int) -> int:
+        """The number of sampling steps for a model trained with `timesteps`."""
+        return min(DEFAULT_STEPS, timesteps) if self.steps is None else self.steps
+
+    def settings(self, model: Family) -> dict[str, Any]:
+        """The options as a card records them: the steps actually taken."""
+        return {**super().settings(model), "steps": self.steps_for(model.cfg.timesteps)}
 
 
 # ---- noise schedules -------------------------------------------------------------------------
@@ -341,7 +351,7 @@ class Diffusion(Family):
         """
         o = self.sample_options(opts)
         ab = self.alpha_bar.tolist()
-        seq = timestep_sequence(o.steps, self.cfg.timesteps)
+        seq = timestep_sequence(o.steps_for(self.cfg.timesteps), self.cfg.timesteps)
         x = x.float().to(self.device)
         labels = None if labels is None else labels.to(self.device)
         stochastic = o.sampler == "ddpm" or o.eta > 0

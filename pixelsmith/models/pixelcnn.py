@@ -53,11 +53,10 @@ from pixelsmith.models.base import (
     Preset,
     StepContext,
 )
-from pixelsmith.nn.likelihood import bits_per_dim, discretized_logistic_logp
+from pixelsmith.nn.likelihood import bits_per_dim, bound_log_scale, discretized_logistic_logp
 
 OUTPUTS = ("softmax", "logistic")
 LEVELS = 256
-LOG_SCALE_MIN, LOG_SCALE_MAX = -7.0, 5.0
 SAMPLE_BATCH = 256
 DEFAULT_WIDTH = 32
 
@@ -252,7 +251,7 @@ def to_input(levels: Tensor) -> Tensor:
 
 def logistic_bin_logp(level: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
     """log P(level) for a logistic on [-1, 1] discretised into 256 bins, tails in the end bins."""
-    return discretized_logistic_logp(level, mean, log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
+    return discretized_logistic_logp(level, mean, bound_log_scale(log_scale))
 
 
 def mixture_logp(params: Tensor, level: Tensor, dim: int) -> Tensor:

@@ -367,9 +367,9 @@ class StyleGANSampleConfig(SampleConfig):
 def check_style(truncation: float, noise: str = "const") -> None:
     """Raise UserError on a non-finite truncation or an unknown noise mode."""
     if not math.isfinite(truncation):
-        raise UserError(f"truncation must be a finite number (1 = off), got {truncation}")
+        raise UserError(f"sample.truncation must be a finite number (1 = off), got {truncation}")
     if noise not in NOISE_MODES:
-        raise UserError(f"noise must be one of {', '.join(NOISE_MODES)}, got {noise!r}")
+        raise UserError(f"sample.noise must be one of {', '.join(NOISE_MODES)}, got {noise!r}")
 
 
 PRESETS: dict[str, Preset] = {

@@ -33,13 +33,9 @@ from torch import Tensor, nn
 from pixelsmith.config import require
 from pixelsmith.errors import UserError
 from pixelsmith.models.base import Abilities, Batch, Family, Preset, StepContext
-from pixelsmith.nn.likelihood import bits_per_dim, discretized_logistic_logp
+from pixelsmith.nn.likelihood import bits_per_dim, bound_log_scale, discretized_logistic_logp
 
 LIKELIHOODS = ("logistic", "bernoulli", "gaussian")
-# Bounds on predicted log-scales (as PixelCNN++): a scale of e^-7 ~ 1e-3 is already below the
-# width of one 8-bit level on [0, 1], so a narrower one only inflates continuous densities; one
-# of e^5 spreads a level over 150 times the data range, and larger ones overflow in float32.
-LOG_SCALE_MIN, LOG_SCALE_MAX = -7.0, 5.0
 
 # Importance samples per image for the IWAE bound that `pixelsmith eval --metrics nll` reports.
 IWAE_K = 100
@@ -248,13 +244,13 @@ class VAE(Family):
         """
         c = self.cfg
         if c.likelihood == "logistic":
-            log_scale = params[:, 1].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
+            log_scale = bound_log_scale(params[:, 1])
             lp = discretized_logistic_logp(levels, params[:, 0], log_scale)
         elif c.likelihood == "bernoulli":
             lp = bernoulli_logp(levels.to(params.dtype) / 255, params[:, 0])
         else:
             if c.gaussian_sigma is None:
-                log_sigma = params[:, 1].clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
+                log_sigma = bound_log_scale(params[:, 1])
             else:
                 log_sigma = math.log(c.gaussian_sigma)
             lp = gaussian_logp(levels.to(params.dtype) / 255, params[:, 0], log_sigma)

@@ -8,6 +8,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# Bounds on predicted log-scales (as PixelCNN++): a scale of e^-7 ~ 1e-3 is already below the
+# width of one 8-bit level on [0, 1], so a narrower one only inflates continuous densities; one
+# of e^5 spreads a level over 150 times the data range, and larger ones overflow in float32.
+LOG_SCALE_MIN, LOG_SCALE_MAX = -7.0, 5.0
+
+
+def bound_log_scale(log_scale: Tensor) -> Tensor:
+    """Predicted log-scales clamped to [LOG_SCALE_MIN, LOG_SCALE_MAX]."""
+    return log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
+
 
 def bits_per_dim(nats: float, dims: int) -> float:
     """Nats per image -> bits per sub-pixel."""

@@ -102,9 +102,19 @@ def optimizer_to_flat(
 
 
 def optimizer_from_flat(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, rest: dict
+    opt: torch.optim.Optimizer,
+    tensors: dict[str, torch.Tensor],
+    prefix: str,
+    rest: dict,
+    keep_settings: bool = True,
 ) -> None:
-    """Inverse of optimizer_to_flat."""
+    """Inverse of optimizer_to_flat.
+
+    With `keep_settings`, the optimiser's own hyper-parameters (lr, betas, ...: what the run's
+    config asks for now) replace the saved ones, and only the saved state (moments, step counts)
+    is restored: a resume with a lower learning rate then trains with it. An unchanged config
+    sets the same values, so resuming stays exact.
+    """
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         if key.startswith(prefix + "/"):
@@ -113,4 +123,8 @@ def optimizer_from_flat(
     for key, v in rest["scalars"].items():
         idx, name = key.split("/", 1)
         state.setdefault(int(idx), {})[name] = v
+    wanted = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
     opt.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+    if keep_settings:
+        for group, settings in zip(opt.param_groups, wanted, strict=True):
+            group.update(settings)

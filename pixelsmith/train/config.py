@@ -97,10 +97,11 @@ class TrainConfig:
 class RunConfig:
     """Everything that defines a run; `model` and `sample` are the family's own dataclasses."""
 
-    preset: str
-    family: str
-    model: Any
-    sample: Any
+    # Named on the command line (`pixelsmith train PRESET`), not settable.
+    preset: str = field(metadata=cfglib.FIXED)
+    family: str = field(metadata=cfglib.FIXED)
+    model: Any = None
+    sample: Any = None
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

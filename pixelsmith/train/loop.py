@@ -234,8 +234,9 @@ class Trainer:
             try:
                 while True:
                     self.state.elapsed = elapsed0 + time.monotonic() - t0 - self._paused
-                    stop = self.fraction() >= 1.0 or self._stop_signal is not None
-                    if self.dist.any(stop):
+                    # The main process's clock decides: it alone pauses it to evaluate.
+                    spent = main and self.fraction() >= 1.0
+                    if self.dist.any(spent or self._stop_signal is not None):
                         break
                     logs = self.step()
                     for hook in hooks:
@@ -415,12 +416,32 @@ class Trainer:
                 f"{path} holds a {man.get('family')} model, not {self.cfg.family}; "
                 "resume it with its own model"
             )
+        if man["data"]["name"] != self.data.name:
+            raise UserError(
+                f"{path} was trained on {man['data']['name']}, not {self.data.name}; resume it "
+                "without --data (or with the same data), or start a new run"
+            )
         if man["data"]["fingerprint"] != self.data.fingerprint:
             raise UserError(
                 f"the data of {man['data']['name']} changed since {path} was written; "
                 "resume with the same data, or start a new run"
             )
-        self.state = tck.restore(tensors, man, self.family, self.rng, self.batches, self.device)
+        try:
+            self.state = tck.restore(tensors, man, self.family, self.rng, self.batches, self.device)
+        except (RuntimeError, ValueError, KeyError):
+            saved = man["config"]["model"]
+            now = cfglib.to_dict(self.cfg.model)
+            changed = [
+                f"model.{k} ({saved.get(k)!r} -> {v!r})"
+                for k, v in now.items()
+                if saved.get(k) != v
+            ]
+            raise UserError(
+                f"{path} cannot be resumed with these settings: "
+                + (", ".join(changed) if changed else "its networks differ")
+                + " changed the networks; resume keeps a run's model (learning rates may "
+                "change), so start a new run for another one"
+            ) from None
         self.saved_step = self.state.step
         if self.dist.is_main:
             self.folder.drop_stats_after(self.state.step)
