@@ -28,6 +28,9 @@ grey (2-core machine, noisy to +-30%): the default config takes ~16 ms per image
 `pixelcnn-30min` preset ~25 ms (64) and ~17 ms (256). The naive loop that runs the whole network
 on the whole image for every pixel (`_sample_naive`, the reference the tests compare against)
 takes 5-8 s per image for the default config: ~300x slower at batch 64, ~75x at batch 8.
+`bench/pixelcnn_sampling.py` measures both side by side: on one thread of a 2-core AVX-512 Xeon
+(2026-12-01) 7.9 ms per image at batch 64 and 29 ms at batch 8, against 2.5 s for the naive loop
+at batch 8 (87x).
 
 Reads top to bottom: config, masks and networks, likelihoods, samplers, the family.
 """
