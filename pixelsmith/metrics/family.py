@@ -17,7 +17,8 @@ from torch import Tensor
 
 from pixelsmith.data.sources import ImageSet
 from pixelsmith.errors import UserError, warn
-from pixelsmith.models.base import Family
+from pixelsmith.models.base import Batch, Family
+from pixelsmith.utils.rng import BatchRandom
 
 Scored = tuple[dict[str, float], dict[str, Any]]
 
@@ -56,8 +57,6 @@ def restoration_scores(model: Family, data: ImageSet, seed: int = 0, batch: int 
     """Mean PSNR (dB) and SSIM of restorations of real images degraded as the family trains
     (seeded by `seed`), and the degraded inputs' PSNR: what doing nothing scores."""
     from pixelsmith.metrics.image import psnr, ssim
-    from pixelsmith.models.base import Batch
-    from pixelsmith.utils.rng import BatchRandom
 
     rng = BatchRandom(seed)
     sums = {"psnr": 0.0, "ssim": 0.0, "input_psnr": 0.0}

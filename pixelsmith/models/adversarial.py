@@ -158,11 +158,8 @@ def adversarial_step(
         logs.update(d_logs)
     if not reuse:
         fake = make_fakes(n, y, ctx.rng)
-    D.requires_grad_(False)
+    D.requires_grad_(False)  # G's step needs no gradients of D's weights
     loss, g_logs = objective.g_phase(D, fake, y, ctx.rng)
-    optimizers["G"].zero_grad(set_to_none=True)
-    loss.backward()
+    _update(optimizers["G"], loss, G, ctx)
     D.requires_grad_(True)
-    ctx.sync(G)
-    optimizers["G"].step()
     return {**logs, **g_logs}

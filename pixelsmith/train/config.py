@@ -100,8 +100,8 @@ class RunConfig:
     # Named on the command line (`pixelsmith train PRESET`), not settable.
     preset: str = field(metadata=cfglib.FIXED)
     family: str = field(metadata=cfglib.FIXED)
-    model: Any = None
-    sample: Any = None
+    model: Any
+    sample: Any
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
