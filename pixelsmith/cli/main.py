@@ -34,11 +34,22 @@ def _train(args: argparse.Namespace) -> int:
         ("epochs", "train.epochs"),
         ("minutes", "train.minutes"),
         ("seed", "train.seed"),
+        ("init", "train.init"),
+        ("freeze_d", "train.freeze_d"),
     ):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
     budget = [f for f in ("steps", "epochs", "minutes") if getattr(args, f) is not None]
+    if args.init and args.resume:
+        raise UserError(
+            "--init starts a new run from other weights and --resume continues a run from its "
+            "own; give one of them"
+        )
+    if args.model and args.model.startswith("zoo:") and not args.resume:
+        from pixelsmith.cli.zoo import remake
+
+        return remake(args, overrides)
     if args.resume:
         saved = run_config(args.resume)
         if args.model and args.model not in (saved.preset, saved.family):
@@ -216,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="a preset (--list shows them all): dcgan, hinge-gan, wgan-gp, cgan; vae, pixelcnn, "
         "diffusion, cyclegan, stylegan, each of these also as NAME-30min (made for 30 minutes on "
-        "a CPU); or classifier (the metrics' feature network, by its recorded recipe)",
+        "a CPU); classifier (the metrics' feature network, by its recorded recipe); or zoo:NAME "
+        "(re-make a zoo model by its recipe and say whether it matches)",
     )
     t.add_argument("--list", action="store_true", help="list the presets and exit")
     t.add_argument("--data", help="fashion-mnist, mnist, shapes, or a folder of images")
@@ -242,6 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN", help="continue a run folder from its newest checkpoint"
     )
     t.add_argument("--seed", type=int)
+    t.add_argument(
+        "--init",
+        metavar="RUN|CHECKPOINT|zoo:NAME",
+        help="start from these weights (tensors matched by name and shape; the rest fresh)",
+    )
+    t.add_argument(
+        "--freeze-d",
+        type=int,
+        metavar="N",
+        help="FreezeD: keep the discriminator's first N layers fixed (gan, stylegan)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress line")
     t.set_defaults(func=_train)
 
@@ -361,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--direction", choices=["a2b", "b2a"], default="a2b")
     tr.add_argument("--device", default="cpu")
     tr.set_defaults(func=_edit_translate)
+    from pixelsmith.cli.zoo import add_parser as add_zoo
+
+    add_zoo(verbs)
     return p
 
 

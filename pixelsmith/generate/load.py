@@ -1,4 +1,4 @@
-"""A trained model from a run folder or a checkpoint file."""
+"""A trained model from a run folder, a checkpoint file or the zoo (`zoo:NAME`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from pixelsmith.errors import UserError
 from pixelsmith.models import family_class
 from pixelsmith.models.base import Family
 from pixelsmith.utils import checkpoint_file as ckf
+from pixelsmith.zoo import resolve
 
 
 def load_model(
     run_or_checkpoint: str | Path, device: str | torch.device = "cpu", family: str | None = None
 ) -> Family:
-    """The model of a run folder (its newest checkpoint) or a checkpoint, with its EMA weights
-    and its run's sampling options; `family` refuses a model of any other family."""
-    path = ckf.resolve_checkpoint(run_or_checkpoint)
+    """The model of a run folder (its newest checkpoint), a checkpoint or "zoo:NAME", with its
+    EMA weights and its run's sampling options; `family` refuses a model of any other family."""
+    path = resolve(run_or_checkpoint)
     saved = ckf.read_manifest(path).get("family")
     if family is not None and saved != family:
         raise UserError(f"{path} holds a {saved} model, not a {family} model")

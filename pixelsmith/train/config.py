@@ -75,6 +75,11 @@ class TrainConfig:
     eval_n: int = 10_000
     eval_metrics: str = "auto"
     eval_features: str = "auto"
+    # Transfer learning (train/transfer.py): a new run starts from the weights of a run folder,
+    # checkpoint or zoo:NAME (tensors matched by name and shape), and FreezeD keeps the
+    # discriminator's first freeze_d layers fixed.
+    init: str | None = None
+    freeze_d: int = 0
 
     def validate(self) -> None:
         for key in ("batch", "log_every", "sample_every", "checkpoint_every", "grid_size"):
@@ -84,6 +89,7 @@ class TrainConfig:
             v = getattr(self, key)
             require(v is None or v > 0, f"train.{key} must be positive, got {v}")
         require(self.eval_every >= 0, f"train.eval_every must be >= 0, got {self.eval_every}")
+        require(self.freeze_d >= 0, f"train.freeze_d must be >= 0, got {self.freeze_d}")
         require(self.eval_n >= 2, f"train.eval_n must be at least 2, got {self.eval_n}")
         require(self.keep >= 1, f"train.keep must be at least 1, got {self.keep}")
         require(self.ema_kimg > 0, f"train.ema_kimg must be positive, got {self.ema_kimg}")

@@ -39,6 +39,8 @@ from pixelsmith.train.ema import ema_beta, update_ema
 from pixelsmith.train.hooks import default_hooks
 from pixelsmith.train.progress import Progress, fmt_duration
 from pixelsmith.train.rundir import RunFolder, new_run_dir
+from pixelsmith.train.transfer import describe_init
+from pixelsmith.train.transfer import setup as transfer_setup
 from pixelsmith.utils import checkpoint_file as ckf
 from pixelsmith.utils.rng import BatchRandom
 
@@ -87,6 +89,10 @@ class Trainer:
         if tc.channels_last:  # NHWC is faster for oneDNN's (and cuDNN's) convolutions
             for net in self.family.networks.values():
                 net.to(memory_format=torch.channels_last)
+        # --init (a fresh run only: a resume restores its checkpoint) and FreezeD, before the
+        # optimisers are made; the init's source and counts go into the manifest.
+        log = (lambda m: print(m, file=sys.stderr)) if self.dist.is_main else None
+        self.init_record = transfer_setup(self.family, tc.init, tc.freeze_d, resume is None, log)
         self.family.configure_optimizers()
         self.eval_plan = self._plan_evaluation()
         self.rng = BatchRandom(tc.seed + 1, self.dist.rank, self.dist.world, self.device)
@@ -391,6 +397,7 @@ class Trainer:
             "nimg": self.state.nimg,
             "elapsed_s": self.state.elapsed,
             "batches": self.batches.state(),
+            **({"init": self.init_record} if self.init_record else {}),
             "metrics": {},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -421,6 +428,12 @@ class Trainer:
                 f"{path} was trained on {man['data']['name']}, not {self.data.name}; resume it "
                 "without --data (or with the same data), or start a new run"
             )
+        if self.cfg.train.init not in (None, man["config"]["train"].get("init")):
+            raise UserError(
+                f"train.init starts a new run from other weights, but {path} is resumed from its "
+                "own: leave out --init to resume it, or start a new run with --init"
+            )
+        self.init_record = man.get("init")
         if man["data"]["fingerprint"] != self.data.fingerprint:
             raise UserError(
                 f"the data of {man['data']['name']} changed since {path} was written; "
@@ -461,6 +474,7 @@ class Trainer:
                 f"time: {fmt_duration(self.state.elapsed)}, last rate: {rate} img/s, "
                 f"processes: {self.dist.world}",
                 f"- command: `{self.command}`",
+                *([f"- {describe_init(self.init_record)}"] if self.init_record else []),
                 *(f"- {sc} — card: {sc.card.describe()}" for sc in scores or []),
             ]
         )
