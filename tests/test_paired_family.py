@@ -60,7 +60,7 @@ class ToyDenoiser(Family):
         self.optimizers["net"].step()
         return {"loss": loss.item()}
 
-    def restore(self, images: Tensor) -> Tensor:
+    def restore(self, images: Tensor, mask: Tensor | None = None) -> Tensor:
         with torch.no_grad(), self.inference("net") as net:
             return net(images.to(self.device)).clamp(0, 1).cpu()
 

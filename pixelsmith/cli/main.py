@@ -384,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--direction", choices=["a2b", "b2a"], default="a2b")
     tr.add_argument("--device", default="cpu")
     tr.set_defaults(func=_edit_translate)
+    from pixelsmith.cli.edit import add_parsers as add_edits
+
+    add_edits(ev)
     from pixelsmith.cli.zoo import add_parser as add_zoo
 
     add_zoo(verbs)

@@ -49,11 +49,12 @@ import torch
 
 from pixelsmith.data.folder import FolderImages, list_images, load_folder, resize_array
 from pixelsmith.data.idx import read_idx
+from pixelsmith.data.patches import crop_patches, files_key
 from pixelsmith.data.shapes import DEFAULT_COUNTS, SHAPE_CLASSES, generate_shapes
 from pixelsmith.errors import UserError
 from pixelsmith.imageio import ImageReadError, probe_image
 
-SOURCES: tuple[str, ...] = ("fashion-mnist", "mnist", "shapes")
+SOURCES: tuple[str, ...] = ("fashion-mnist", "mnist", "shapes", "photos")
 SPLITS: tuple[str, ...] = ("train", "test")
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES: list[str] = [
@@ -541,6 +542,60 @@ def _looks_like_path(source: str) -> bool:
     return os.sep in source or "/" in source or source.startswith((".", "~"))
 
 
+# ---------------------------------------------------------------- photo patches
+
+PHOTO_PATCHES = {"train": 8000, "test": 16 * 12}
+PHOTO_PATCH_SIZE = 96
+
+
+def _load_patches(
+    paths: list[Path], name: str, n: int, size: int, seed: int, channels: int, note: str
+) -> _Raw:
+    """`n` random patches of the photos (cached: decoding 5K wallpapers takes a while)."""
+    tag = f"patches-{files_key(paths, n, size, seed, channels)}"
+    target = cache_dir() / f"{tag}.npy"
+    try:
+        arr = np.load(target, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        arr = crop_patches(paths, n, size, seed=seed, channels=channels)
+        _write_cache(target, arr)
+    note = f"{n:,} random {size}x{size} patches (seed {seed}) of {len(paths)} {note}"
+    return _Raw(arr, None, [], name, note)
+
+
+def _load_folder_patches(
+    path: Path, split: str, size: tuple[int, int] | None, n: int, seed: int, channels: int | None
+) -> _Raw:
+    """Patches of a folder's images (<path>/<split>/ if present), at their own resolution."""
+    if not path.is_dir():
+        raise UserError(f"data path {path} is not a folder; patches are cropped from a folder")
+    if size is None or size[0] != size[1]:
+        raise UserError("patches need a square patch size: set data.size, e.g. data.size=96")
+    if (path / split).is_dir():
+        path = path / split
+    files, _ = list_images(path)
+    if not files:
+        raise UserError(f"folder {path} holds no images to crop patches from")
+    return _load_patches(files, str(path), n, size[0], seed, channels or 3, f"images in {path}")
+
+
+def _load_photos(
+    split: str, size: tuple[int, int] | None, patches: int | None, seed: int, channels: int | None
+) -> _Raw:
+    """Patches of the Debian training photos (train) or of the wheels' hold-out photos (test)."""
+    from pixelsmith.data.photos import holdout_photos, training_photos
+
+    if size is not None and size[0] != size[1]:
+        raise UserError(f"photo patches are square; got data.size {size[0]}x{size[1]}")
+    side = size[0] if size else PHOTO_PATCH_SIZE
+    if split == "train":
+        paths, what = training_photos(install=True), "Debian training photos"
+    else:
+        paths, what = list(holdout_photos().values()), "hold-out photos from the wheels"
+    n = patches or PHOTO_PATCHES[split]
+    return _load_patches(paths, "photos", n, side, seed, channels or 3, what)
+
+
 # ---------------------------------------------------------------- two domains
 
 
@@ -678,11 +733,18 @@ def load_images(
     limit: int | None = None,
     seed: int = 0,
     domains: str | None = None,
+    patches: int | None = None,
 ) -> ImageSet:
-    """Load a named source (see SOURCES) or a folder as uint8 (N, C, H, W) images."""
+    """Load a named source (see SOURCES) or a folder as uint8 (N, C, H, W) images.
+
+    `patches`: that many random `size` crops of a folder's images at their own resolution
+    instead of the whole images resized (the `photos` source is always patches).
+    """
     split = _check_split(split)
     channels, hw, limit = _check_channels(channels), _check_size(size), _check_limit(limit)
     domains = check_domains(domains)
+    if patches is not None and (not _is_int(patches) or patches <= 0):
+        raise UserError(f"patches={patches!r} must be a positive whole number of crops")
     if not _is_int(seed):
         raise UserError(f"seed={seed!r} is not an integer; pass a whole number such as 0")
     if not isinstance(source, str | os.PathLike) or not str(source):
@@ -696,6 +758,11 @@ def load_images(
     elif named == "shapes":  # classes come round-robin, so k * limit holds `limit` of each
         n = limit * len(SHAPE_CLASSES) if domains and limit else limit
         raw = _load_shapes(split, hw, n, int(seed))
+    elif named == "photos":  # the test split's patches are the same for every run
+        raw = _load_photos(split, hw, patches, int(seed) if split == "train" else 0, channels)
+    elif patches:
+        where = Path(source).expanduser()
+        raw = _load_folder_patches(where, split, hw, patches, int(seed), channels)
     elif os.path.exists(os.path.expanduser(source)) or _looks_like_path(source):
         raw = _load_path(Path(source).expanduser(), split, hw, limit, domains is not None)
     else:

@@ -34,10 +34,10 @@ from collections.abc import Callable, Sequence
 
 import kornia
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from pixelsmith.errors import UserError
+from pixelsmith.nn.fill import as_batch, harmonic_fill, hole_mask, unbatch
 
 __all__ = [
     "ENHANCERS",
@@ -55,22 +55,6 @@ __all__ = [
 LUMA = (0.299, 0.587, 0.114)
 
 
-def _batch(x: Tensor) -> tuple[Tensor, bool]:
-    """The image as (N, C, H, W), and whether it came without a batch axis; checks the layout."""
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise UserError("an image must be a float tensor with values in [0, 1]")
-    if x.dim() not in (3, 4) or x.shape[-3] not in (1, 3):
-        raise UserError(
-            f"an image must be (C, H, W) or (N, C, H, W) with 1 or 3 channels, got {tuple(x.shape)}"
-        )
-    return (x[None], True) if x.dim() == 3 else (x, False)
-
-
-def _unbatch(y: Tensor, single: bool) -> Tensor:
-    y = y.clamp(0, 1)
-    return y[0] if single else y
-
-
 def _luma(x: Tensor) -> Tensor:
     """(N, 1, H, W) luma of an (N, C, H, W) image."""
     if x.shape[1] == 1:
@@ -83,7 +67,7 @@ def autocontrast(x: Tensor, cutoff: float = 0.01) -> Tensor:
     """Stretch each channel linearly so its `cutoff` fraction of darkest and of brightest clip."""
     if not 0 <= cutoff < 0.5:
         raise UserError(f"autocontrast's cutoff is a fraction in [0, 0.5), got {cutoff}")
-    xb, single = _batch(x)
+    xb, single = as_batch(x)
     n, c, h, w = xb.shape
     flat = xb.reshape(n * c, h * w)
     # Pillow's count of clipped pixels, int(n * percent // 100), with the cutoff in percent.
@@ -94,7 +78,7 @@ def autocontrast(x: Tensor, cutoff: float = 0.01) -> Tensor:
     scale = torch.where(flat_span, 1 / (hi - lo).clamp_min(1e-12), torch.ones_like(lo))
     offset = torch.where(flat_span, lo, torch.zeros_like(lo))
     y = (flat - offset[:, None]) * scale[:, None]
-    return _unbatch(y.view_as(xb), single)
+    return unbatch(y.view_as(xb), single)
 
 
 def clahe(x: Tensor, clip: float = 2.0, grid: int = 8) -> Tensor:
@@ -103,7 +87,7 @@ def clahe(x: Tensor, clip: float = 2.0, grid: int = 8) -> Tensor:
         raise UserError(f"clahe's clip limit must be 0 (no limit) or more, got {clip}")
     if not isinstance(grid, int) or grid < 1:
         raise UserError(f"clahe's grid must be a whole number of tiles, 1 or more, got {grid}")
-    xb, single = _batch(x)
+    xb, single = as_batch(x)
     if min(xb.shape[-2:]) <= grid:
         raise UserError(
             f"clahe's {grid} x {grid} grid needs an image larger than {grid} pixels on each side, "
@@ -116,18 +100,18 @@ def clahe(x: Tensor, clip: float = 2.0, grid: int = 8) -> Tensor:
     y = (ycc[:, :1] + 1e-6).clamp(0, 1) if rgb else ycc.clamp(0, 1)
     y = kornia.enhance.equalize_clahe(y, clip_limit=float(clip), grid_size=(grid, grid))
     out = kornia.color.ycbcr_to_rgb(torch.cat([y, ycc[:, 1:]], 1)) if rgb else y
-    return _unbatch(out, single)
+    return unbatch(out, single)
 
 
 def white_balance(x: Tensor) -> Tensor:
     """Grey-world white balance: gain each channel so all channel means equal their average."""
-    xb, single = _batch(x)
+    xb, single = as_batch(x)
     if xb.shape[1] == 1:
-        return _unbatch(xb, single)
+        return unbatch(xb, single)
     means = xb.mean(dim=(2, 3), keepdim=True)
     # An all-black channel stays black (0 times any gain) instead of dividing by zero.
     gains = means.mean(1, keepdim=True) / means.clamp_min(1e-6)
-    return _unbatch(xb * gains, single)
+    return unbatch(xb * gains, single)
 
 
 def _auto_gamma(xb: Tensor, target: float = 0.5, steps: int = 20) -> Tensor:
@@ -149,9 +133,9 @@ def gamma(x: Tensor, value: float | None = None) -> Tensor:
     """Raise every channel to the power `value`; None picks the one giving mean output luma 0.5."""
     if value is not None and not value > 0:
         raise UserError(f"gamma's exponent must be above 0, got {value}")
-    xb, single = _batch(x)
+    xb, single = as_batch(x)
     g = _auto_gamma(xb) if value is None else xb.new_full((xb.shape[0],), float(value))
-    return _unbatch(xb.clamp(0, 1) ** g.view(-1, 1, 1, 1), single)
+    return unbatch(xb.clamp(0, 1) ** g.view(-1, 1, 1, 1), single)
 
 
 def unsharp(x: Tensor, radius: float = 2.0, amount: float = 1.0, threshold: float = 0.0) -> Tensor:
@@ -164,7 +148,7 @@ def unsharp(x: Tensor, radius: float = 2.0, amount: float = 1.0, threshold: floa
         raise UserError(f"unsharp's amount must be 0 or more, got {amount}")
     if not 0 <= threshold <= 1:
         raise UserError(f"unsharp's threshold is an intensity in [0, 1], got {threshold}")
-    xb, single = _batch(x)
+    xb, single = as_batch(x)
     size = 2 * math.ceil(3 * radius) + 1
     # kornia.filters.unsharp_mask has a fixed gain of 1 and no threshold, so only its blur is used;
     # replicate borders, as Pillow's blur extends the edge pixels.
@@ -173,7 +157,7 @@ def unsharp(x: Tensor, radius: float = 2.0, amount: float = 1.0, threshold: floa
     )
     detail = xb - blur
     detail = torch.where(detail.abs() > threshold, detail, torch.zeros_like(detail))
-    return _unbatch(xb + amount * detail, single)
+    return unbatch(xb + amount * detail, single)
 
 
 ENHANCERS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -198,152 +182,14 @@ def enhance_classical(x: Tensor, methods: Sequence[str]) -> Tensor:
     return x
 
 
-def _holes(xb: Tensor, mask: Tensor, single: bool) -> Tensor:
-    """The mask as an (N, 1, H, W) bool tensor of holes, checked against the batched image."""
-    n, c, h, w = xb.shape
-    shape, want = (
-        ((c, h, w), f"(1, {h}, {w})") if single else (xb.shape, f"(1 or {n}, 1, {h}, {w})")
-    )
-    m = mask[None] if isinstance(mask, Tensor) and mask.dim() == 3 else mask
-    if (
-        not isinstance(m, Tensor)
-        or m.dim() != 4
-        or m.shape[1] != 1
-        or m.shape[-2:] != (h, w)
-        or m.shape[0] not in (1, n)
-        or (single and mask.dim() != 3)
-    ):
-        got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
-        raise UserError(
-            f"the mask for an image of shape {tuple(shape)} must be {want} with 1 = hole, got {got}"
-        )
-    holes = (m > 0.5).expand(n, 1, h, w)
-    if holes.flatten(1).all(1).any():
-        raise UserError("the mask covers a whole image, so there are no known pixels to fill from")
-    return holes
-
-
-def _neighbour_sum(u: Tensor) -> Tensor:
-    """Sum of each pixel's 4 neighbours inside the image (missing ones at the border left out)."""
-    s = torch.empty_like(u)
-    s[..., :-1, :].copy_(u[..., 1:, :])
-    s[..., -1:, :].zero_()
-    s[..., 1:, :].add_(u[..., :-1, :])
-    s[..., :, 1:].add_(u[..., :, :-1])
-    s[..., :, :-1].add_(u[..., :, 1:])
-    return s
-
-
-def _pad_even(t: Tensor, value: float) -> Tensor:
-    return F.pad(t, (0, t.shape[-1] % 2, 0, t.shape[-2] % 2), value=value)
-
-
-def _coarsen(t: Tensor) -> Tensor:
-    """2 x 2 block sums of an (N, C, H, W) tensor padded to even sides."""
-    return F.avg_pool2d(t, 2, divisor_override=1)
-
-
-class _Level:
-    """One pyramid level of the hole problem: count * u - neighbour_sum(u) = f on the holes."""
-
-    def __init__(self, holes: Tensor, dtype: torch.dtype):
-        self.holes = holes
-        self.hole = holes.to(dtype)
-        self.empty = not bool(holes.any())
-        h, w = holes.shape[-2:]
-        self.count = _neighbour_sum(torch.ones(1, 1, h, w, dtype=dtype, device=holes.device))
-        rows = torch.arange(h, device=holes.device)[:, None]
-        parity = (rows + torch.arange(w, device=holes.device)) % 2
-        colours = [(holes & (parity == p)).to(dtype) for p in (0, 1)]
-        # A half sweep is u <- keep * u + gain * (neighbour_sum(u) + f) for one colour.
-        self.keep = [1 - c for c in colours]
-        self.gain = [c / self.count for c in colours]
-
-    def relax(self, u: Tensor, f: Tensor | None, sweeps: int) -> Tensor:
-        """Red-black Gauss-Seidel sweeps (each colour's holes take their neighbours' mean)."""
-        for _ in range(0 if self.empty else sweeps):
-            for keep, gain in zip(self.keep, self.gain, strict=True):
-                s = _neighbour_sum(u)
-                if f is not None:
-                    s += f
-                u = torch.addcmul(u * keep, gain, s)
-        return u
-
-    def residual(self, u: Tensor, f: Tensor | None) -> Tensor:
-        r = _neighbour_sum(u) - self.count * u
-        if f is not None:
-            r += f
-        return r * self.hole
-
-
-def _pyramid(holes: Tensor, dtype: torch.dtype) -> list[_Level]:
-    """Levels from full size down to 2 pixels a side, or until no holes are left."""
-    levels = [_Level(holes, dtype)]
-    while max(holes.shape[-2:]) > 2 and holes.any():
-        # A coarse pixel is a hole only when all 4 children are (pixels past the edge count as
-        # holes): a coarse hole reaching past the fine one over-corrects thin strokes and diverges.
-        holes = _coarsen(_pad_even(holes.to(dtype), 1)) > 3.5
-        levels.append(_Level(holes, dtype))
-    return levels
-
-
-def _vcycle(levels: list[_Level], u: Tensor, f: Tensor | None, k: int = 0) -> Tensor:
-    """One multigrid V-cycle: smooth, solve for the error one level down, correct, smooth."""
-    level = levels[k]
-    if k == len(levels) - 1:
-        return level.relax(u, f, 20)
-    u = level.relax(u, f, 2)
-    r = _coarsen(_pad_even(level.residual(u, f), 0)) * levels[k + 1].hole
-    e = _vcycle(levels, torch.zeros_like(r), r, k + 1)
-    e = F.interpolate(e, scale_factor=2, mode="bilinear", align_corners=False)
-    u = u + e[..., : u.shape[-2], : u.shape[-1]] * level.hole
-    return level.relax(u, f, 2)
-
-
-def _cascade(levels: list[_Level], x: Tensor, k: int = 0) -> Tensor:
-    """Starting values: each level's holes from the next coarser level's fill, then smoothed."""
-    level = levels[k]
-    known = 1 - level.hole
-    if k == len(levels) - 1:
-        mean = (x * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True)
-        return level.relax(torch.where(level.holes, mean, x), None, 20)
-    # The coarser image averages each block's known pixels; all-hole blocks are its holes.
-    weight = _coarsen(_pad_even(known, 0))
-    coarse = _coarsen(_pad_even(x * known, 0)) / weight.clamp_min(1e-12)
-    start = F.interpolate(
-        _cascade(levels, coarse, k + 1), scale_factor=2, mode="bilinear", align_corners=False
-    )
-    u = torch.where(level.holes, start[..., : x.shape[-2], : x.shape[-1]], x)
-    return level.relax(u, None, 2)
-
-
-def harmonic_fill(x: Tensor, mask: Tensor, iterations: int | None = None) -> Tensor:
-    """Fill the holes with the solution of Laplace's equation whose boundary is the known pixels."""
-    if iterations is not None and (not isinstance(iterations, int) or iterations < 0):
-        raise UserError(
-            f"harmonic_fill's iterations must be a whole number, 0 or more, got {iterations}"
-        )
-    xb, single = _batch(x)
-    holes = _holes(xb, mask, single)
-    dtype = torch.float64 if xb.dtype == torch.float64 else torch.float32
-    levels = _pyramid(holes, dtype)
-    u = _cascade(levels, xb.to(dtype))
-    for _ in range(30 if iterations is None else iterations):
-        before = u
-        u = _vcycle(levels, u, None)
-        if iterations is None and (u - before).abs().max() <= 1e-4:
-            break
-    return _unbatch(torch.where(holes, u.to(xb.dtype), xb), single)
-
-
 def telea_fill(x: Tensor, mask: Tensor, radius: int = 3) -> Tensor:
     """Fill the holes with OpenCV's Telea fast-marching inpainting (needs the `edit` extra)."""
     if not isinstance(radius, int) or radius < 1:
         raise UserError(
             f"telea_fill's radius must be a whole number of pixels, 1 or more, got {radius}"
         )
-    xb, single = _batch(x)
-    holes = _holes(xb, mask, single)
+    xb, single = as_batch(x)
+    holes = hole_mask(xb, mask, single)
     try:
         import cv2
     except ImportError:
@@ -366,7 +212,7 @@ def telea_fill(x: Tensor, mask: Tensor, radius: int = 3) -> Tensor:
     out = torch.stack([torch.from_numpy(f) for f in filled]).reshape(images.shape)
     out = out.permute(0, 3, 1, 2)
     out = out.to(device=xb.device, dtype=xb.dtype) / 255
-    return _unbatch(torch.where(holes, out, xb), single)
+    return unbatch(torch.where(holes, out, xb), single)
 
 
 FILLS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {

@@ -32,6 +32,7 @@ from pixelsmith.models.base import Family, SampleConfig
 METRICS = ("fid", "kid", "is", "pr")
 # Data options that change which real images a run saw (passed on to load_images).
 DATA_OPTIONS = ("domains",)
+EVAL_PATCHES = 192
 FID_MIN_N = 10_000
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
@@ -323,6 +324,8 @@ def data_scores(
 
     c, h, w = model.image_shape
     extra = {k: data_cfg[k] for k in DATA_OPTIONS if data_cfg.get(k)}
+    if data_cfg.get("patches") and source != "photos":  # a folder cropped as in training
+        extra["patches"] = min(int(data_cfg["patches"]), EVAL_PATCHES)
     data = load_images(source, split=split, channels=c, size=(h, w), limit=limit, **extra)
     scores = []
     for metric in metrics:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from pixelsmith.data.sources import ImageSet
@@ -63,10 +64,14 @@ def restoration_scores(model: Family, data: ImageSet, seed: int = 0, batch: int 
     for i in range(0, len(data), batch):
         clean = data.images[i : i + batch].float() / 255
         labels = None if data.labels is None else data.labels[i : i + batch]
-        degraded = model.prepare_batch(Batch(clean, labels), rng).inputs
-        restored = model.restore(degraded).clamp(0, 1)
+        pair = model.prepare_batch(Batch(clean, labels), rng)
+        degraded = pair.inputs
+        restored = model.restore(degraded, mask=pair.mask).clamp(0, 1)
         sums["psnr"] += float(psnr(restored, clean).sum())
         sums["ssim"] += float(ssim(restored, clean).sum())
+        if degraded.shape[-2:] != clean.shape[-2:]:  # super-resolution: doing nothing = bicubic
+            size = tuple(clean.shape[-2:])
+            degraded = F.interpolate(degraded, size=size, mode="bicubic", align_corners=False)
         sums["input_psnr"] += float(psnr(degraded.clamp(0, 1), clean).sum())
     return {k: v / len(data) for k, v in sums.items()}, {"params": {"degradation_seed": seed}}
 

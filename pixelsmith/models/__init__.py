@@ -19,6 +19,7 @@ FAMILIES: dict[str, str] = {
     "diffusion": "pixelsmith.models.diffusion:Diffusion",
     "cyclegan": "pixelsmith.models.cyclegan:CycleGAN",
     "stylegan": "pixelsmith.models.stylegan:StyleGAN",
+    "restore": "pixelsmith.models.restore:Restore",
 }
 _REGISTERED: dict[str, type[Family]] = {}
 

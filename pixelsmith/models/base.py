@@ -122,6 +122,8 @@ class Batch:
     labels: Tensor | None = None
     # Paired image-to-image models: the degraded images the model learns to map to `images`.
     inputs: Tensor | None = None
+    # Inpainting: (N, 1, H, W), 1 = the hole `inputs` lacks (passed on to `restore`).
+    mask: Tensor | None = None
 
 
 @dataclass
@@ -324,9 +326,21 @@ class Family(ABC):
         """Images in [0, 1] of one domain as the other (families that translate)."""
         raise UserError(f"the {self.name} family does not translate images")
 
-    def restore(self, images: Tensor) -> Tensor:
-        """Degraded images in [0, 1] restored (families that restore)."""
+    def restore(self, images: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Degraded images in [0, 1] restored (families that restore); `mask` (N, 1, H, W),
+        1 = hole, for inpainting. Output is larger than the input for super-resolution."""
         raise UserError(f"the {self.name} family does not restore images")
+
+    def preview(self, clean: Tensor, seed: int = 0) -> Tensor:
+        """(degraded, restored, clean) of each image in turn, for grids (families that restore);
+        a degraded image of another size is shown resized to the clean one (nearest)."""
+        pair = self.prepare_batch(Batch(clean), BatchRandom(seed))
+        assert pair.inputs is not None
+        out = self.restore(pair.inputs, mask=pair.mask).clamp(0, 1)
+        shown = pair.inputs.clamp(0, 1)
+        if shown.shape[-2:] != clean.shape[-2:]:
+            shown = torch.nn.functional.interpolate(shown, size=tuple(clean.shape[-2:]))
+        return torch.stack([shown, out, clean], 1).flatten(0, 1)
 
     def reconstruct(self, images: Tensor) -> Tensor:
         """Images in [0, 1] encoded into the latent space and decoded (families that encode)."""

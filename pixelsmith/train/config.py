@@ -29,6 +29,9 @@ class DataConfig:
     # "7:9"; each side a comma list of class names or indices), "auto" (a 2-class source as it
     # is, else the source's default pair), or null for all classes; `limit` then caps each domain.
     domains: str | None = None
+    # Random data.size crops of each image at its own resolution instead of whole images
+    # resized: how many (restoration models; the `photos` source always crops, 8,000 by default).
+    patches: int | None = None
     # Batches with the same count of every class (per process too); see train/batches.py.
     balance: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -39,7 +42,7 @@ class DataConfig:
             f"data.channels must be 1, 3 or 4, got {self.channels}",
         )
         self.domains = check_domains(self.domains)
-        for key in ("size", "limit"):
+        for key in ("size", "limit", "patches"):
             v = getattr(self, key)
             require(v is None or v > 0, f"data.{key} must be a positive integer, got {v}")
         self.augment.__post_init__()

@@ -128,7 +128,7 @@ class Trainer:
     def _load_data(self, fam: type[Family]) -> ImageSet:
         """The training images; a folder with no data.size gets a size that fits the model."""
         d = self.cfg.data
-        if d.size is None:
+        if d.size is None and not d.patches and d.source != "photos":
             from pixelsmith.data.sources import folder_default_size
 
             size, note = folder_default_size(d.source, d.split)
@@ -146,6 +146,7 @@ class Trainer:
             limit=d.limit,
             seed=self.cfg.train.seed,
             domains=d.domains,
+            patches=d.patches,
         )
 
     def _plan_evaluation(self) -> Any:
@@ -367,9 +368,13 @@ class Trainer:
         """A fixed-seed grid of the EMA model (a conditional model's classes in columns),
         enlarged for looking at when the images are small."""
         tc = self.cfg.train
-        images = self.family.sample(tc.grid_size, seed=tc.grid_seed)
+        if self.family.abilities.restores:  # rows of (degraded, restored, clean) images
+            clean = self.data.images[: min(8, len(self.data))].float() / 255
+            images, nrow = self.family.preview(clean, seed=tc.grid_seed), 3
+        else:
+            images = self.family.sample(tc.grid_size, seed=tc.grid_seed)
+            nrow = self.family.classes or None
         scale = view_scale(*images.shape[-2:])
-        nrow = self.family.classes or None
         return save_image(images, self.folder.grids / name, nrow=nrow, scale=scale)
 
     def manifest(self) -> dict[str, Any]:

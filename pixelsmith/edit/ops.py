@@ -1,0 +1,198 @@
+"""The editing operations on images in memory: super-resolution, denoising, inpainting and
+enhancement, with pixelsmith's shipped restoration models (`pixelsmith zoo list`) or a run of
+your own (`model=`), and the classical tools of `pixelsmith.edit.classical`.
+
+Images are float (C, H, W) or (N, C, H, W) tensors in [0, 1], C = 1 or 3 (`pixelsmith.edit.files`
+handles files, alpha and modes). A grey image through a colour model goes in as three equal
+channels and comes back as their Rec. 601 luma; a colour image through a grey model goes channel
+by channel. Large images run in tiles of `TILE` input pixels with the same result as one pass
+(`pixelsmith.nn.tiles`), so memory stays flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from pixelsmith.edit import classical
+from pixelsmith.errors import UserError
+from pixelsmith.generate import load_model
+from pixelsmith.models.base import Family
+
+TILE = 256
+Progress = Callable[[int, int], None]
+# (task, scale or channels) -> the shipped model it uses by default
+DEFAULT_MODELS: dict[tuple[str, int], str] = {
+    ("sr", 2): "sr-x2",
+    ("sr", 4): "sr-x4",
+    ("denoise", 3): "denoise",
+    ("denoise", 1): "denoise-grey",
+    ("inpaint", 3): "inpaint",
+    ("enhance", 3): "enhance",
+}
+_LOADED: dict[str, Family] = {}
+
+
+def _default(task: str, key: int) -> str:
+    name = DEFAULT_MODELS.get((task, key)) or DEFAULT_MODELS.get((task, 3))
+    if name is None:
+        raise UserError(f"no shipped {task} model for {key}; pass a run of your own with model=")
+    return "zoo:" + name
+
+
+def restorer(
+    task: str, model: Family | str | Path | None = None, key: int = 3, device: str = "cpu"
+) -> Family:
+    """The restoration model for `task`: `model` (a run, checkpoint, zoo:NAME or a loaded model)
+    or the shipped default; refuses a model made for another task or scale."""
+    if isinstance(model, Family):
+        m = model
+    else:
+        target = str(model) if model is not None else _default(task, key)
+        if target not in _LOADED:
+            _LOADED[target] = load_model(target, device=device)
+        m = _LOADED[target]
+    if not m.abilities.restores:
+        raise UserError(f"a {m.name} model does not restore images; pass a restoration model")
+    got = m.cfg.task
+    if got != task:
+        raise UserError(f"that model is a {got} model, not a {task} model")
+    if task == "sr" and m.cfg.scale != key:
+        raise UserError(f"that model upscales x{m.cfg.scale}, not x{key}")
+    return m
+
+
+def _batched(x: Tensor) -> tuple[Tensor, bool]:
+    if x.ndim == 3:
+        return x[None], True
+    if x.ndim != 4:
+        raise UserError(f"images must be (C, H, W) or (N, C, H, W), got shape {tuple(x.shape)}")
+    return x, False
+
+
+def _check_channels(x: Tensor) -> None:
+    if x.shape[1] not in (1, 3):
+        raise UserError(f"images must be grey or RGB, got {x.shape[1]} channels (strip alpha)")
+
+
+def _luma(x: Tensor) -> Tensor:
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def _through(model: Family, x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+    """fn on x in the model's channels, returned in x's channels (see the module doc)."""
+    want, have = model.image_shape[0], x.shape[1]
+    if want == have:
+        return fn(x)
+    if want == 3:
+        return _luma(fn(x.expand(-1, 3, -1, -1)))
+    return torch.cat([fn(x[:, i : i + 1]) for i in range(have)], 1)
+
+
+def _run(op: Callable[[Tensor], Tensor], x: Tensor, model: Family, tile: int | None) -> Tensor:
+    xb, single = _batched(x.float())
+    _check_channels(xb)
+    out = torch.cat([_through(model, xb[i : i + 1], op) for i in range(xb.shape[0])])
+    return out[0] if single else out
+
+
+def super_resolve(
+    x: Tensor,
+    scale: int = 2,
+    model: Family | str | Path | None = None,
+    tile: int | None = TILE,
+    progress: Progress | None = None,
+) -> Tensor:
+    """x upscaled `scale` times (2 or 4) by a super-resolution model."""
+    if scale not in (2, 4) and model is None:
+        raise UserError(f"scale must be 2 or 4, got {scale}")
+    m = restorer("sr", model, scale)
+    return _run(lambda v: m.restore(v, tile=tile, progress=progress), x, m, tile)
+
+
+def denoise(
+    x: Tensor,
+    sigma: float | None = None,
+    model: Family | str | Path | None = None,
+    tile: int | None = TILE,
+    progress: Progress | None = None,
+) -> Tensor:
+    """x with Gaussian noise removed; `sigma` (0-255 scale) when known, else estimated."""
+    if sigma is not None and not 0 <= sigma <= 255:
+        raise UserError(f"sigma is on the 0-255 scale, got {sigma}")
+    xb, _ = _batched(x)
+    m = restorer("denoise", model, int(xb.shape[1]))
+    return _run(lambda v: m.restore(v, sigma=sigma, tile=tile, progress=progress), x, m, tile)
+
+
+def _check_mask(x: Tensor, mask: Tensor) -> Tensor:
+    xb, _ = _batched(x)
+    mb = mask if mask.ndim == 4 else mask.reshape(1, 1, *mask.shape[-2:])
+    if tuple(mb.shape[-2:]) != tuple(xb.shape[-2:]):
+        raise UserError(
+            f"the mask is {mb.shape[-1]}x{mb.shape[-2]} but the image is "
+            f"{xb.shape[-1]}x{xb.shape[-2]}; they must be the same size"
+        )
+    return (mb > 0.5).float()
+
+
+def inpaint(
+    x: Tensor,
+    mask: Tensor,
+    model: Family | str | Path | None = None,
+    method: str = "learned",
+    tile: int | None = TILE,
+    progress: Progress | None = None,
+) -> Tensor:
+    """x with the mask's holes (1 / white) filled: "learned" (a harmonic fill refined by the
+    inpainting model), or a classical fill alone ("harmonic", "telea")."""
+    m = _check_mask(x, mask)
+    if method != "learned":
+        if method not in classical.FILLS:
+            names = ", ".join(["learned", *classical.FILLS])
+            raise UserError(f"unknown inpainting method {method!r}; use one of {names}")
+        xb, single = _batched(x.float())
+        out = classical.FILLS[method](xb, m.expand(xb.shape[0], -1, -1, -1))
+        return out[0] if single else out
+    net = restorer("inpaint", model)
+    xb, single = _batched(x.float())
+    _check_channels(xb)
+    outs = []
+    for i in range(xb.shape[0]):
+        mi = m[min(i, m.shape[0] - 1) : min(i, m.shape[0] - 1) + 1]
+        fn = lambda v, mi=mi: net.restore(v, mask=mi, tile=tile, progress=progress)  # noqa: E731
+        outs.append(_through(net, xb[i : i + 1], fn))
+    out = torch.cat(outs)
+    return out[0] if single else out
+
+
+ENHANCE_METHODS = ("learned", *classical.ENHANCERS)
+
+
+def enhance(
+    x: Tensor,
+    methods: Sequence[str] = ("learned",),
+    model: Family | str | Path | None = None,
+    tile: int | None = TILE,
+    progress: Progress | None = None,
+) -> Tensor:
+    """x through the named enhancements in order: "learned" (the low-light / exposure model)
+    and the classical ones (autocontrast, clahe, white-balance, gamma, unsharp)."""
+    unknown = [m for m in methods if m not in ENHANCE_METHODS]
+    if unknown or not methods:
+        raise UserError(
+            f"unknown enhancement {unknown[0] if unknown else ''!r}; "
+            f"use one or more of {', '.join(ENHANCE_METHODS)}"
+        )
+    out = x.float()
+    for name in methods:
+        if name == "learned":
+            m = restorer("enhance", model)
+            out = _run(lambda v, m=m: m.restore(v, tile=tile, progress=progress), out, m, tile)
+        else:
+            out = classical.enhance_classical(out, [name])
+    return out

@@ -1,0 +1,144 @@
+"""A user's photo for editing: read in any mode the data loaders take, written back in the same.
+
+Reading goes through the guarded reader (`pixelsmith.imageio.read_image`: size cap from the
+header, EXIF orientation applied, one clear error per bad file). The pixels become `colour`, a
+float (C, H, W) tensor in [0, 1] with C = 1 (grey) or 3 (RGB), plus `alpha` (1, H, W) when the
+file has one; 16-bit grey (`I;16`, `I`) keeps its 16 bits (v / 65535). Modes map as:
+`1`, `L`, `F` -> grey; `LA` -> grey + alpha; `P` -> RGB, or RGBA when it declares transparency;
+`RGBA`, `PA` -> RGB + alpha; every other mode (CMYK, YCbCr, ...) -> RGB.
+
+Writing puts the same mode back: grey as `L` (or 16-bit `I;16` when it was 16-bit and the format
+holds it: PNG, TIFF), RGB, and the alpha channel beside them (`LA`, `RGBA`); a palette image
+comes back as RGB(A), since edits make new colours. JPEG holds neither alpha nor 16 bits: an
+image with alpha refuses a .jpg output, a 16-bit one is written in 8 bits. Files are written
+atomically (temporary file, then rename): a failure leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from pixelsmith.errors import UserError
+from pixelsmith.imageio import atomic_write_bytes, read_image
+
+SIXTEEN = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+_HOLDS_16 = ("PNG", "TIFF")
+_HOLDS_ALPHA = ("PNG", "WEBP", "TIFF")
+
+
+@dataclass
+class Photo:
+    """Pixels of one image file and how to write them back."""
+
+    colour: Tensor  # (C, H, W) float in [0, 1], C = 1 or 3
+    alpha: Tensor | None  # (1, H, W) float in [0, 1]
+    sixteen_bit: bool
+    source_mode: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return int(self.colour.shape[-2]), int(self.colour.shape[-1])
+
+    def with_pixels(self, colour: Tensor, alpha: Tensor | None = None) -> Photo:
+        """The same photo with new pixels (and alpha, e.g. resized with them)."""
+        return replace(self, colour=colour, alpha=self.alpha if alpha is None else alpha)
+
+
+def _tensor(arr: np.ndarray, scale: float) -> Tensor:
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    return torch.from_numpy(arr.astype(np.float32) / scale).permute(2, 0, 1).contiguous()
+
+
+def read_photo(path: str | Path) -> Photo:
+    """An image file as a Photo (see the module doc for the mode rules)."""
+    im = read_image(path)
+    mode = im.mode
+    try:
+        if mode in SIXTEEN:
+            arr = np.clip(np.asarray(im, dtype=np.int64), 0, 65535)
+            return Photo(_tensor(arr, 65535.0), None, True, mode)
+        if mode == "F":
+            arr = np.clip(np.asarray(im, dtype=np.float32), 0, 255)
+            return Photo(_tensor(arr, 255.0), None, False, mode)
+        if mode in ("1", "L"):
+            return Photo(_tensor(np.asarray(im.convert("L")), 255.0), None, False, mode)
+        if mode == "LA":
+            t = _tensor(np.asarray(im), 255.0)
+            return Photo(t[:1], t[1:], False, mode)
+        has_alpha = mode in ("RGBA", "PA", "RGBa") or (mode == "P" and "transparency" in im.info)
+        if has_alpha:
+            t = _tensor(np.asarray(im.convert("RGBA")), 255.0)
+            return Photo(t[:3], t[3:], False, mode)
+        return Photo(_tensor(np.asarray(im.convert("RGB")), 255.0), None, False, mode)
+    finally:
+        im.close()
+
+
+def output_format(path: Path) -> str:
+    """The Pillow format an output suffix asks for."""
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(
+            f"cannot write {path}: use one of the suffixes {', '.join(sorted(set(_FORMATS)))}"
+        )
+    return fmt
+
+
+def check_writable(photo_has_alpha: bool, path: Path) -> None:
+    """Refuse an output format that would lose the image's alpha."""
+    fmt = output_format(path)
+    if photo_has_alpha and fmt not in _HOLDS_ALPHA:
+        raise UserError(
+            f"{path.name}: {fmt} holds no alpha channel and the image has one; "
+            "write a .png, .webp or .tif instead"
+        )
+
+
+def _to_uint(t: Tensor, bits: int) -> np.ndarray:
+    top = 65535 if bits == 16 else 255
+    arr = (t.clamp(0, 1) * top).round().permute(1, 2, 0).cpu().numpy()
+    return arr.astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def encode_photo(photo: Photo, path: Path) -> bytes:
+    """The file bytes of a Photo in the format `path`'s suffix names, in the photo's mode."""
+    fmt = output_format(path)
+    check_writable(photo.alpha is not None, path)
+    grey = photo.colour.shape[0] == 1
+    if grey and photo.sixteen_bit and fmt in _HOLDS_16 and photo.alpha is None:
+        im = Image.fromarray(_to_uint(photo.colour, 16)[..., 0])  # a uint16 array: I;16
+    else:
+        pixels = photo.colour if photo.alpha is None else torch.cat([photo.colour, photo.alpha])
+        arr = _to_uint(pixels, 8)
+        mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
+        im = Image.fromarray(arr[..., 0] if mode == "L" else arr, mode)
+    buf = io.BytesIO()
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    im.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def write_photo(photo: Photo, path: str | Path) -> Path:
+    """Write a Photo atomically in its own mode (see the module doc)."""
+    path = Path(path)
+    data = encode_photo(photo, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
+    return path

@@ -1,0 +1,390 @@
+"""Restoration: small paired image-to-image networks for super-resolution, blind denoising,
+inpainting and low-light enhancement, trained on clean patches that `prepare_batch` degrades on
+the fly with the step's seeded randomness (`pixelsmith.data.degrade`).
+
+One family, four tasks (`model.task`):
+
+- `sr`: `SRNet`, residual blocks at the low resolution and a pixel-shuffle tail, added to a
+  bicubic upsampling of the input (it learns the missing detail only). Trained on the standard
+  protocol: MATLAB-compatible bicubic down-scaling, quantised to 8 bits.
+- `denoise`: `UNet` on the noisy image plus a noise-level map. The map holds the noise sigma the
+  user gives, else `estimate_sigma`'s wavelet estimate of the whole image, so one model serves
+  blind and non-blind use; it trains on both (the estimate for half the samples, the true sigma
+  for the rest), so the network learns to live with the estimator's errors.
+- `inpaint`: a classical harmonic fill of the holes (Laplace's equation, `pixelsmith.nn.fill`)
+  refined by a `UNet` that sees the fill and the mask; known pixels are kept exactly.
+- `enhance`: a `UNet` on the dark photo plus two whole-image statistics as constant maps (mean
+  and 95th percentile of luminance), which say how under-exposed the photo is.
+
+Every input a network sees beyond the pixels (noise level, the fill, the statistics) is computed
+from the whole image before the network runs, so a tiled run (`pixelsmith.edit.tiles`) matches
+an untiled one: the networks themselves are local, with a receptive field `receptive_field()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pixelsmith.data import degrade
+from pixelsmith.errors import UserError
+from pixelsmith.models.base import Abilities, Batch, Family, Preset, SampleConfig, StepContext
+from pixelsmith.nn.fill import harmonic_fill
+from pixelsmith.nn.tiles import run_tiled
+from pixelsmith.utils.rng import BatchRandom
+
+TASKS = ("sr", "denoise", "inpaint", "enhance")
+
+
+@dataclass
+class RestoreConfig:
+    """Settings of a restoration model."""
+
+    task: str = "denoise"
+    scale: int = 2  # sr only
+    width: int = 32
+    blocks: int = 2  # residual blocks per stage (sr: in all)
+    levels: int = 2  # UNet downsamplings (denoise, inpaint, enhance)
+    # denoise: training noise sigma range on the 0-255 scale
+    sigma: tuple[float, ...] = (0.0, 50.0)
+    # inpaint: training hole fraction range
+    coverage: tuple[float, ...] = (0.05, 0.5)
+    lr: float = 5e-4
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise UserError(f"model.task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.task == "sr" and self.scale not in (2, 3, 4):
+            raise UserError(f"model.scale must be 2, 3 or 4, got {self.scale}")
+        for key in ("width", "blocks"):
+            if getattr(self, key) < 1:
+                raise UserError(f"model.{key} must be at least 1, got {getattr(self, key)}")
+        if not 0 <= self.levels <= 4:
+            raise UserError(f"model.levels must be 0 to 4, got {self.levels}")
+        if len(self.sigma) != 2 or not 0 <= self.sigma[0] <= self.sigma[1] <= 255:
+            raise UserError(f"model.sigma must be LOW,HIGH within 0-255, got {self.sigma}")
+        if len(self.coverage) != 2 or not 0 < self.coverage[0] < self.coverage[1] < 1:
+            raise UserError(f"model.coverage must be LOW,HIGH within (0, 1), got {self.coverage}")
+
+
+class ResBlock(nn.Module):
+    """conv-ReLU-conv with an identity skip."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.a = nn.Conv2d(width, width, 3, padding=1)
+        self.b = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.b(F.relu(self.a(x)))
+
+
+class SRNet(nn.Module):
+    """Low-resolution residual trunk, pixel-shuffle upsampling, plus bicubic upsampling."""
+
+    def __init__(self, channels: int, width: int, blocks: int, scale: int):
+        super().__init__()
+        self.scale = scale
+        self.head = nn.Conv2d(channels, width, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(width) for _ in range(blocks)])
+        self.fuse = nn.Conv2d(width, width, 3, padding=1)
+        self.tail = nn.Conv2d(width, channels * scale * scale, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        f = self.head(x)
+        f = f + self.fuse(self.body(f))
+        return base + F.pixel_shuffle(self.tail(f), self.scale)
+
+
+class UNet(nn.Module):
+    """A small U-Net: residual stages, strided-conv downsampling, pixel-shuffle upsampling,
+    skips by addition; predicts a residual over the first `out` input channels."""
+
+    def __init__(self, cin: int, out: int, width: int, blocks: int, levels: int):
+        super().__init__()
+        self.out = out
+        w = [width * 2**i for i in range(levels + 1)]
+        self.head = nn.Conv2d(cin, w[0], 3, padding=1)
+        self.enc = nn.ModuleList(
+            nn.Sequential(*[ResBlock(w[i]) for _ in range(blocks)]) for i in range(levels)
+        )
+        self.down = nn.ModuleList(nn.Conv2d(w[i], w[i + 1], 2, stride=2) for i in range(levels))
+        self.mid = nn.Sequential(*[ResBlock(w[-1]) for _ in range(blocks)])
+        self.up = nn.ModuleList(nn.Conv2d(w[i + 1], 4 * w[i], 1) for i in range(levels))
+        self.dec = nn.ModuleList(
+            nn.Sequential(*[ResBlock(w[i]) for _ in range(blocks)]) for i in range(levels)
+        )
+        self.tail = nn.Conv2d(w[0], out, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be multiples of this."""
+        return 2 ** len(self.down)
+
+    def forward(self, x: Tensor) -> Tensor:
+        f = self.head(x)
+        skips = []
+        for enc, down in zip(self.enc, self.down, strict=True):
+            f = enc(f)
+            skips.append(f)
+            f = down(f)
+        f = self.mid(f)
+        for i in reversed(range(len(self.up))):
+            f = F.pixel_shuffle(self.up[i](f), 2) + skips[i]
+            f = self.dec[i](f)
+        return x[:, : self.out] + self.tail(f)
+
+
+def luminance(x: Tensor) -> Tensor:
+    """(N, 1, H, W) Rec. 601 luma of grey or RGB images."""
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x[:, :3] * w).sum(1, keepdim=True)
+
+
+def estimate_sigma(x: Tensor) -> Tensor:
+    """Per-image Gaussian noise sigma (0-1 scale) from the finest Haar diagonal band's median
+    absolute value / 0.6745 (Donoho's estimator), averaged over channels: (N,)."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    v = x[..., :h, :w]
+    hh = (v[..., 0::2, 0::2] - v[..., 0::2, 1::2] - v[..., 1::2, 0::2] + v[..., 1::2, 1::2]) / 2
+    return (hh.flatten(2).abs().median(dim=2).values / 0.6745).mean(1)
+
+
+def exposure_stats(x: Tensor) -> Tensor:
+    """(N, 2) mean and 95th percentile of each image's luminance."""
+    y = luminance(x).flatten(1)
+    return torch.stack([y.mean(1), torch.quantile(y, 0.95, dim=1)], 1)
+
+
+def _const_maps(values: Tensor, like: Tensor) -> Tensor:
+    """(N, K) values as K constant (N, K, H, W) maps the size of `like`."""
+    n, _, h, w = like.shape
+    return values.to(like.dtype).view(n, -1, 1, 1).expand(n, values.shape[1], h, w)
+
+
+@dataclass
+class RestoreSampleConfig(SampleConfig):
+    """Restoration models draw nothing; `sample` shows restorations of test patches instead."""
+
+
+def _preset(about: str, minutes: float, model: dict, size: int, channels: int = 3) -> Preset:
+    """A restoration preset: photo patches of `size` in batches of 16, flips."""
+    data = {"source": "photos", "size": size, "channels": channels, "augment": {"flip_p": 0.5}}
+    train = {
+        "batch": 16,
+        "ema_kimg": 2.0,
+        "sample_every": 2000,
+        "checkpoint_every": 1000,
+        "channels_last": False,  # 2.3x slower on these small convolutions on CPU
+    }
+    return Preset(about, minutes, {"model": model, "data": data, "train": train})
+
+
+# The shipped models (`pixelsmith zoo list`) are these presets' runs; widths and depths were
+# picked for CPU speed (bench/editing.py: a 512x512 photo through SR x2 in well under a second).
+PRESETS: dict[str, Preset] = {
+    "restore": _preset(
+        "blind Gaussian denoising, sigma 0-50, colour (the family's default)",
+        20.0,
+        {"task": "denoise", "width": 32, "blocks": 2, "levels": 2},
+        64,
+    ),
+    "denoise-grey": _preset(
+        "blind Gaussian denoising, sigma 0-50, grey",
+        20.0,
+        {"task": "denoise", "width": 32, "blocks": 2, "levels": 2},
+        64,
+        channels=1,
+    ),
+    "sr-x2": _preset(
+        "super-resolution x2 (bicubic-degraded photos)",
+        20.0,
+        {"task": "sr", "scale": 2, "width": 32, "blocks": 6},
+        96,
+    ),
+    "sr-x4": _preset(
+        "super-resolution x4 (bicubic-degraded photos)",
+        20.0,
+        {"task": "sr", "scale": 4, "width": 32, "blocks": 6},
+        128,
+    ),
+    "inpaint": _preset(
+        "inpainting refinement over a harmonic fill (free-form and box holes, 5-50%)",
+        20.0,
+        {"task": "inpaint", "width": 16, "blocks": 2, "levels": 3},
+        96,
+    ),
+    "enhance": _preset(
+        "low-light / exposure correction of dark, noisy photos",
+        15.0,
+        {"task": "enhance", "width": 16, "blocks": 2, "levels": 2},
+        64,
+    ),
+}
+
+
+class Restore(Family):
+    """Super-resolution, denoising, inpainting or low-light enhancement (see the module doc)."""
+
+    name: ClassVar[str] = "restore"
+    Config = RestoreConfig
+    SampleConfig = RestoreSampleConfig
+    abilities = Abilities(generates=False, restores=True)
+    ema_pairs = {"net": "net_ema"}
+    max_size = 256
+    presets: ClassVar[dict[str, Preset]] = PRESETS
+
+    def __init__(self, cfg: RestoreConfig, image_shape: tuple[int, int, int], num_classes=0):
+        super().__init__(cfg, image_shape, num_classes)
+        c = self.image_shape[0]
+        if c not in (1, 3):
+            raise UserError(f"restoration models take grey or RGB images, got {c} channels")
+        if cfg.task == "sr":
+            net: nn.Module = SRNet(c, cfg.width, cfg.blocks, cfg.scale)
+        else:
+            cond = {"denoise": 1, "inpaint": 1, "enhance": 2}[cfg.task]
+            net = UNet(c + cond, c, cfg.width, cfg.blocks, cfg.levels)
+        self.networks = {"net": net}
+
+    @classmethod
+    def check_shape(cls, image_shape: tuple[int, int, int]) -> None:
+        super().check_shape(image_shape)
+
+    # ---- degradation and conditioning ------------------------------------------------------
+
+    @property
+    def multiple(self) -> int:
+        """Input sides the network needs to be a multiple of (1 for SR)."""
+        net = self.networks["net"]
+        return net.multiple if isinstance(net, UNet) else 1
+
+    def prepare_batch(self, batch: Batch, rng: BatchRandom) -> Batch:
+        """Degrade clean patches as the task trains (seeded by the step's stream)."""
+        x, t, n = batch.images, self.cfg.task, batch.images.shape[0]
+        if t == "sr":
+            return Batch(x, batch.labels, inputs=degrade.bicubic_down(x, self.cfg.scale))
+        if t == "denoise":
+            noisy, _ = degrade.GaussianNoise(tuple(self.cfg.sigma))(x, rng)
+            return Batch(x, batch.labels, inputs=noisy)
+        if t == "inpaint":
+            h, w = x.shape[-2:]
+            mask = degrade.masks_with_coverage(n, h, w, rng, coverage=tuple(self.cfg.coverage))
+            return Batch(x, batch.labels, inputs=x * (1 - mask), mask=mask)
+        return Batch(x, batch.labels, inputs=degrade.LowLight()(x, rng))
+
+    def network_input(
+        self, x: Tensor, mask: Tensor | None = None, sigma: Tensor | float | None = None
+    ) -> Tensor:
+        """The network's whole input for degraded images x: pixels plus whole-image conditions.
+
+        Everything here looks at the whole image, so tiles of its result can go through the
+        network separately (see the module doc).
+        """
+        t = self.cfg.task
+        if t == "sr":
+            return x
+        if t == "denoise":
+            if sigma is None:
+                s = estimate_sigma(x)
+            else:
+                s = torch.as_tensor(sigma, dtype=x.dtype).flatten().expand(x.shape[0]) / 255
+            return torch.cat([x, _const_maps(s[:, None], x)], 1)
+        if t == "inpaint":
+            if mask is None:
+                raise UserError("inpainting needs a mask (white = the pixels to fill)")
+            return torch.cat([harmonic_fill(x, mask), mask], 1)
+        return torch.cat([x, _const_maps(exposure_stats(x), x)], 1)
+
+    def finish(self, out: Tensor, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The network output made final: clamped, known pixels kept (inpainting)."""
+        out = out.clamp(0, 1)
+        if mask is not None and self.cfg.task == "inpaint":
+            out = torch.where(mask > 0.5, out, x)
+        return out
+
+    # ---- training --------------------------------------------------------------------------
+
+    def configure_optimizers(self) -> None:
+        net = self.networks["net"]
+        self.optimizers = {"net": torch.optim.Adam(net.parameters(), self.cfg.lr)}
+
+    def train_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        assert batch.inputs is not None
+        x, clean, net = batch.inputs, batch.images, self.networks["net"]
+        sigma = None
+        if self.cfg.task == "denoise":  # true sigma for the first half, the estimate after
+            true = (x - clean).flatten(1).std(1) * 255
+            half = torch.arange(x.shape[0], device=x.device) < x.shape[0] // 2
+            sigma = torch.where(half, true, estimate_sigma(x) * 255)
+        inp = self.network_input(x, batch.mask, sigma)
+        out = net(inp)
+        if batch.mask is not None:  # the known pixels are copied back: learn the holes
+            loss = ((out - clean).abs() * batch.mask).sum() / batch.mask.sum().clamp(min=1)
+            loss = loss / clean.shape[1]
+        else:
+            loss = F.l1_loss(out, clean)
+        opt = self.optimizers["net"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        ctx.sync(net)
+        opt.step()
+        return {"l1": loss.item()}
+
+    # ---- use -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def restore(
+        self,
+        images: Tensor,
+        mask: Tensor | None = None,
+        sigma: Tensor | float | None = None,
+        tile: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Tensor:
+        """Degraded (N, C, H, W) images restored; `tile` (input pixels) bounds the memory of
+        large images and gives the same result (pixelsmith.nn.tiles)."""
+        x = images.to(self.device).float()
+        m = None if mask is None else mask.to(self.device).float()
+        inp = self.network_input(x, m, sigma)
+        k = self.multiple
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % k, (-w) % k
+        if ph or pw:
+            inp = F.pad(inp, (0, pw, 0, ph), mode="replicate")
+        s = self.out_scale
+        with self.inference("net") as net:
+            big = max(inp.shape[-2:])
+            out = run_tiled(net, inp, tile or big, self.margin, k, s, progress=progress)
+        return self.finish(out[..., : h * s, : w * s], x, m).cpu()
+
+    @property
+    def margin(self) -> int:
+        """The network's receptive-field radius in input pixels (a bound; tests measure it)."""
+        c = self.cfg
+        if c.task == "sr":
+            return 3 + 2 * c.blocks + 2  # the convolutions, and bicubic's two taps
+        steps = sum(2**i for i in range(c.levels))
+        return 2 + (4 * c.blocks + 2) * steps + 2 * c.blocks * 2**c.levels
+
+    @property
+    def out_scale(self) -> int:
+        """Output side / input side."""
+        return self.cfg.scale if self.cfg.task == "sr" else 1
+
+    def draw(self, n: int, seed: int, opts: SampleConfig, labels: Tensor | None) -> Tensor:
+        raise UserError(
+            "a restoration model draws no images; use `pixelsmith edit` on your own images"
+        )
