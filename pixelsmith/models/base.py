@@ -235,6 +235,16 @@ class Family(ABC):
             msg = f"{path} claims a {cls.name} model but its settings do not fit: {e}"
             raise UserError(msg) from None
         model.add_ema_copies()
+        for src, avg in cls.ema_pairs.items():  # a zoo file keeps the average alone
+            if not any(k.startswith(f"net/{src}/") for k in tensors):
+                n = len(f"net/{avg}/")
+                tensors.update(
+                    {
+                        f"net/{src}/{k[n:]}": v
+                        for k, v in tensors.items()
+                        if k.startswith(f"net/{avg}/")
+                    }
+                )
         try:
             ckf.load_networks(model.networks, tensors)
         except RuntimeError as e:

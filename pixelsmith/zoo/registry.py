@@ -195,9 +195,17 @@ def verify(where: str | Path | None = None) -> list[tuple[str, bool, str]]:
 # ---- adding a model ------------------------------------------------------------------------
 
 
-def inference_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The networks' tensors of a checkpoint (`net/...`), without optimiser or RNG state."""
-    return {k: v for k, v in tensors.items() if k.startswith("net/")}
+def inference_tensors(
+    tensors: dict[str, torch.Tensor], ema_pairs: dict[str, str] | None = None
+) -> dict[str, torch.Tensor]:
+    """The networks' tensors of a checkpoint (`net/...`), without optimiser or RNG state, and
+    without a network whose moving average is there (loading fills it from the average)."""
+    drop = tuple(
+        f"net/{src}/"
+        for src, avg in (ema_pairs or {}).items()
+        if any(k.startswith(f"net/{avg}/") for k in tensors)
+    )
+    return {k: v for k, v in tensors.items() if k.startswith("net/") and not k.startswith(drop)}
 
 
 def _check_recipe(recipe: dict[str, Any], results: dict[str, Any]) -> None:
@@ -252,7 +260,7 @@ def export_run(
     ckpt = ckf.resolve_checkpoint(run_or_ckpt)
     tensors, man = ckf.load_checkpoint(ckpt)
     fam = family_class(str(man.get("family")))
-    slim = inference_tensors(tensors)
+    slim = inference_tensors(tensors, fam.ema_pairs)
     if not slim:
         raise UserError(f"{ckpt} holds no networks to export")
     folder = root(out_dir)
@@ -330,7 +338,8 @@ def remake_check(name: str, run: str | Path, where: str | Path | None = None) ->
     e = entry(name, where)
     ckpt = ckf.resolve_checkpoint(run)
     tensors, man = ckf.load_checkpoint(ckpt)
-    payload = ckf.payload_hash(inference_tensors(tensors))
+    pairs = family_class(str(man.get("family"))).ema_pairs
+    payload = ckf.payload_hash(inference_tensors(tensors, pairs))
     if payload == e.payload_sha256:
         return f"identical: the re-made weights are {e.ref}'s, bit for bit (payload {payload[:16]})"
     lines = [
