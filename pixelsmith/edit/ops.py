@@ -22,7 +22,7 @@ from pixelsmith.errors import UserError
 from pixelsmith.generate import load_model
 from pixelsmith.models.base import Family
 
-TILE = 256
+TILE = 512
 Progress = Callable[[int, int], None]
 # (task, scale or channels) -> the shipped model it uses by default
 DEFAULT_MODELS: dict[tuple[str, int], str] = {
