@@ -6,7 +6,7 @@ BIN = $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 MINUTES ?= 10
 
-.PHONY: demo test install data lint bench clean
+.PHONY: demo test install data photos lint bench clean
 
 $(BIN)/pixelsmith: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ install: $(BIN)/pixelsmith
 data:
 	sh scripts/get-fashion-mnist.sh
 
+# The Debian photos the restoration models train on (installed when run as root; else the
+# command is printed). Using the shipped models needs none of them.
+photos: install
+	$(BIN)/python -c "from pixelsmith.data.photos import training_photos as t; print(len(t(install=True)), 'training photos')"
+
 demo: install data
 	$(BIN)/pixelsmith train dcgan --data fashion-mnist --minutes $(MINUTES)
 
@@ -28,8 +33,8 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff format --check pixelsmith tests bench
-	$(BIN)/ruff check pixelsmith tests bench
+	$(BIN)/ruff format --check pixelsmith tests bench scripts
+	$(BIN)/ruff check pixelsmith tests bench scripts
 
 bench: install data
 	$(BIN)/python bench/train_throughput.py

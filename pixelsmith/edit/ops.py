@@ -93,7 +93,8 @@ def _through(model: Family, x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor
     return torch.cat([fn(x[:, i : i + 1]) for i in range(have)], 1)
 
 
-def _run(op: Callable[[Tensor], Tensor], x: Tensor, model: Family, tile: int | None) -> Tensor:
+def _run(op: Callable[[Tensor], Tensor], x: Tensor, model: Family) -> Tensor:
+    """op on each image of x in turn, in the model's channels."""
     xb, single = _batched(x.float())
     _check_channels(xb)
     out = torch.cat([_through(model, xb[i : i + 1], op) for i in range(xb.shape[0])])
@@ -111,7 +112,7 @@ def super_resolve(
     if scale not in (2, 4) and model is None:
         raise UserError(f"scale must be 2 or 4, got {scale}")
     m = restorer("sr", model, scale)
-    return _run(lambda v: m.restore(v, tile=tile, progress=progress), x, m, tile)
+    return _run(lambda v: m.restore(v, tile=tile, progress=progress), x, m)
 
 
 def denoise(
@@ -126,7 +127,7 @@ def denoise(
         raise UserError(f"sigma is on the 0-255 scale, got {sigma}")
     xb, _ = _batched(x)
     m = restorer("denoise", model, int(xb.shape[1]))
-    return _run(lambda v: m.restore(v, sigma=sigma, tile=tile, progress=progress), x, m, tile)
+    return _run(lambda v: m.restore(v, sigma=sigma, tile=tile, progress=progress), x, m)
 
 
 def _check_mask(x: Tensor, mask: Tensor) -> Tensor:
@@ -192,7 +193,7 @@ def enhance(
     for name in methods:
         if name == "learned":
             m = restorer("enhance", model)
-            out = _run(lambda v, m=m: m.restore(v, tile=tile, progress=progress), out, m, tile)
+            out = _run(lambda v, m=m: m.restore(v, tile=tile, progress=progress), out, m)
         else:
             out = classical.enhance_classical(out, [name])
     return out
