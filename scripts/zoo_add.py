@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--bench", help="bench/editing.py's JSON output")
     ap.add_argument("--bench-task", help="which task of it belongs to this model, e.g. sr2")
     ap.add_argument("--headline", help="the metric `zoo list` shows")
+    ap.add_argument("--task", help="one line: what the model is for (default: the preset's)")
     args = ap.parse_args()
 
     man = ckf.read_manifest(ckf.resolve_checkpoint(args.run))
@@ -88,7 +89,7 @@ def main() -> None:
         table = json.loads(Path(args.bench).read_text())
         results["holdout"] = table.get(args.bench_task, table) if args.bench_task else table
         results["holdout_command"] = "python bench/editing.py"
-    out = zoo.export_run(args.run, args.name, recipe, results)
+    out = zoo.export_run(args.run, args.name, recipe, results, task=args.task)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MB)")
 
 
