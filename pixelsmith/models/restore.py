@@ -24,7 +24,7 @@ an untiled one: the networks themselves are local, with a receptive field `recep
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -55,7 +55,6 @@ class RestoreConfig:
     # inpaint: training hole fraction range
     coverage: tuple[float, ...] = (0.05, 0.5)
     lr: float = 5e-4
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -177,7 +176,7 @@ def _const_maps(values: Tensor, like: Tensor) -> Tensor:
 
 @dataclass
 class RestoreSampleConfig(SampleConfig):
-    """Restoration models draw nothing; `sample` shows restorations of test patches instead."""
+    """Restoration models draw nothing, so they have no sampling options."""
 
 
 def _preset(about: str, minutes: float, model: dict, size: int, channels: int = 3) -> Preset:
@@ -261,8 +260,9 @@ class Restore(Family):
         self.networks = {"net": net}
 
     @classmethod
-    def check_shape(cls, image_shape: tuple[int, int, int]) -> None:
-        super().check_shape(image_shape)
+    def upgrade(cls, model_settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The first shipped models' configs hold an unused `extra` mapping: dropped."""
+        return {k: v for k, v in model_settings.items() if k != "extra"}, {}
 
     # ---- degradation and conditioning ------------------------------------------------------
 
