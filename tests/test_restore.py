@@ -15,6 +15,7 @@ from pixelsmith.errors import UserError
 from pixelsmith.models.base import Batch
 from pixelsmith.models.restore import PRESETS, Restore, RestoreConfig, estimate_sigma
 from pixelsmith.nn.tiles import receptive_radius
+from pixelsmith.utils.files import sha256_file
 from pixelsmith.utils.rng import BatchRandom
 
 
@@ -138,9 +139,9 @@ def test_missing_training_photos_name_the_install_command(monkeypatch):
 def test_the_hold_out_photos_are_found_and_never_trained_on():
     found = photos.holdout_photos()
     assert set(found) == set(photos.HOLDOUT) and all(p.is_file() for p in found.values())
-    held = {photos.sha256_file(p) for p in found.values()}
+    held = {sha256_file(p) for p in found.values()}
     train = [f for f in photos.TRAIN_FILES if __import__("os").path.isfile(f)]
-    assert not held & {photos.sha256_file(f) for f in train}
+    assert not held & {sha256_file(f) for f in train}
     assert photos.BUTTERFLY not in photos.TRAIN_FILES
     test = load_images("photos", "test", size=48, patches=24)
     assert tuple(test.images.shape) == (24, 3, 48, 48)

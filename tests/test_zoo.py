@@ -19,6 +19,7 @@ from pixelsmith.models.gan import GAN
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import train
 from pixelsmith.utils import checkpoint_file as ckf
+from pixelsmith.utils.files import sha256_file
 
 STEPS = 3
 RECIPE = {
@@ -59,7 +60,7 @@ def test_export_writes_a_slim_checkpoint_that_loads_as_the_run(home, run):
     tensors, man = ckf.load_checkpoint(e.file)
     assert tensors and all(k.startswith("net/") for k in tensors)
     assert {"resume", "batches"}.isdisjoint(man) and man["family"] == "gan"
-    assert e.sha256 == zoo.file_sha256(e.file) and e.payload_sha256 == man["payload_sha256"]
+    assert e.sha256 == sha256_file(e.file) and e.payload_sha256 == man["payload_sha256"]
     # The recipe carries the run's resolved config, its seed and steps.
     run_man = ckf.read_manifest(ckf.resolve_checkpoint(run))
     assert e.recipe["config"] == run_man["config"] and e.recipe["command"] == RECIPE["command"]

@@ -16,7 +16,6 @@ without importing the packages.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -25,6 +24,7 @@ import sys
 from pathlib import Path
 
 from pixelsmith.errors import UserError
+from pixelsmith.utils.files import sha256_file
 
 TRAIN_PACKAGES: tuple[str, ...] = (
     "mate-backgrounds",
@@ -215,15 +215,6 @@ def holdout_photos(names: tuple[str, ...] | None = None) -> dict[str, Path]:
             f"pip install {' '.join(sorted(lacking))}"
         )
     return found
-
-
-def sha256_file(path: str | Path) -> str:
-    """The sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def describe_files(paths: list[Path]) -> list[dict[str, object]]:

@@ -8,7 +8,6 @@ resize rule, which go on every score's protocol card.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch import Tensor, nn
 
 from pixelsmith.errors import UserError
 from pixelsmith.metrics.classifier import SIZE, WEIGHTS_DIR, load_classifier
+from pixelsmith.utils.files import sha256_file
 
 # name -> (file under metrics/weights, sha256 of the file, dataset it was trained on)
 SHIPPED: dict[str, tuple[str, str, str]] = {
@@ -65,15 +65,6 @@ class FeatureNet:
         for x in images:
             for i in range(0, len(x), self.batch_size):
                 yield self(x[i : i + self.batch_size])
-
-
-def sha256_file(path: str | Path) -> str:
-    """sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def to_classifier_input(x: Tensor) -> Tensor:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import importlib.util
 import os
 import warnings
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelsmith.errors import UserError
+from pixelsmith.utils.files import sha256_file
 
 SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 FEATURE_DIM = 2048
@@ -44,15 +44,6 @@ _INSTALL_HINT = (
 )
 _BN_EPS = 1e-3
 _verified: dict[tuple[str, int, int], bool] = {}
-
-
-def _sha256(path: Path) -> str:
-    """sha256 hex digest of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _default_path() -> Path | None:
@@ -80,7 +71,7 @@ def inception_weights_path(path: str | os.PathLike[str] | None = None) -> Path:
     st = found.stat()
     key = (str(found), st.st_size, st.st_mtime_ns)
     if not _verified.get(key):
-        digest = _sha256(found)
+        digest = sha256_file(found)
         if digest != SHA256:
             raise UserError(
                 f"the Inception-v3 FID weights at {found} have sha256 {digest}, not {SHA256}; "

@@ -14,7 +14,6 @@ because a fine-tuned run (`--init zoo:NAME`, FreezeD) starts from the discrimina
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from pixelsmith.errors import UserError, warn
 from pixelsmith.imageio import atomic_write_bytes
 from pixelsmith.models import family_class, resolve_preset
 from pixelsmith.utils import checkpoint_file as ckf
+from pixelsmith.utils.files import sha256_file
 
 FORMAT = "pixelsmith-zoo/1"
 PREFIX = "zoo:"
@@ -92,15 +92,6 @@ def resolve(target: str | Path, where: str | Path | None = None) -> Path:
     """The checkpoint file of a run folder, a checkpoint file or "zoo:NAME" (checksum verified)."""
     name = zoo_name(target)
     return path(name, where) if name is not None else ckf.resolve_checkpoint(target)
-
-
-def file_sha256(file: str | Path) -> str:
-    """The sha256 of a file's bytes (zoo files; the training files a recipe lists)."""
-    h = hashlib.sha256()
-    with open(file, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---- reading the index ---------------------------------------------------------------------
@@ -166,7 +157,7 @@ def _check_file(e: Entry) -> str | None:
     """Why the entry's file cannot be used (missing, damaged), or None when it is intact."""
     if not e.file.is_file():
         return f"its file {e.file} is missing"
-    got = file_sha256(e.file)
+    got = sha256_file(e.file)
     if got != e.sha256:
         return f"{e.file} has sha256 {got[:16]}..., the index says {e.sha256[:16]}..."
     return None
@@ -288,7 +279,7 @@ def export_run(
     index = _read_index(folder)
     index["models"][name] = {
         "file": rel,
-        "sha256": file_sha256(out),
+        "sha256": sha256_file(out),
         "payload_sha256": ckf.payload_hash(slim),
         "size_bytes": size,
         "family": man["family"],
