@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from pixelsmith.data.folder import IMAGE_EXTENSIONS, list_images, resize_array
+from pixelsmith.data.folder import resize_array
+from pixelsmith.edit import files
 from pixelsmith.errors import UserError
 from pixelsmith.generate import load_model
 from pixelsmith.imageio import load_image, save_image
@@ -38,21 +39,9 @@ def read_for_model(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
 
 def plan(src: Path, out: Path) -> list[tuple[Path, Path]]:
     """(input file, output PNG) pairs for an image or a folder of images."""
-    if not src.exists():
-        raise UserError(f"input {src} does not exist; pass an image file or a folder of images")
-    if out.suffix and out.suffix.lower() != ".png":
+    if out.suffix and out.suffix.lower() != ".png" and not out.is_dir():
         raise UserError(f"output {out} must be a .png file or a folder")
-    if not src.is_dir():
-        return [(src, out if out.suffix else out / f"{src.stem}.png")]
-    if out.suffix:
-        raise UserError(f"a folder of inputs needs an output folder, not the file {out}")
-    files, _ = list_images(src)
-    if not files:
-        raise UserError(
-            f"folder {src} holds no images (looked for {' '.join(IMAGE_EXTENSIONS)}); "
-            "pass a folder of images"
-        )
-    pairs = [(f, out / f.relative_to(src).with_suffix(".png")) for f in files]
+    pairs = [(f, t.with_suffix(".png")) for f, t in files.plan(src, out)]
     seen: dict[Path, Path] = {}
     for f, t in pairs:
         if t in seen:
