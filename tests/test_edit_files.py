@@ -618,3 +618,22 @@ def test_tiled_equals_untiled_on_an_odd_size(runs: dict, task: str) -> None:
     # the network does something (else any tiling would agree)
     plain = torch.nn.functional.interpolate(x[None], scale_factor=s, mode="bicubic")[0]
     assert (whole - plain.clamp(0, 1)).abs().mean() > 1e-2
+
+
+def test_the_mask_is_neither_edited_nor_overwritten(tmp_path: Path, capsys) -> None:
+    folder = good_folder(tmp_path / "in", n=2, size=(12, 16))
+    mask = folder / "mask.png"
+    Image.fromarray(
+        np.where(np.arange(16 * 12).reshape(12, 16) % 5 == 0, 255, 0).astype(np.uint8)
+    ).save(mask)
+    before = mask.read_bytes()
+    out = tmp_path / "out"
+    rc, _, err = cli(
+        capsys, "inpaint", folder, "-o", out, "--mask", mask, "--method", "harmonic", "--quiet"
+    )
+    assert rc == 0, err
+    written = {p.name for p in files_under(out)}
+    assert "mask.png" not in written and len(written) == 2  # the mask is not an image to edit
+    single = next(p for p in folder.iterdir() if p.name != "mask.png")
+    rc, _, err = cli(capsys, "inpaint", single, "-o", mask, "--mask", mask, "--method", "harmonic")
+    assert rc == 2 and "overwrite an input" in err and mask.read_bytes() == before

@@ -167,3 +167,36 @@ def test_patches_are_crops_of_the_photo_and_seeded(tmp_path):
         assert hits
     grey = crop_patches([tmp_path / "a.png"], 2, 16, seed=3, channels=1)
     assert grey.shape == (2, 1, 16, 16)
+
+
+def test_whole_image_statistics_work_on_any_photo_size():
+    from pixelsmith.models.restore import _quantile, exposure_stats
+
+    y = torch.rand(3, 1001, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(_quantile(y, 0.95), torch.quantile(y, 0.95, dim=1))
+    big = torch.rand(1, 1, 4097, 4097)  # more values than torch.quantile takes (2**24)
+    mean, p95 = exposure_stats(big)[0]
+    assert abs(float(mean) - 0.5) < 0.01 and abs(float(p95) - 0.95) < 0.01
+    assert float(estimate_sigma(torch.rand(1, 3, 1, 50))[0]) == 0  # a strip: nothing to go on
+
+
+def test_patch_sizes_the_networks_cannot_take_are_refused():
+    with pytest.raises(UserError, match="multiples of 8"):
+        Restore(RestoreConfig(task="denoise", levels=3), (3, 60, 60))
+    with pytest.raises(UserError, match="multiples of 4"):
+        Restore(RestoreConfig(task="sr", scale=4), (3, 126, 126))
+
+
+def test_training_masks_never_stop_a_run():
+    tight = {"coverage": (0.98, 0.99), "max_tries": 3}
+    with pytest.raises(UserError, match="tries"):
+        degrade.masks_with_coverage(2, 32, 32, BatchRandom(0), **tight)
+    m = degrade.masks_with_coverage(2, 32, 32, BatchRandom(0), strict=False, **tight)
+    assert m.shape == (2, 1, 32, 32) and ((m == 0) | (m == 1)).all()
+
+
+def test_init_from_another_family_is_refused():
+    from pixelsmith.train.transfer import init_from
+
+    with pytest.raises(UserError, match="gan model"):
+        init_from(_model(task="denoise", width=8, blocks=1, levels=1), "zoo:fmnist-gan")

@@ -72,7 +72,9 @@ def add_parsers(actions: argparse._SubParsersAction) -> None:
         )
         p.add_argument("--quiet", action="store_true", help="no progress lines")
         if verb == "sr":
-            p.add_argument("--scale", type=int, choices=[2, 4], default=2)
+            p.add_argument(
+                "--scale", type=int, choices=[2, 3, 4], default=2, help="x3 needs --model"
+            )
         elif verb == "denoise":
             p.add_argument("--sigma", type=float, help="the noise sigma (0-255) if you know it")
         elif verb == "inpaint":

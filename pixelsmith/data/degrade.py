@@ -477,11 +477,13 @@ def masks_with_coverage(
     coverage: tuple[float, float] = (0.2, 0.3),
     kind: str = "mixed",
     max_tries: int = 100,
+    strict: bool = True,
 ) -> Tensor:
     """free_form_masks whose hole fraction lies in coverage, the first of max_tries per sample.
 
     The candidates' numbers are drawn up front (max_tries per sample, one call), so the result
-    and the numbers consumed depend only on the rng; no fitting candidate is a UserError.
+    and the numbers consumed depend only on the rng; no fitting candidate is a UserError, or with
+    `strict=False` (training, which must not stop) the candidate closest to the range.
     """
     _check_mask_args(n, h, w, kind)
     low, high = _range("coverage", coverage, 0.0, 1.0)
@@ -490,12 +492,19 @@ def masks_with_coverage(
     u = rng.rand(n, max_tries, _MASK_DRAWS)
     masks = []
     for tries in u.cpu().double().numpy():
+        closest, gap = None, math.inf
         for row in tries:
             mask = _mask(row, kind, h, w)
             if low <= mask.mean() <= high:
                 masks.append(mask)
                 break
+            miss = max(low - mask.mean(), mask.mean() - high)
+            if miss < gap:
+                closest, gap = mask, miss
         else:
+            if not strict:
+                masks.append(closest)
+                continue
             raise UserError(
                 f"no {kind!r} {h}x{w} mask covered {low:g}-{high:g} of the image in {max_tries} "
                 "tries: widen the coverage range, pick another kind or raise max_tries."

@@ -170,7 +170,8 @@ def _package_of(path: str) -> str:
 def training_photos(install: bool = False) -> list[Path]:
     """The training photos; missing packages are installed (`install`, as root) or named."""
     missing = sorted({_package_of(f) for f in TRAIN_FILES if not os.path.isfile(f)})
-    if missing and install and os.geteuid() == 0 and shutil.which("apt-get"):
+    alone = os.environ.get("WORLD_SIZE", "1") == "1"  # torchrun's ranks would race for dpkg
+    if missing and install and alone and os.geteuid() == 0 and shutil.which("apt-get"):
         print(f"installing {' '.join(missing)} (training photos)", file=sys.stderr)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         cmd = install_command(tuple(missing)).split()

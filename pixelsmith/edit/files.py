@@ -65,8 +65,9 @@ def _check_options(op: str, options: dict[str, Any]) -> None:
         sigma = options.get("sigma")
         if sigma is not None and not 0 <= sigma <= 255:
             raise UserError(f"sigma is on the 0-255 scale, got {sigma}")
-        if options.get("model") is not None:  # the default depends on each image's channels
-            ops.restorer("denoise", options["model"])
+        ops.restorer("denoise", options.get("model"), 3)
+        if options.get("model") is None:  # grey images take the grey model
+            ops.restorer("denoise", None, 1)
     elif op == "inpaint":
         method = options.get("method") or "learned"
         if method == "learned":
@@ -86,7 +87,7 @@ def _check_options(op: str, options: dict[str, Any]) -> None:
 
 def _check(pairs: list[tuple[Path, Path]], op: str, scale: int, mask: Path | None) -> None:
     """Everything that can be refused before work starts (see the module doc)."""
-    inputs = {f.resolve() for f, _ in pairs}
+    inputs = {f.resolve() for f, _ in pairs} | ({mask.resolve()} if mask is not None else set())
     for f, target in pairs:
         if target.resolve() in inputs:
             raise UserError(f"writing {target} would overwrite an input; choose another output")
@@ -181,6 +182,8 @@ def edit_files(
     mask_path = Path(mask) if mask is not None else None
     if op == "inpaint" and mask_path is None:
         raise UserError("inpaint needs --mask MASK (white = the pixels to fill)")
+    if mask_path is not None:  # a mask inside the input folder is not an image to edit
+        pairs = [(f, t) for f, t in pairs if f.resolve() != mask_path.resolve()]
     _check_options(op, options)
     _check(pairs, op, int(options.get("scale", 2)), mask_path)
     if mask_path is not None:

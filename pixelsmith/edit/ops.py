@@ -21,6 +21,7 @@ from pixelsmith.edit import classical
 from pixelsmith.errors import UserError
 from pixelsmith.generate import load_model
 from pixelsmith.models.base import Family
+from pixelsmith.models.restore import luminance
 
 TILE = 512
 Progress = Callable[[int, int], None]
@@ -33,13 +34,18 @@ DEFAULT_MODELS: dict[tuple[str, int], str] = {
     ("inpaint", 3): "inpaint",
     ("enhance", 3): "enhance",
 }
-_LOADED: dict[str, Family] = {}
+_LOADED: dict[tuple[str, str], Family] = {}
 
 
 def _default(task: str, key: int) -> str:
-    name = DEFAULT_MODELS.get((task, key)) or DEFAULT_MODELS.get((task, 3))
+    """The shipped model for a task and a scale (sr) or channel count (grey: the colour one
+    when there is no grey one)."""
+    name = DEFAULT_MODELS.get((task, key))
+    if name is None and task != "sr":
+        name = DEFAULT_MODELS.get((task, 3))
     if name is None:
-        raise UserError(f"no shipped {task} model for {key}; pass a run of your own with model=")
+        what = f"x{key} " if task == "sr" else ""
+        raise UserError(f"no shipped {what}{task} model; pass a model of your own (--model RUN)")
     return "zoo:" + name
 
 
@@ -52,9 +58,12 @@ def restorer(
         m = model
     else:
         target = str(model) if model is not None else _default(task, key)
-        if target not in _LOADED:
-            _LOADED[target] = load_model(target, device=device)
-        m = _LOADED[target]
+        if not target.startswith("zoo:"):  # a run may be retrained: load it afresh
+            m = load_model(target, device=device)
+        else:  # the shipped files never change: load each once
+            if (target, device) not in _LOADED:
+                _LOADED[target, device] = load_model(target, device=device)
+            m = _LOADED[target, device]
     if not m.abilities.restores:
         raise UserError(f"a {m.name} model does not restore images; pass a restoration model")
     got = m.cfg.task
@@ -78,18 +87,13 @@ def _check_channels(x: Tensor) -> None:
         raise UserError(f"images must be grey or RGB, got {x.shape[1]} channels (strip alpha)")
 
 
-def _luma(x: Tensor) -> Tensor:
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
-
-
 def _through(model: Family, x: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
     """fn on x in the model's channels, returned in x's channels (see the module doc)."""
     want, have = model.image_shape[0], x.shape[1]
     if want == have:
         return fn(x)
     if want == 3:
-        return _luma(fn(x.expand(-1, 3, -1, -1)))
+        return luminance(fn(x.expand(-1, 3, -1, -1)))
     return torch.cat([fn(x[:, i : i + 1]) for i in range(have)], 1)
 
 
@@ -108,9 +112,7 @@ def super_resolve(
     tile: int | None = TILE,
     progress: Progress | None = None,
 ) -> Tensor:
-    """x upscaled `scale` times (2 or 4) by a super-resolution model."""
-    if scale not in (2, 4) and model is None:
-        raise UserError(f"scale must be 2 or 4, got {scale}")
+    """x upscaled `scale` times by a super-resolution model (shipped: x2 and x4)."""
     m = restorer("sr", model, scale)
     return _run(lambda v: m.restore(v, tile=tile, progress=progress), x, m)
 

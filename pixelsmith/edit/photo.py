@@ -10,7 +10,8 @@ file has one; 16-bit grey (`I;16`, `I`) keeps its 16 bits (v / 65535). Modes map
 Writing puts the same mode back: grey as `L` (or 16-bit `I;16` when it was 16-bit and the format
 holds it: PNG, TIFF), RGB, and the alpha channel beside them (`LA`, `RGBA`); a palette image
 comes back as RGB(A), since edits make new colours. JPEG holds neither alpha nor 16 bits: an
-image with alpha refuses a .jpg output, a 16-bit one is written in 8 bits. Files are written
+image with alpha refuses a .jpg output, a 16-bit one is written in 8 bits. WebP has no grey mode:
+Pillow writes grey as RGB (and grey + alpha as RGBA). Files are written
 atomically (temporary file, then rename): a failure leaves no half-written file.
 """
 

@@ -17,8 +17,8 @@ One family, four tasks (`model.task`):
   and 95th percentile of luminance), which say how under-exposed the photo is.
 
 Every input a network sees beyond the pixels (noise level, the fill, the statistics) is computed
-from the whole image before the network runs, so a tiled run (`pixelsmith.edit.tiles`) matches
-an untiled one: the networks themselves are local, with a receptive field `receptive_field()`.
+from the whole image before the network runs, so a tiled run (`pixelsmith.nn.tiles`) matches
+an untiled one: the networks themselves are local, whose receptive-field radius is `Restore.margin`.
 """
 
 from __future__ import annotations
@@ -157,15 +157,27 @@ def estimate_sigma(x: Tensor) -> Tensor:
     """Per-image Gaussian noise sigma (0-1 scale) from the finest Haar diagonal band's median
     absolute value / 0.6745 (Donoho's estimator), averaged over channels: (N,)."""
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    if not h or not w:  # a 1-pixel strip has no 2x2 block to estimate from
+        return x.new_zeros(x.shape[0])
     v = x[..., :h, :w]
     hh = (v[..., 0::2, 0::2] - v[..., 0::2, 1::2] - v[..., 1::2, 0::2] + v[..., 1::2, 1::2]) / 2
     return (hh.flatten(2).abs().median(dim=2).values / 0.6745).mean(1)
 
 
+def _quantile(y: Tensor, q: float) -> Tensor:
+    """torch.quantile's linear interpolation along dim 1, for any size (torch.quantile refuses
+    more than 2**24 values: a 17-megapixel photo)."""
+    pos = q * (y.shape[1] - 1)
+    lo, hi = int(pos), min(int(pos) + 1, y.shape[1] - 1)
+    a = y.kthvalue(lo + 1, dim=1).values
+    b = y.kthvalue(hi + 1, dim=1).values if hi != lo else a
+    return a + (b - a) * (pos - lo)
+
+
 def exposure_stats(x: Tensor) -> Tensor:
     """(N, 2) mean and 95th percentile of each image's luminance."""
     y = luminance(x).flatten(1)
-    return torch.stack([y.mean(1), torch.quantile(y, 0.95, dim=1)], 1)
+    return torch.stack([y.mean(1), _quantile(y, 0.95)], 1)
 
 
 def _const_maps(values: Tensor, like: Tensor) -> Tensor:
@@ -225,7 +237,7 @@ PRESETS: dict[str, Preset] = {
         "inpainting refinement over a harmonic fill (free-form and box holes, 5-50%)",
         20.0,
         {"task": "inpaint", "width": 16, "blocks": 2, "levels": 3},
-        96,
+        64,
     ),
     "enhance": _preset(
         "low-light / exposure correction of dark, noisy photos",
@@ -258,6 +270,12 @@ class Restore(Family):
             cond = {"denoise": 1, "inpaint": 1, "enhance": 2}[cfg.task]
             net = UNet(c + cond, c, cfg.width, cfg.blocks, cfg.levels)
         self.networks = {"net": net}
+        k = cfg.scale if cfg.task == "sr" else 2**cfg.levels
+        if self.image_shape[1] % k or self.image_shape[2] % k:
+            raise UserError(
+                f"a {cfg.task} model trains on patches whose sides are multiples of {k}; got "
+                f"{self.image_shape[2]}x{self.image_shape[1]}: set data.size, e.g. data.size=64"
+            )
 
     @classmethod
     def upgrade(cls, model_settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -282,7 +300,8 @@ class Restore(Family):
             return Batch(x, batch.labels, inputs=noisy)
         if t == "inpaint":
             h, w = x.shape[-2:]
-            mask = degrade.masks_with_coverage(n, h, w, rng, coverage=tuple(self.cfg.coverage))
+            cover = tuple(self.cfg.coverage)
+            mask = degrade.masks_with_coverage(n, h, w, rng, coverage=cover, strict=False)
             return Batch(x, batch.labels, inputs=x * (1 - mask), mask=mask)
         return Batch(x, batch.labels, inputs=degrade.LowLight()(x, rng))
 
@@ -301,7 +320,8 @@ class Restore(Family):
             if sigma is None:
                 s = estimate_sigma(x)
             else:
-                s = torch.as_tensor(sigma, dtype=x.dtype).flatten().expand(x.shape[0]) / 255
+                s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).flatten()
+                s = s.expand(x.shape[0]) / 255
             return torch.cat([x, _const_maps(s[:, None], x)], 1)
         if t == "inpaint":
             if mask is None:
@@ -326,9 +346,10 @@ class Restore(Family):
         assert batch.inputs is not None
         x, clean, net = batch.inputs, batch.images, self.networks["net"]
         sigma = None
-        if self.cfg.task == "denoise":  # true sigma for the first half, the estimate after
+        if self.cfg.task == "denoise":  # the first half of the global batch: the true sigma
             true = (x - clean).flatten(1).std(1) * 255
-            half = torch.arange(x.shape[0], device=x.device) < x.shape[0] // 2
+            n, rng = x.shape[0], ctx.rng
+            half = rng.rank * n + torch.arange(n, device=x.device) < n * rng.world // 2
             sigma = torch.where(half, true, estimate_sigma(x) * 255)
         inp = self.network_input(x, batch.mask, sigma)
         out = net(inp)

@@ -59,10 +59,10 @@ def run_tiled(
             part = net(x[..., ya:yb, xa:xb])
             if out is None:
                 c = out_channels or part.shape[1]
-                out = torch.empty(n, c, h * scale, w * scale, dtype=part.dtype)
+                out = torch.empty(n, c, h * scale, w * scale, dtype=part.dtype, device=part.device)
             ty, tx = (y0 - ya) * scale, (x0 - xa) * scale
             keep = part[..., ty : ty + (y1 - y0) * scale, tx : tx + (x1 - x0) * scale]
-            out[..., y0 * scale : y1 * scale, x0 * scale : x1 * scale] = keep.to(out.device)
+            out[..., y0 * scale : y1 * scale, x0 * scale : x1 * scale] = keep
             done += 1
             if progress:
                 progress(done, total)

@@ -106,6 +106,11 @@ def init_from(model: Family, source: str | Path) -> InitReport:
             net, _, rest = key[4:].partition("/")
             by_net.setdefault(net, {})[rest] = t
     label = str(source) if zoo_name(source) is not None else str(path)
+    if man.get("family") != model.name:
+        raise UserError(
+            f"--init {source} holds a {man.get('family')} model; a {model.name} model can only "
+            f"start from a {model.name} model"
+        )
     report = InitReport(label, str(man.get("payload_sha256", "")), str(man.get("family")))
     with torch.no_grad():
         for name, net in model.networks.items():
@@ -123,6 +128,8 @@ def init_from(model: Family, source: str | Path) -> InitReport:
                 else:
                     target.copy_(src[key].to(target.dtype))
                     report.copied.append(full)
+    if not report.copied:
+        raise UserError(f"--init {source}: not one tensor fits this model (shapes all differ)")
     return report
 
 

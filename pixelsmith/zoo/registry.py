@@ -5,10 +5,12 @@ folder, or the one `PIXELSMITH_ZOO` names (tests and people who keep their own z
 the single source of what the zoo holds; nothing else lists entries.
 
 A zoo file is an ordinary pixelsmith checkpoint (`pixelsmith.utils.checkpoint_file`) that keeps
-only the networks (`net/...`), EMA copies included, and the manifest's description of the model;
-the optimisers, random generators and data position of a training checkpoint are dropped. Every
-network the family builds stays, because `Family.from_checkpoint` loads them all (strictly), and
-because a fine-tuned run (`--init zoo:NAME`, FreezeD) starts from the discriminator too.
+only the networks (`net/...`) and the manifest's description of the model; the optimisers, random
+generators and data position of a training checkpoint are dropped, and so is each network whose
+moving average is there (`Family.from_checkpoint` fills it from the average). Every other network
+stays, because a fine-tuned run (`--init zoo:NAME`, FreezeD) starts from the discriminator too.
+The recorded config's budget is the run's step count, so `pixelsmith train zoo:NAME` re-makes it
+step for step whatever budget (minutes, resumes) the original run had.
 """
 
 from __future__ import annotations
@@ -269,7 +271,8 @@ def export_run(
     size = out.stat().st_size
     if size > MAX_BYTES:
         warn(f"zoo model {name} is {size / 2**20:.1f} MB; zoo models are meant to be a few MB")
-    config = man["config"]
+    config = json.loads(json.dumps(man["config"]))
+    config["train"].update(steps=man.get("step"), minutes=None, epochs=None)
     recipe = {
         **recipe,
         "seed": recipe.get("seed", config["train"]["seed"]),

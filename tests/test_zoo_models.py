@@ -1,0 +1,109 @@
+"""The models shipped in the package: each verifies, loads offline, and does its job on hold-out
+photos it never saw, better than doing nothing or the classical method it replaces (bounds with
+wide margins; the measured tables are in docs/editing.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pixelsmith import zoo
+from pixelsmith.data import degrade
+from pixelsmith.data.patches import centre_crop
+from pixelsmith.data.photos import holdout_photos
+from pixelsmith.edit import classical, ops
+from pixelsmith.imageio import read_natural
+from pixelsmith.metrics.image import psnr
+from pixelsmith.utils.rng import BatchRandom
+
+SHIPPED = ("sr-x2", "sr-x4", "denoise", "denoise-grey", "inpaint", "enhance", "fmnist-gan")
+
+
+def _crop(name: str, size: int = 128) -> torch.Tensor:
+    arr, _ = read_natural(holdout_photos((name,))[name])
+    arr = centre_crop(arr[..., :3], size)
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(psnr(a[None].clamp(0, 1), b[None]))
+
+
+def _y(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor([65.481, 128.553, 24.966]).view(3, 1, 1) / 255
+    return (x * w).sum(0, keepdim=True) + 16 / 255
+
+
+def test_every_shipped_model_is_there_and_verifies():
+    found = zoo.entries()
+    assert set(SHIPPED) <= set(found), sorted(set(SHIPPED) - set(found))
+    bad = [(n, why) for n, ok, why in zoo.verify() if not ok]
+    assert not bad, bad
+    for name in SHIPPED:
+        e = found[name]
+        assert e.file.stat().st_size < 8 * 2**20  # a few MB each
+        assert e.recipe["command"].startswith("pixelsmith train")
+        if e.family == "restore":
+            files = e.recipe["data"]["files"]
+            assert len(files) > 40 and all(len(f["sha256"]) == 64 for f in files)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_super_resolution_beats_bicubic_on_a_photo_it_never_saw(scale):
+    hr = _crop("coffee")
+    lr = degrade.bicubic_down(hr[None], scale)[0]
+    ours = ops.super_resolve(lr, scale).clamp(0, 1)
+    bicubic = degrade.imresize(lr[None], scale=scale)[0].clamp(0, 1)
+    b = scale  # shave the border, as the SR protocol does
+    truth = _y(hr)[..., b:-b, b:-b]
+    gain = _psnr(_y(ours)[..., b:-b, b:-b], truth) - _psnr(_y(bicubic)[..., b:-b, b:-b], truth)
+    assert gain > 0.3
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_denoising_removes_most_of_sigma_25(grey):
+    clean = _crop("astronaut")
+    if grey:
+        clean = clean.mean(0, keepdim=True)
+    g = torch.Generator().manual_seed(0)
+    noisy = clean + 25 / 255 * torch.randn(clean.shape, generator=g)
+    blind = ops.denoise(noisy)
+    known = ops.denoise(noisy, sigma=25)
+    assert blind.shape == clean.shape
+    before = _psnr(noisy.clamp(0, 1), clean)  # about 20.5 dB
+    assert _psnr(blind, clean) > before + 6
+    assert _psnr(known, clean) > before + 6
+
+
+def test_inpainting_refines_the_classical_fill():
+    clean = _crop("chelsea")
+    mask = degrade.masks_with_coverage(1, 128, 128, BatchRandom(0), coverage=(0.2, 0.3))[0]
+    holed = clean * (1 - mask)
+    learned = ops.inpaint(holed, mask)
+    fill = classical.harmonic_fill(holed, mask)
+    keep = mask.expand_as(clean) < 0.5
+    assert torch.equal(learned[keep], clean[keep])
+    assert _psnr(learned, clean) > _psnr(fill, clean) - 0.2
+    assert _psnr(learned, clean) > _psnr(holed, clean) + 5
+
+
+def test_enhancement_beats_the_classical_tools_on_a_dark_photo():
+    clean = _crop("rocket")
+    dark = degrade.LowLight(gain=(0.15, 0.15), gamma=(1.6, 1.6), noise=(0.01, 0.01))(
+        clean[None], BatchRandom(0)
+    )[0]
+    ours = _psnr(ops.enhance(dark), clean)
+    best = max(_psnr(f(dark), clean) for f in classical.ENHANCERS.values())
+    assert ours > best + 1
+
+
+def test_the_fashion_mnist_generator_samples_after_install(tmp_path):
+    from pixelsmith.cli.main import main
+
+    assert main(["sample", "zoo:fmnist-gan", "-n", "16", "-o", str(tmp_path / "g.png")]) == 0
+    import pixelsmith
+
+    model = pixelsmith.load("zoo:fmnist-gan")
+    a, b = model.sample(4, seed=1), model.sample(4, seed=1)
+    assert a.shape == (4, 1, 28, 28) and torch.equal(a, b) and a.std() > 0.1
