@@ -92,8 +92,10 @@ def test_a_paired_family_trains_resumes_and_loads_like_any_other(tmp_path, regis
     from pixelsmith.generate import load_model
 
     full = train(build_config("toy-denoiser", overrides=[*SETTINGS, "train.steps=60"]), tmp_path)
-    # Every batch the engine read went through the family's prepare_batch.
-    assert registered.prepared == 60
+    # Every batch the engine read went through the family's prepare_batch, and so did the final
+    # grid's rows of (degraded, restored, clean) images.
+    assert registered.prepared == 60 + 1
+    assert (full / "grids" / "grid-final.png").exists()
     stats = (full / "stats.jsonl").read_text().splitlines()
     first, last = (float(s.split('"loss": ')[1].rstrip("}")) for s in (stats[0], stats[-1]))
     assert last < 0.5 * first  # it learns: the degradation reached the step as batch.inputs
