@@ -86,9 +86,13 @@ def main() -> None:
     if args.headline:
         results["headline"] = args.headline
     if args.bench:
-        table = json.loads(Path(args.bench).read_text())
-        results["holdout"] = table.get(args.bench_task, table) if args.bench_task else table
-        results["holdout_command"] = "python bench/editing.py"
+        bench = json.loads(Path(args.bench).read_text())
+        rows = [r for r in bench["summary"] if r["task"] == args.bench_task]
+        results["holdout"] = [
+            {k: r[k] for k in ("metric", "classical", "classical_value", "pixelsmith", "target")}
+            for r in rows
+        ]
+        results["holdout_command"] = bench["command"]
     out = zoo.export_run(args.run, args.name, recipe, results, task=args.task)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MB)")
 
