@@ -21,7 +21,7 @@ from PIL import Image
 
 from pixelsmith.data.degrade import imresize
 from pixelsmith.data.folder import IMAGE_EXTENSIONS, list_images
-from pixelsmith.edit import classical, ops
+from pixelsmith.edit import ops
 from pixelsmith.edit.photo import Photo, check_writable, output_format, read_photo, write_photo
 from pixelsmith.errors import UserError
 from pixelsmith.imageio import ImageHeader, max_pixels, probe_image
@@ -62,25 +62,18 @@ def _check_options(op: str, options: dict[str, Any]) -> None:
     if op == "sr":
         ops.restorer("sr", options.get("model"), int(options.get("scale", 2)))
     elif op == "denoise":
-        sigma = options.get("sigma")
-        if sigma is not None and not 0 <= sigma <= 255:
-            raise UserError(f"sigma is on the 0-255 scale, got {sigma}")
+        ops.check_sigma(options.get("sigma"))
         ops.restorer("denoise", options.get("model"), 3)
         if options.get("model") is None:  # grey images take the grey model
             ops.restorer("denoise", None, 1)
     elif op == "inpaint":
         method = options.get("method") or "learned"
+        ops.check_fill(method)
         if method == "learned":
             ops.restorer("inpaint", options.get("model"))
-        elif method not in classical.FILLS:
-            names = ", ".join(["learned", *classical.FILLS])
-            raise UserError(f"unknown inpainting method {method!r}; use one of {names}")
     elif op == "enhance":
         methods = options.get("methods") or ("learned",)
-        unknown = [m for m in methods if m not in ops.ENHANCE_METHODS]
-        if unknown:
-            names = ", ".join(ops.ENHANCE_METHODS)
-            raise UserError(f"unknown enhancement {unknown[0]!r}; use one or more of {names}")
+        ops.check_enhancements(methods)
         if "learned" in methods:
             ops.restorer("enhance", options.get("model"))
 
@@ -88,6 +81,7 @@ def _check_options(op: str, options: dict[str, Any]) -> None:
 def _check(pairs: list[tuple[Path, Path]], op: str, scale: int, mask: Path | None) -> None:
     """Everything that can be refused before work starts (see the module doc)."""
     inputs = {f.resolve() for f, _ in pairs} | ({mask.resolve()} if mask is not None else set())
+    mh = probe_image(mask) if mask is not None else None
     for f, target in pairs:
         if target.resolve() in inputs:
             raise UserError(f"writing {target} would overwrite an input; choose another output")
@@ -99,13 +93,11 @@ def _check(pairs: list[tuple[Path, Path]], op: str, scale: int, mask: Path | Non
                 f"{f}: x{scale} makes {h.pixels * scale * scale:,} pixels, over the limit of "
                 f"{max_pixels():,}; raise PIXELSMITH_MAX_PIXELS or use a smaller image"
             )
-        if mask is not None:
-            m = probe_image(mask)
-            if (m.width, m.height) != (h.width, h.height):
-                raise UserError(
-                    f"the mask {mask.name} is {m.width}x{m.height} but {f.name} is "
-                    f"{h.width}x{h.height}; they must be the same size"
-                )
+        if mask is not None and mh is not None and (mh.width, mh.height) != (h.width, h.height):
+            raise UserError(
+                f"the mask {mask.name} is {mh.width}x{mh.height} but {f.name} is "
+                f"{h.width}x{h.height}; they must be the same size"
+            )
 
 
 def read_mask(path: Path) -> torch.Tensor:

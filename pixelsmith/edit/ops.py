@@ -74,6 +74,29 @@ def restorer(
     return m
 
 
+def check_sigma(sigma: float | None) -> None:
+    """Refuse a noise sigma off the 0-255 scale."""
+    if sigma is not None and not 0 <= sigma <= 255:
+        raise UserError(f"sigma is on the 0-255 scale, got {sigma}")
+
+
+def check_fill(method: str) -> None:
+    """Refuse an unknown inpainting method."""
+    if method != "learned" and method not in classical.FILLS:
+        names = ", ".join(["learned", *classical.FILLS])
+        raise UserError(f"unknown inpainting method {method!r}; use one of {names}")
+
+
+def check_enhancements(methods: Sequence[str]) -> None:
+    """Refuse an empty list or an unknown name of enhancement."""
+    unknown = [m for m in methods if m not in ENHANCE_METHODS]
+    if unknown or not methods:
+        raise UserError(
+            f"unknown enhancement {unknown[0] if unknown else ''!r}; "
+            f"use one or more of {', '.join(ENHANCE_METHODS)}"
+        )
+
+
 def _batched(x: Tensor) -> tuple[Tensor, bool]:
     if x.ndim == 3:
         return x[None], True
@@ -125,8 +148,7 @@ def denoise(
     progress: Progress | None = None,
 ) -> Tensor:
     """x with Gaussian noise removed; `sigma` (0-255 scale) when known, else estimated."""
-    if sigma is not None and not 0 <= sigma <= 255:
-        raise UserError(f"sigma is on the 0-255 scale, got {sigma}")
+    check_sigma(sigma)
     xb, _ = _batched(x)
     m = restorer("denoise", model, int(xb.shape[1]))
     return _run(lambda v: m.restore(v, sigma=sigma, tile=tile, progress=progress), x, m)
@@ -154,10 +176,8 @@ def inpaint(
     """x with the mask's holes (1 / white) filled: "learned" (a harmonic fill refined by the
     inpainting model), or a classical fill alone ("harmonic", "telea")."""
     m = _check_mask(x, mask)
+    check_fill(method)
     if method != "learned":
-        if method not in classical.FILLS:
-            names = ", ".join(["learned", *classical.FILLS])
-            raise UserError(f"unknown inpainting method {method!r}; use one of {names}")
         xb, single = _batched(x.float())
         out = classical.FILLS[method](xb, m.expand(xb.shape[0], -1, -1, -1))
         return out[0] if single else out
@@ -166,7 +186,8 @@ def inpaint(
     _check_channels(xb)
     outs = []
     for i in range(xb.shape[0]):
-        mi = m[min(i, m.shape[0] - 1) : min(i, m.shape[0] - 1) + 1]
+        j = min(i, m.shape[0] - 1)  # one mask per image, or one for all
+        mi = m[j : j + 1]
         fn = lambda v, mi=mi: net.restore(v, mask=mi, tile=tile, progress=progress)  # noqa: E731
         outs.append(_through(net, xb[i : i + 1], fn))
     out = torch.cat(outs)
@@ -185,12 +206,7 @@ def enhance(
 ) -> Tensor:
     """x through the named enhancements in order: "learned" (the low-light / exposure model)
     and the classical ones (autocontrast, clahe, white-balance, gamma, unsharp)."""
-    unknown = [m for m in methods if m not in ENHANCE_METHODS]
-    if unknown or not methods:
-        raise UserError(
-            f"unknown enhancement {unknown[0] if unknown else ''!r}; "
-            f"use one or more of {', '.join(ENHANCE_METHODS)}"
-        )
+    check_enhancements(methods)
     out = x.float()
     for name in methods:
         if name == "learned":
