@@ -1,4 +1,4 @@
-"""`pixelsmith edit style CONTENT --style STYLE -o OUT`: a thin wrapper over pixelsmith.edit.style."""
+"""`pixelsmith edit style CONTENT --style STYLE -o OUT`: a wrapper over pixelsmith.edit.style."""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ class Face:
         """JSON-ready: box, score, landmarks by name (or null), detector."""
         marks = None
         if self.landmarks is not None:
-            marks = {k: [round(x, 2), round(y, 2)] for k, (x, y) in zip(LANDMARKS, self.landmarks)}
+            pairs = zip(LANDMARKS, self.landmarks, strict=True)
+            marks = {k: [round(x, 2), round(y, 2)] for k, (x, y) in pairs}
         return {
             "box": [round(v, 2) for v in self.box],
             "score": round(float(self.score), 4),
