@@ -3,12 +3,109 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+
+_DETECTOR_HELP = (
+    "mtcnn (five landmarks; the default when its weights are installed), haar (OpenCV; eyes "
+    "where found) or lbp (scikit-image; boxes only)"
+)
+
+
+def _log(args: argparse.Namespace):
+    return None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from pixelsmith.faces.detect import detect_files
+
+    rows = detect_files(
+        args.input,
+        detector=args.detector,
+        min_size=args.min_size,
+        threshold=args.threshold,
+        out=args.out,
+        log=None if args.json else _log(args),
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        for i, f in enumerate(row["faces"]):
+            box = ",".join(f"{v:.1f}" for v in f["box"])
+            line = f"{row['file']}\tface {i}\tbox {box}\tscore {f['score']:.4f}\t{f['detector']}"
+            if f["landmarks"]:
+                marks = " ".join(f"{k}={x:.1f},{y:.1f}" for k, (x, y) in f["landmarks"].items())
+                line += f"\t{marks}"
+            print(line)
+    n = sum(len(r["faces"]) for r in rows)
+    if not args.quiet:
+        print(f"{n} face(s) in {len(rows)} image(s)", file=sys.stderr)
+        if args.out:
+            print(f"drew the boxes to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _align(args: argparse.Namespace) -> int:
+    from pixelsmith.faces.align import align_files
+
+    paths = align_files(
+        args.input,
+        args.out,
+        size=args.size,
+        detector=args.detector,
+        padding=args.padding,
+        min_size=args.min_size,
+        threshold=args.threshold,
+        log=_log(args),
+    )
+    print(f"wrote {len(paths)} aligned face(s) to {args.out}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="IMAGE|FOLDER", help="an image, or a folder (recursive)")
+    p.add_argument("--detector", default="auto", help=_DETECTOR_HELP)
+    p.add_argument(
+        "--min-size", type=float, default=20, help="smallest face side searched, pixels (20)"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="drop faces scoring below this (mtcnn: O-Net probability, default 0.7; haar: "
+        "OpenCV's level weight, default none; lbp scores every face 1)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def add_parser(verbs: argparse._SubParsersAction) -> None:
     """Register `pixelsmith faces` and its actions."""
     f = verbs.add_parser("faces", help="detect, align, anonymise and restore faces")
     fv = f.add_subparsers(dest="faces_verb", metavar="ACTION", required=True)
+
+    about = "find faces: boxes, scores and five landmarks where the detector gives them"
+    d = fv.add_parser("detect", help=about, description=about)
+    _common(d)
+    d.add_argument("--json", action="store_true", help="print [{file, width, height, faces}]")
+    d.add_argument(
+        "-o", "--out", help="draw the boxes: a PNG for one image, or a folder for a folder"
+    )
+    d.set_defaults(func=_detect)
+
+    about = "write each face as a square crop, eyes level at fixed positions (NAME_face0.png ...)"
+    a = fv.add_parser("align", help=about, description=about)
+    _common(a)
+    a.add_argument("-o", "--out", required=True, help="folder for the crops")
+    a.add_argument("--size", type=int, default=112, help="crop side in pixels (>= 16; 112)")
+    a.add_argument(
+        "--padding",
+        type=float,
+        default=0.0,
+        help="margin on each side as a fraction of the face template (0 = ArcFace's tight "
+        "112x112 crop; 0.25 shows the whole head)",
+    )
+    a.set_defaults(func=_align)
+
     from pixelsmith.cli.faces_edit import add_parsers as add_face_edits
 
     add_face_edits(fv)

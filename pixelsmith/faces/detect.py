@@ -1,0 +1,290 @@
+"""Find faces: one call over the three detectors (MTCNN, Haar, LBP), and a picture of the result.
+
+`detect_faces` takes a float tensor (C, H, W) or (1, C, H, W) in [0, 1] with 1, 3 or 4
+channels (alpha is ignored, grey is repeated for MTCNN), a PIL image or a uint8 (H, W) or
+(H, W, C) numpy array, and returns `Face`s in input pixels, best score first, boxes clipped to
+the image. Scores mean what each detector says (see `pixelsmith.faces.cascades`): MTCNN's is
+O-Net's face probability, Haar's OpenCV's level weight, LBP's a constant 1. `threshold` drops the
+faces scoring below it (for MTCNN it is O-Net's threshold, default 0.7; the others default to
+keeping all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pixelsmith.data.folder import IMAGE_EXTENSIONS, list_images
+from pixelsmith.edit.photo import Photo, output_format, read_photo, write_photo
+from pixelsmith.errors import UserError, warn
+from pixelsmith.faces import mtcnn as _mtcnn
+from pixelsmith.faces.types import Face
+from pixelsmith.imageio import probe_image
+
+DETECTORS = ("mtcnn", "haar", "lbp")
+_GREY = (0.299, 0.587, 0.114)  # BT.601 luma, as OpenCV's RGB2GRAY
+
+
+def _present(name: str) -> bool:
+    from pixelsmith.faces import cascades
+
+    if name == "mtcnn":
+        return _mtcnn.weights_present()
+    if name == "haar":
+        return cascades.haar_available()
+    return cascades.lbp_available()
+
+
+def available_detectors() -> list[str]:
+    """The detectors whose libraries or weights are installed, in DETECTORS order."""
+    return [d for d in DETECTORS if _present(d)]
+
+
+def default_detector() -> str:
+    """mtcnn when its weights are installed, else haar, else lbp."""
+    for d in DETECTORS:
+        if _present(d):
+            return d
+    raise UserError(
+        "no face detector is installed; install the MTCNN weights with "
+        f"{_mtcnn.INSTALL_HINT}, or OpenCV and scikit-image with pip install 'pixelsmith[faces]'"
+    )
+
+
+def check_detector(detector: str) -> str:
+    """The detector a name asks for ("auto" resolved), refused when unknown or not installed."""
+    if detector == "auto":
+        return default_detector()
+    if detector not in DETECTORS:
+        raise UserError(f"unknown face detector {detector!r}; use one of {', '.join(DETECTORS)}")
+    if detector == "mtcnn":
+        load_mtcnn()  # raises a UserError naming the install when the weights are missing
+    else:
+        from pixelsmith.faces import cascades
+
+        (cascades._cv2 if detector == "haar" else cascades._lbp)()
+    return detector
+
+
+@cache
+def _cached_mtcnn(device: str) -> _mtcnn.MTCNN:
+    return _mtcnn.MTCNN().to(device)
+
+
+def load_mtcnn(device: str | torch.device = "cpu") -> _mtcnn.MTCNN:
+    """The shared MTCNN on a device (loaded and hash-checked once)."""
+    return _cached_mtcnn(str(torch.device(device)))
+
+
+def as_image(image: Any) -> Tensor:
+    """A (C, H, W) float tensor in [0, 1] of any accepted input (see the module doc)."""
+    if isinstance(image, Tensor):
+        x = image[0] if image.dim() == 4 and image.shape[0] == 1 else image
+        if x.dim() != 3 or x.shape[0] not in (1, 3, 4):
+            raise UserError(
+                f"a face image tensor must be (C, H, W) or (1, C, H, W) with 1, 3 or 4 channels, "
+                f"not {tuple(image.shape)}"
+            )
+        if not x.is_floating_point():
+            raise UserError("a face image tensor must be float in [0, 1]; divide uint8 by 255")
+        return x
+    if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image
+        im = image if image.mode in ("L", "RGB", "RGBA") else image.convert("RGB")
+        image = np.asarray(im)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise UserError(f"a face image array must be uint8 (H, W[, C]), not {image.dtype}")
+        arr = image[..., None] if image.ndim == 2 else image
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+            raise UserError(f"a face image array must be (H, W) or (H, W, C), not {image.shape}")
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
+    raise UserError(
+        f"cannot find faces in a {type(image).__name__}; pass a tensor, PIL image or array"
+    )
+
+
+def _rgb(x: Tensor) -> Tensor:
+    return x[:3] if x.shape[0] >= 3 else x[:1].expand(3, -1, -1)
+
+
+def _uint8(x: Tensor) -> np.ndarray:
+    """RGB (H, W, 3) or grey (H, W) uint8."""
+    a = (x[:3] if x.shape[0] >= 3 else x[0]).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return a.permute(1, 2, 0).cpu().numpy() if a.dim() == 3 else a.cpu().numpy()
+
+
+def _grey_uint8(x: Tensor) -> np.ndarray:
+    if x.shape[0] >= 3:
+        w = torch.tensor(_GREY, dtype=x.dtype, device=x.device)[:, None, None]
+        g = (x[:3] * w).sum(0)
+    else:
+        g = x[0]
+    return (g.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def _clip(face: Face, w: int, h: int) -> Face:
+    x0, y0, x1, y1 = face.box
+    box = (min(max(x0, 0.0), w), min(max(y0, 0.0), h), min(max(x1, 0.0), w), min(max(y1, 0.0), h))
+    return Face(box, face.score, face.landmarks, face.detector)  # type: ignore[arg-type]
+
+
+def detect_faces(
+    image: Any,
+    detector: str = "auto",
+    min_size: float = 20,
+    threshold: float | None = None,
+) -> list[Face]:
+    """Faces in one image, best score first (see the module doc for inputs and scores)."""
+    name = check_detector(detector)
+    if not min_size >= 1:
+        raise UserError(f"the minimum face size must be at least 1 pixel, not {min_size}")
+    x = as_image(image)
+    _, h, w = x.shape
+    if name == "mtcnn":
+        net = load_mtcnn(x.device)
+        t = _mtcnn.THRESHOLDS
+        if threshold is not None:
+            t = (t[0], t[1], float(threshold))
+        boxes, scores, marks = net.detect(_rgb(x), min_size=min_size, thresholds=t)
+        faces = [
+            Face(tuple(b), s, tuple(tuple(p) for p in m), "mtcnn")  # type: ignore[arg-type]
+            for b, s, m in zip(boxes.tolist(), scores.tolist(), marks.tolist(), strict=True)
+        ]
+    else:
+        from pixelsmith.faces import cascades
+
+        if name == "haar":
+            faces = cascades.detect_haar(_grey_uint8(x), int(round(min_size)))
+        else:
+            faces = cascades.detect_lbp(_uint8(x), int(round(min_size)))
+        if threshold is not None:
+            faces = [f for f in faces if f.score >= threshold]
+    faces = [_clip(f, w, h) for f in faces]
+    return sorted(faces, key=lambda f: -f.score)
+
+
+_COLOURS = {"mtcnn": (0, 255, 0), "haar": (255, 160, 0), "lbp": (0, 160, 255)}
+_MARKS = ((255, 0, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255))
+
+
+def draw_faces(image: Any, faces: list[Face], width: int | None = None) -> Tensor:
+    """The image (3, H, W) with each face's box, score and landmarks drawn on it."""
+    from PIL import Image, ImageDraw
+
+    x = as_image(image)
+    rgb = (_rgb(x).clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    draw = ImageDraw.Draw(im)
+    line = width or max(1, round(max(im.size) / 300))
+    for f in faces:
+        colour = _COLOURS.get(f.detector, (0, 255, 0))
+        draw.rectangle(f.box, outline=colour, width=line)
+        draw.text((f.box[0] + 2, f.box[1] + 1), f"{f.score:.2f}", fill=colour)
+        for (px, py), c in zip(f.landmarks or (), _MARKS, strict=False):
+            r = line + 1
+            draw.ellipse((px - r, py - r, px + r, py + r), fill=c)
+    return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255
+
+
+# ---------------------------------------------------------------- files (the CLI's verbs)
+
+
+def list_inputs(src: str | Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(file, name relative to the input) of an image or every readable image under a folder.
+
+    A missing input, a single unreadable file or a folder with no readable image is a UserError;
+    in a folder, unreadable files are listed in the second value (one reason each) and skipped.
+    """
+    src = Path(src)
+    if not src.exists():
+        raise UserError(f"input {src} does not exist; pass an image file or a folder of images")
+    if not src.is_dir():
+        probe_image(src)
+        return [(src, Path(src.name))], []
+    files, _ = list_images(src)
+    good, skipped = [], []
+    for f in files:
+        try:
+            probe_image(f)
+        except UserError as e:
+            skipped.append(str(e))
+            continue
+        good.append((f, f.relative_to(src)))
+    if not good:
+        why = f" ({len(skipped)} unreadable)" if skipped else ""
+        raise UserError(
+            f"folder {src} holds no readable images{why} (looked for "
+            f"{' '.join(IMAGE_EXTENSIONS)}); pass a folder of images"
+        )
+    return good, skipped
+
+
+def _drawn_outputs(inputs: list[tuple[Path, Path]], out: Path, single: bool) -> list[Path]:
+    """Where -o puts each drawn picture: the named file, or PNGs under a folder."""
+    names_file = bool(out.suffix) and not out.is_dir()
+    if names_file and not single:
+        raise UserError(f"a folder of inputs needs an output folder for -o, not the file {out}")
+    targets = [out] if names_file else [out / rel.with_suffix(".png") for _, rel in inputs]
+    for t in targets:
+        output_format(t)
+    sources = {f.resolve() for f, _ in inputs}
+    seen: set[Path] = set()
+    for t in targets:
+        r = t.resolve()
+        if r in sources:
+            raise UserError(f"writing {t} would overwrite an input; choose another output")
+        if r in seen:
+            raise UserError(f"two inputs would both be drawn to {t}; rename one of them")
+        seen.add(r)
+    return targets
+
+
+def detect_files(
+    src: str | Path,
+    detector: str = "auto",
+    min_size: float = 20,
+    threshold: float | None = None,
+    out: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Faces in an image or a folder: [{file, width, height, faces: [Face.to_dict()]}].
+
+    Everything is checked before the first picture is written (`out`: boxes drawn, one file or
+    a folder of PNGs); unreadable files in a folder are reported through `log` and skipped.
+    """
+    name = check_detector(detector)
+    if not min_size >= 1:
+        raise UserError(f"--min-size must be at least 1 pixel, not {min_size}")
+    inputs, skipped = list_inputs(src)
+    targets = _drawn_outputs(inputs, Path(out), Path(src).is_file()) if out is not None else None
+    for reason in skipped:
+        warn(f"skipped: {reason}")
+    results = []
+    for i, (f, rel) in enumerate(inputs):
+        if log:
+            log(f"[{i + 1}/{len(inputs)}] {f}")
+        try:
+            photo = read_photo(f)
+        except UserError as e:
+            warn(f"skipped: {e}")
+            continue
+        faces = detect_faces(photo.colour, name, min_size, threshold)
+        h, w = photo.size
+        results.append(
+            {
+                "file": str(rel if Path(src).is_dir() else f),
+                "width": w,
+                "height": h,
+                "faces": [face.to_dict() for face in faces],
+            }
+        )
+        if targets is not None:
+            drawn = draw_faces(photo.colour, faces)
+            write_photo(Photo(drawn, None, False, "RGB"), targets[i])
+    return results
