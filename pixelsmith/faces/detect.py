@@ -64,7 +64,8 @@ def check_detector(detector: str) -> str:
     if detector not in DETECTORS:
         raise UserError(f"unknown face detector {detector!r}; use one of {', '.join(DETECTORS)}")
     if detector == "mtcnn":
-        load_mtcnn()  # raises a UserError naming the install when the weights are missing
+        _mtcnn.require_weights()
+        load_mtcnn()  # hash-checked once
     else:
         from pixelsmith.faces import cascades
 

@@ -62,8 +62,8 @@ def weights_present(folder: str | Path | None = None) -> bool:
     return found is not None and all((found / f"{n}.pt").is_file() for n in SHA256)
 
 
-def load_state(name: str, folder: str | Path | None = None) -> dict[str, Tensor]:
-    """The hash-checked state dict of `pnet`, `rnet` or `onet` (loaded with weights_only)."""
+def _path(name: str, folder: str | Path | None) -> Path:
+    """A weight file's path; a UserError naming the install when it is missing."""
     found = Path(folder) if folder is not None else weights_dir()
     path = found / f"{name}.pt" if found is not None else None
     if path is None or not path.is_file():
@@ -72,6 +72,18 @@ def load_state(name: str, folder: str | Path | None = None) -> dict[str, Tensor]
             f"the MTCNN weights are not installed{where}; install them with {INSTALL_HINT}, "
             "or choose --detector haar or lbp"
         )
+    return path
+
+
+def require_weights(folder: str | Path | None = None) -> None:
+    """Raise the UserError naming the install unless all three weight files exist."""
+    for name in SHA256:
+        _path(name, folder)
+
+
+def load_state(name: str, folder: str | Path | None = None) -> dict[str, Tensor]:
+    """The hash-checked state dict of `pnet`, `rnet` or `onet` (loaded with weights_only)."""
+    path = _path(name, folder)
     path = path.resolve()
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
@@ -297,4 +309,13 @@ class MTCNN(nn.Module):
         return boxes[keep], score[keep], points[keep]
 
 
-__all__ = ["MTCNN", "ONet", "PNet", "RNet", "load_state", "weights_dir", "weights_present"]
+__all__ = [
+    "MTCNN",
+    "ONet",
+    "PNet",
+    "RNet",
+    "load_state",
+    "require_weights",
+    "weights_dir",
+    "weights_present",
+]
