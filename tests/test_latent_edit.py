@@ -373,6 +373,49 @@ def test_cli_interpolate_direction_and_mix(run, tmp_path, monkeypatch, capsys):
     capsys.readouterr()
 
 
+def test_cli_starts_from_images_and_code_files(run, tmp_path, monkeypatch, capsys):
+    from pixelsmith.edit.latent.invert import save_code
+    from pixelsmith.imageio import save_image
+
+    monkeypatch.setenv("PIXELSMITH_CACHE", str(tmp_path / "cache"))
+    model = load_model(run)
+    wplus, w = latent_space(model, "w+"), latent_space(model, "w")
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    save_image(model.sample(1, seed=1)[0], a)
+    save_image(model.sample(1, seed=2)[0], b)
+    c1 = save_code(tmp_path / "c1.safetensors", wplus, wplus.from_seeds([1]))
+    c2 = save_code(tmp_path / "c2.safetensors", w, w.from_seeds([2]))  # a W code goes to W+
+    out = tmp_path / "codes.png"
+    assert main(["edit", "interpolate", run, "--codes", f"{c1},{c2}", "-o", str(out)]) == 0
+    got = load_image(out, channels=3)[0]
+    ends = wplus.images(wplus.from_seeds([1, 2]))
+    assert (got[:, 2:18, 2:18] - ends[0]).abs().max() <= 1 / 255 + 1e-6
+    assert (got[:, 2:18, 7 * 18 + 2 : 7 * 18 + 18] - ends[1]).abs().max() <= 1 / 255 + 1e-6
+    quick = ["--start", "mean", "--invert-steps", "2"]
+    argv = ["edit", "interpolate", run, "--images", f"{a},{b}", "--steps", "3", *quick]
+    assert main([*argv, "-o", str(tmp_path / "img.webp")]) == 0
+    with Image.open(tmp_path / "img.webp") as im:
+        assert im.n_frames == 3
+    argv = [
+        "edit",
+        "mix",
+        run,
+        "--coarse",
+        str(c1),
+        "--fine",
+        str(b),
+        "--crossover",
+        str(wplus.layers),
+    ]
+    argv += quick
+    assert main([*argv, "-o", str(tmp_path / "m.png")]) == 0  # all layers from the code file
+    assert (load_image(tmp_path / "m.png")[0] - ends[0]).abs().max() <= 1 / 255 + 1e-6
+    argv = ["edit", "direction", run, "--pca", "0", str(a), *quick, "--samples", "100"]
+    assert main([*argv, "-o", str(tmp_path / "d.png")]) == 0  # IMAGE after the options
+    assert load_image(tmp_path / "d.png").shape == (1, 3, 20, 5 * 18 + 2)
+    capsys.readouterr()
+
+
 def _bad(run: str, out: str) -> list[tuple[list[str], str]]:
     i = ["edit", "interpolate", run]
     d = ["edit", "direction", run, "--seed", "1"]

@@ -146,61 +146,32 @@ def _labels(space, label: int | None, n: int):
     return space.check_labels(torch.full((n,), label or 0, dtype=torch.long), n)
 
 
-def _read_images(space, paths: tuple[Path, ...]):
-    """Image files as a batch at the model's channels and size (resized when they differ)."""
-    import torch
-    import torch.nn.functional as F
-
-    from pixelsmith.imageio import load_image
-
-    c, h, w = space.image_shape
-    out = []
-    for p in paths:
-        x = load_image(p, channels=3 if c == 3 else 1 if c == 1 else c)
-        if x.shape[-2:] != (h, w):
-            x = F.interpolate(x, (h, w), mode="bilinear", antialias=True, align_corners=False)
-        out.append(x.clamp(0, 1))
-    return torch.cat(out)
-
-
 def _load_code(space, path: Path):
-    try:
-        from pixelsmith.edit.latent.invert import load_code
-    except ImportError:
-        raise UserError(
-            "reading code files needs pixelsmith.edit.latent.invert, which this install lacks"
-        ) from None
-    got = load_code(path)
-    codes = getattr(got, "codes", got[0] if isinstance(got, tuple) else got)
-    codes = codes.float()
-    # W codes, (dim,) or (N, dim) with N != layers, go to W+ as every layer alike.
-    w_codes = codes.dim() == 1 or (codes.dim() == 2 and codes.shape[0] != space.layers)
-    if space.kind == "w+" and codes.shape[-1] == space.dim and w_codes:
-        codes = codes.reshape(-1, space.dim)[:, None].expand(-1, space.layers, -1)
-    try:
-        return space.check(codes)
-    except UserError as e:
-        raise UserError(f"code file {path}: {e}") from None
+    from pixelsmith.edit.latent.invert import load_code
+
+    codes, _meta = load_code(path, space)
+    return codes
 
 
-def codes_of(space, source: Source, labels, steps: int, log: Callable[[str], None]):
-    """The codes of a source: seeds (as sample() draws them), code files, or inverted images."""
+def codes_of(
+    space, source: Source, labels, steps: int, log: Callable[[str], None], start: str = "encoder"
+):
+    """The codes of a source: seeds (as sample() draws them), code files (`pixelsmith edit
+    invert`'s), or images inverted into the space (`steps` optimisation steps)."""
     import torch
 
     if source.kind == "seeds":
         return space.from_seeds(list(source.items))
     if source.kind == "codes":
         return torch.cat([_load_code(space, p) for p in source.items])
-    try:
-        from pixelsmith.edit.latent.invert import invert
-    except ImportError:
-        raise UserError(
-            "starting from images needs inversion (pixelsmith.edit.latent.invert), which this "
-            "install lacks; give seeds or code files"
-        ) from None
-    images = _read_images(space, source.items)
+    from pixelsmith.edit.latent.invert import invert, read_targets
+
+    images, notes = read_targets(space, list(source.items))
+    for note in notes:
+        log(note)
     log(f"inverting {len(images)} image(s) into {space.kind} ({steps} steps)")
-    return invert(space, images, labels=labels, steps=steps).codes.detach().to(space.device)
+    result = invert(space, images, labels=labels, steps=steps, start=start, progress=log)
+    return result.codes.detach().to(space.device)
 
 
 def _log(args: argparse.Namespace) -> Callable[[str], None]:
@@ -247,8 +218,8 @@ def _interpolate(args: argparse.Namespace) -> int:
     log = _log(args)
     space = _load(args)
     labels = _labels(space, label, 1)
-    start = None if labels is None else labels.expand(len(source))
-    codes = codes_of(space, source, start, invert_steps, log)
+    per_code = None if labels is None else labels.expand(len(source))
+    codes = codes_of(space, source, per_code, invert_steps, log, args.start)
     paths = [interpolate(space, codes[i], codes[i + 1], steps)[0] for i in range(len(codes) - 1)]
     path = torch.cat([paths[0], *(p[1:] for p in paths[1:])])  # joints once
     images = space.images(path, None if labels is None else labels.expand(len(path)))
@@ -326,7 +297,7 @@ def _direction(args: argparse.Namespace) -> int:
             )
     labels = _labels(space, label, len(source))
 
-    codes = codes_of(space, source, labels, invert_steps, log)
+    codes = codes_of(space, source, labels, invert_steps, log, args.start)
     if labelled:
         names = f"{labeller.classes[a]} -> {labeller.classes[b]}"
         log(f"finding the {args.method} direction {names} ({samples} samples; cached)")
@@ -372,8 +343,8 @@ def _mix(args: argparse.Namespace) -> int:
     model = load_model(args.run, device=args.device)
     space = wplus_space(latent_space(model, "w+" if model.name == "stylegan" else None))
     crossover = check_crossover(crossover, space.layers)
-    c = codes_of(space, coarse, None, invert_steps, log)
-    f = codes_of(space, fine, None, invert_steps, log)
+    c = codes_of(space, coarse, None, invert_steps, log, args.start)
+    f = codes_of(space, fine, None, invert_steps, log, args.start)
     if len(c) == 1 and len(f) == 1 and not args.grid:
         image = space.images(mix(space, c, f, crossover))[0]
         what = f"layers 0-{crossover - 1} from --coarse" if crossover else "all from --fine"
@@ -390,6 +361,21 @@ def _mix(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parsers
 
 
+class _Intermixed(argparse.ArgumentParser):
+    """A parser whose positionals may follow its options (`direction RUN --pca 0 IMAGE`)."""
+
+    _inside = False
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201
+        if self._inside:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
 def _common(p: argparse.ArgumentParser, space: bool = True) -> None:
     p.add_argument("run", metavar="RUN|CHECKPOINT|zoo:NAME", help=RUN_HELP)
     if space:
@@ -403,6 +389,12 @@ def _common(p: argparse.ArgumentParser, space: bool = True) -> None:
         "--invert-steps",
         default="200",
         help="optimisation steps when starting from images (default 200)",
+    )
+    p.add_argument(
+        "--start",
+        choices=["encoder", "mean", "random"],
+        default="encoder",
+        help="where inverting images starts (default: the trained, cached encoder's guess)",
     )
     p.add_argument("--scale", default="1", help="enlarge the output this many times (nearest)")
     p.add_argument("--device", default="cpu")
@@ -428,7 +420,11 @@ def add_parsers(actions: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_interpolate)
 
     about = "move images along a label (InterFaceGAN) or PCA (GANSpace) direction"
-    p = actions.add_parser("direction", help=about, description=about)
+    cls, actions._parser_class = actions._parser_class, _Intermixed
+    try:
+        p = actions.add_parser("direction", help=about, description=about)
+    finally:
+        actions._parser_class = cls
     _common(p)
     p.add_argument("image", nargs="?", metavar="IMAGE", help="image file(s) to invert, A.png,...")
     p.add_argument("--from", dest="source", metavar="CLASS", help="class index or name")
