@@ -3,7 +3,97 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+
+
+class _Lines:
+    """A progress line every `every` steps (and at the last): losses, seconds per step, ETA."""
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def __call__(self, step: int, steps: int, losses: dict[str, float], seconds: float) -> None:
+        if step % self.every and step != steps:
+            return
+        from pixelsmith.train.progress import fmt_duration
+
+        per = seconds / step
+        print(
+            f"step {step}/{steps} | style {losses['style']:.4f} content {losses['content']:.4f}"
+            f" | {per:.2f} s/step | ETA {fmt_duration(per * (steps - step))}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pixelsmith.edit.style import style_file
+    from pixelsmith.errors import UserError
+
+    if args.progress_every < 1:
+        raise UserError(f"--progress-every must be a positive integer, got {args.progress_every}")
+    t0 = time.monotonic()
+    path = style_file(
+        args.content,
+        args.style,
+        args.out,
+        steps=args.steps,
+        size=args.size,
+        style_weight=args.style_weight,
+        content_weight=args.content_weight,
+        tv_weight=args.tv_weight,
+        lr=args.lr,
+        seed=args.seed,
+        init=args.init,
+        progress=None if args.quiet else _Lines(args.progress_every),
+    )
+    print(f"wrote {path} ({time.monotonic() - t0:.0f} s)")
+    return 0
 
 
 def add_parsers(actions: argparse._SubParsersAction) -> None:
     """Register `pixelsmith edit style`."""
+    from pixelsmith.edit import style as st
+
+    about = (
+        "neural style transfer (Gatys et al.): optimise CONTENT so its Inception-v3 Gram "
+        "matrices match STYLE's; needs pip install 'pixelsmith[inception]'"
+    )
+    p = actions.add_parser("style", help="neural style transfer onto an image", description=about)
+    p.add_argument("content", metavar="CONTENT", help="the image to restyle")
+    p.add_argument("--style", required=True, metavar="STYLE", help="the image whose style to take")
+    p.add_argument(
+        "-o", "--out", required=True, help="output image (the content's size and mode, its alpha)"
+    )
+    p.add_argument("--steps", type=int, default=st.STEPS, help=f"Adam steps (default {st.STEPS})")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=st.SIZE,
+        help=f"working long side in pixels (default {st.SIZE}); the result is resized back "
+        "to the content's size; time grows with its square",
+    )
+    p.add_argument(
+        "--style-weight", type=float, default=st.STYLE_WEIGHT, help="weight of the style loss"
+    )
+    p.add_argument(
+        "--content-weight",
+        type=float,
+        default=st.CONTENT_WEIGHT,
+        help="weight of the content loss (higher keeps more of the content)",
+    )
+    p.add_argument(
+        "--tv-weight", type=float, default=st.TV_WEIGHT, help="total-variation weight (smoothing)"
+    )
+    p.add_argument("--lr", type=float, default=st.LR, help="Adam step size on [0, 1] pixels")
+    p.add_argument(
+        "--init",
+        choices=["content", "noise"],
+        default="content",
+        help="start from the content image (default) or from noise",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of --init noise")
+    p.add_argument("--progress-every", type=int, default=10, help="a progress line every N steps")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_run)
