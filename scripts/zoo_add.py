@@ -55,6 +55,16 @@ def _data(config: dict) -> dict:
             "install": "apt-get install -y dataset-fashion-mnist",
             "files": describe_files(files),
         }
+    if d["source"] == "lfw-faces":
+        import skimage
+
+        files = sorted(Path(skimage.__file__).parent.glob("data/lfw_subset*"))
+        return {
+            "source": "lfw-faces",
+            "install": "pip install 'pixelsmith[faces]' (scikit-image's lfw_subset, first 100)",
+            "size": d.get("size"),
+            "files": describe_files(files),
+        }
     return {"source": d["source"], "files": []}
 
 
@@ -71,8 +81,12 @@ def main() -> None:
     man = ckf.read_manifest(ckf.resolve_checkpoint(args.run))
     config = man["config"]
     steps, seed = man["step"], config["train"]["seed"]
+    command = f"pixelsmith train {man['preset']} --data {config['data']['source']}"
+    if config["train"].get("init"):
+        command += f" --init {config['train']['init']}"
     recipe = {
-        "command": f"pixelsmith train {man['preset']} --steps {steps} --seed {seed}",
+        # The run's every other setting is in the entry's config (`zoo show NAME`).
+        "command": f"{command} --steps {steps} --seed {seed}",
         "data": _data(config),
         "degradations": DEGRADATIONS.get(config["model"].get("task", ""), "none (real images)"),
     }

@@ -54,22 +54,6 @@ def read_boxes(path: str | Path) -> dict[str, list[Face]] | list[Face]:
     return per_file
 
 
-def _resolve_detector(name: str) -> str:
-    """The detector `name` stands for ("auto": the best installed), refused if unusable."""
-    from pixelsmith.faces.detect import DETECTORS, available_detectors, default_detector
-
-    if name == "auto":
-        return default_detector()
-    if name not in DETECTORS:
-        raise UserError(f"unknown face detector {name!r}; use auto or {', '.join(DETECTORS)}")
-    if name not in available_detectors():
-        raise UserError(
-            f"the {name} detector is not installed here; pip install 'pixelsmith[faces]' "
-            "(and pip install --no-deps facenet-pytorch==2.6.0 for mtcnn)"
-        )
-    return name
-
-
 def _faces_for(
     f: Path, colour: Tensor, boxes: Any, detector: str, min_size: int, threshold: float | None
 ) -> list[Face]:
@@ -137,7 +121,9 @@ def faces_files(
     _check(pairs, "sr" if action == "restore" and "sr" in ops else action, scale, None)
     given = read_boxes(boxes) if boxes is not None else None
     if given is None:
-        detector = _resolve_detector(detector)
+        from pixelsmith.faces.detect import check_detector
+
+        detector = check_detector(detector)
     gen = None
     if action == "anonymise" and method == "generate":
         gen = anon.load_face_generator(generator)
