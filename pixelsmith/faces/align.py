@@ -10,7 +10,8 @@ The fit is Umeyama's least-squares similarity (rotation, uniform scale, translat
 reflection) of the landmarks onto the template: all five by default, or just the two eyes
 (`points="eyes"`, which puts the eyes exactly on their template positions). A face with no
 landmarks (e.g. from the LBP detector) is aligned from its box: the landmarks are placed at their
-average positions within a box (`BOX_LANDMARKS`), so the crop is upright and scaled, not rotated.
+average positions within that detector's box (`BOX_LANDMARKS`), so the crop is upright and
+scaled, not rotated.
 
 Matrices are (2, 3) float64 tensors in the convention of OpenCV's warpAffine: they map a point
 (x, y) of the image to (x', y') of the crop, in continuous pixel coordinates (pixel (i, j) covers
@@ -48,9 +49,13 @@ TEMPLATE = tuple(
     )
 )
 # Where the five landmarks lie, on average, inside a detector's box, as fractions of its width
-# and height: measured with MTCNN's landmarks inside the LBP and Haar boxes of the same faces
-# (astronaut, grace_hopper and the 100 lfw_subset faces, `bench/faces_detect.py`).
-BOX_LANDMARKS = ((0.31, 0.38), (0.69, 0.38), (0.50, 0.57), (0.35, 0.76), (0.65, 0.76))
+# and height: MTCNN's landmarks inside the Haar and LBP boxes of the same faces (the 100
+# lfw_subset faces and the three one-face photos; `bench/faces_detect.py`, ~100 faces each),
+# made mirror-symmetric about the box's centre line. Other boxes (a user's) take LBP's.
+BOX_LANDMARKS = {
+    "haar": ((0.315, 0.39), (0.685, 0.39), (0.5, 0.61), (0.34, 0.795), (0.66, 0.795)),
+    "lbp": ((0.31, 0.38), (0.69, 0.38), (0.5, 0.60), (0.335, 0.805), (0.665, 0.805)),
+}
 MIN_SIZE = 16
 POINTS = ("all", "eyes")
 
@@ -93,10 +98,10 @@ def invert_affine(matrix: Tensor) -> Tensor:
     return torch.linalg.inv(full)[:2]
 
 
-def landmarks_from_box(box: tuple[float, float, float, float]) -> Tensor:
-    """The average landmark positions (5, 2) inside a box (see BOX_LANDMARKS)."""
+def landmarks_from_box(box: tuple[float, float, float, float], detector: str = "") -> Tensor:
+    """The average landmark positions (5, 2) inside a detector's box (see BOX_LANDMARKS)."""
     x0, y0, x1, y1 = box
-    rel = torch.tensor(BOX_LANDMARKS, dtype=torch.float64)
+    rel = torch.tensor(BOX_LANDMARKS.get(detector, BOX_LANDMARKS["lbp"]), dtype=torch.float64)
     return torch.stack([x0 + rel[:, 0] * (x1 - x0), y0 + rel[:, 1] * (y1 - y0)], 1)
 
 
@@ -122,7 +127,7 @@ def alignment_matrix(face: Face, size: int = 112, padding: float = 0.0, points: 
     if face.landmarks is not None:
         src = torch.tensor(face.landmarks, dtype=torch.float64)
     else:
-        src = landmarks_from_box(face.box)
+        src = landmarks_from_box(face.box, face.detector)
     dst = template(size, padding)
     if points == "eyes":
         src, dst = src[:2], dst[:2]

@@ -7,7 +7,8 @@ only here, lazily, behind the `faces` extra.
   OpenCV's `detectMultiScale3` level weight (the last stage's summed weak-classifier votes: not
   a probability; about 2-8 on faces, higher is surer). The eye cascade (`haarcascade_eye.xml`)
   runs in the upper part of each face; when it finds one eye in each half, the face gets
-  landmarks: those two eyes, and nose and mouth corners *estimated* from them by the alignment
+  landmarks (the eyeglasses cascade is tried where the plain one misses an eye): those two
+  eyes, and nose and mouth corners *estimated* from them by the alignment
   template (`pixelsmith.faces.align.landmarks_from_eyes`), so a five-point alignment of a Haar
   face is its eye alignment.
 - lbp: scikit-image's `lbp_frontal_face_cascade_filename()` with `Cascade.detect_multi_scale`
@@ -31,6 +32,7 @@ EXTRA_HINT = "pip install 'pixelsmith[faces]'"
 LBP_SCORE = 1.0
 HAAR_SCALE, HAAR_NEIGHBOURS = 1.1, 5
 LBP_SCALE, LBP_NEIGHBOURS = 1.2, 4
+EYE_CASCADES = (("haarcascade_eye.xml", 3), ("haarcascade_eye_tree_eyeglasses.xml", 1))
 
 
 def _cv2() -> Any:
@@ -89,22 +91,36 @@ def _lbp() -> Any:
 
 
 def _eyes(grey: np.ndarray, box: tuple[int, int, int, int]) -> tuple | None:
-    """The two eye centres in a face box (image-left first), or None unless one per half."""
+    """The two eye centres in a face box (image-left first), or None unless one per half.
+
+    The eye cascade runs first; where it misses an eye (glasses often hide them from it), the
+    eyeglasses cascade tries with a single neighbour. A candidate counts only with its centre in
+    the band 15-55% down the face; the best level weight in each half wins.
+    """
     x, y, w, h = box
     top = grey[y : y + int(h * 0.6), x : x + w]
     side = max(8, w // 8)
-    found = _haar("haarcascade_eye.xml").detectMultiScale3(
-        top, 1.1, 3, minSize=(side, side), maxSize=(w // 2, w // 2), outputRejectLevels=True
-    )
-    rects, _, weights = found
     best: dict[int, tuple[float, tuple[float, float]]] = {}
-    for (ex, ey, ew, eh), wt in zip(rects, weights, strict=True):
-        cx, cy = ex + ew / 2, ey + eh / 2
-        if cy > h * 0.5:
-            continue
-        half = 0 if cx < w / 2 else 1
-        if half not in best or wt > best[half][0]:
-            best[half] = (float(wt), (x + cx, y + cy))
+    for name, neighbours in EYE_CASCADES:
+        rects, _, weights = _haar(name).detectMultiScale3(
+            top,
+            1.1,
+            neighbours,
+            minSize=(side, side),
+            maxSize=(w // 2, w // 2),
+            outputRejectLevels=True,
+        )
+        found: dict[int, tuple[float, tuple[float, float]]] = {}
+        for (ex, ey, ew, eh), wt in zip(rects, weights, strict=True):
+            cx, cy = ex + ew / 2, ey + eh / 2
+            if not 0.15 * h < cy < 0.55 * h:
+                continue
+            half = 0 if cx < w / 2 else 1
+            if half not in found or wt > found[half][0]:
+                found[half] = (float(wt), (x + cx, y + cy))
+        if len(found) == 2:
+            best = found
+            break
     if len(best) < 2:
         return None
     return best[0][1], best[1][1]

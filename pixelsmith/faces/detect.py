@@ -174,8 +174,21 @@ _COLOURS = {"mtcnn": (0, 255, 0), "haar": (255, 160, 0), "lbp": (0, 160, 255)}
 _MARKS = ((255, 0, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255))
 
 
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()
+
+
 def draw_faces(image: Any, faces: list[Face], width: int | None = None) -> Tensor:
-    """The image (3, H, W) with each face's box, score and landmarks drawn on it."""
+    """The image (3, H, W) with each face's box, score and landmarks drawn on it.
+
+    Boxes are coloured by detector (mtcnn green, haar orange, lbp blue); the landmarks are dots
+    in LANDMARKS order: red, blue, yellow, magenta, cyan.
+    """
     from PIL import Image, ImageDraw
 
     x = as_image(image)
@@ -183,10 +196,12 @@ def draw_faces(image: Any, faces: list[Face], width: int | None = None) -> Tenso
     im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     draw = ImageDraw.Draw(im)
     line = width or max(1, round(max(im.size) / 300))
+    font = _font(max(10, round(max(im.size) / 40)))
     for f in faces:
         colour = _COLOURS.get(f.detector, (0, 255, 0))
         draw.rectangle(f.box, outline=colour, width=line)
-        draw.text((f.box[0] + 2, f.box[1] + 1), f"{f.score:.2f}", fill=colour)
+        label = f"{f.detector} {f.score:.2f}".strip()
+        draw.text((f.box[0] + line + 1, f.box[1] + line), label, fill=colour, font=font)
         for (px, py), c in zip(f.landmarks or (), _MARKS, strict=False):
             r = line + 1
             draw.ellipse((px - r, py - r, px + r, py + r), fill=c)
