@@ -59,12 +59,14 @@ _TAPS = {
     "mixed_6e": ("blocks", 7),
 }
 LAYERS = tuple(_TAPS)
-STEPS = 300
+STEPS = 150
 SIZE = 512
 STYLE_WEIGHT = 1.0
-CONTENT_WEIGHT = 0.5
+CONTENT_WEIGHT = 0.15
 TV_WEIGHT = 0.0
 LR = 0.02
+JITTER = 1
+MARGIN = 8
 _LO, _HI = -1.0, 0.9921875  # Inception's input range: x * (1 + 127/128) - 1
 
 
@@ -179,6 +181,25 @@ def _image(x: Tensor, name: str) -> Tensor:
     return t.float().clamp(0, 1)
 
 
+def _framed(x: Tensor, j: int, gen: torch.Generator | None) -> Tensor:
+    """x in a mirrored frame of MARGIN pixels, shifted by up to j pixels each way at random.
+
+    The frame puts the border pixels inside the valid convolutions' view: without it they get
+    a few weak gradients, which Adam's per-pixel scaling turns into full steps (coloured edge
+    strips). The random shift lets the stem's stride-2 layers see every phase: without it the
+    optimisation paints a 2-pixel checkerboard they cannot see. gen None: centred.
+    """
+    m = MARGIN + j
+    h, w = x.shape[-2:]
+    if min(h, w) <= m:  # reflect padding needs a wider image; repeat the edge instead
+        padded = F.pad(x, (m, m, m, m), mode="replicate")
+    else:
+        padded = F.pad(x, (m, m, m, m), mode="reflect")
+    dy, dx = (j, j) if gen is None or j == 0 else torch.randint(0, 2 * j + 1, (2,), generator=gen)
+    dy, dx = int(dy), int(dx)
+    return padded[..., dy : dy + h + 2 * MARGIN, dx : dx + w + 2 * MARGIN]
+
+
 def working_size(h: int, w: int, size: int) -> tuple[int, int]:
     """(height, width) with the long side `size` and the aspect ratio kept."""
     scale = size / max(h, w)
@@ -241,6 +262,7 @@ def style_transfer(
     lr: float = LR,
     seed: int = 0,
     init: str = "content",
+    jitter: int = JITTER,
     style_layers: Sequence[str] = STYLE_LAYERS,
     content_layer: str = CONTENT_LAYER,
     progress: Progress | None = None,
@@ -260,6 +282,8 @@ def style_transfer(
                   content_layer)  # fmt: skip
     if init not in ("content", "noise"):
         raise UserError(f"init must be 'content' or 'noise', got {init!r}")
+    if isinstance(jitter, bool) or not isinstance(jitter, int) or not 0 <= jitter <= 8:
+        raise UserError(f"jitter must be an integer from 0 to 8 pixels, got {jitter!r}")
     hw = working_size(*c.shape[-2:], size)
     need = min_side((*style_layers, content_layer))
     if min(hw) < need:
@@ -283,7 +307,7 @@ def style_transfer(
         s_feats = taps(sw)
         targets = {n: gram(s_feats[n]) for n in style_layers}
         t_norm = {n: targets[n].square().sum().clamp_min(1e-12) for n in style_layers}
-        c_feat = taps(cw)[content_layer].clone()
+        c_feat = taps(_framed(cw, 0, None))[content_layer].clone()
         c_norm = c_feat.square().sum().clamp_min(1e-12)
         del s_feats
     if init == "noise":
@@ -293,10 +317,11 @@ def style_transfer(
         x0 = cw.clone()
     x = x0.requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
+    shift = torch.Generator().manual_seed(seed + 1)
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         opt.zero_grad(set_to_none=True)
-        feats = taps(x)
+        feats = taps(_framed(x, jitter, shift))
         ls = sum((gram(feats[n]) - targets[n]).square().sum() / t_norm[n] for n in style_layers)
         ls = ls / len(style_layers)
         lc = (feats[content_layer] - c_feat).square().sum() / c_norm
