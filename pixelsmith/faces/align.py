@@ -120,7 +120,9 @@ def _image3(image: Tensor) -> Tensor:
     return image
 
 
-def alignment_matrix(face: Face, size: int = 112, padding: float = 0.0, points: str = "all"):
+def alignment_matrix(
+    face: Face, size: int = 112, padding: float = 0.0, points: str = "all"
+) -> Tensor:
     """The (2, 3) image-to-crop similarity for a face (see the module doc)."""
     if points not in POINTS:
         raise UserError(f"unknown landmark choice {points!r}; use one of {', '.join(POINTS)}")
@@ -134,7 +136,9 @@ def alignment_matrix(face: Face, size: int = 112, padding: float = 0.0, points: 
     return umeyama(src, dst)
 
 
-def warp_affine(image: Tensor, matrix: Tensor, size: tuple[int, int], border: str = "border"):
+def warp_affine(
+    image: Tensor, matrix: Tensor, size: tuple[int, int], border: str = "border"
+) -> Tensor:
     """The (C, h, w) picture of image (C, H, W) under matrix (image -> output), bilinear.
 
     When the map shrinks the image by more than 2x, it is first area-averaged to about the

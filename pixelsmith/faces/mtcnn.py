@@ -228,7 +228,9 @@ def _batched(net: nn.Module, x: Tensor, batch: int = 512) -> tuple[Tensor, ...]:
     return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
 
 
-def scales(height: int, width: int, min_size: float = MIN_SIZE, factor: float = FACTOR) -> list:
+def scales(
+    height: int, width: int, min_size: float = MIN_SIZE, factor: float = FACTOR
+) -> list[float]:
     """The pyramid's scales: a face of min_size pixels becomes P-Net's 12-pixel window first."""
     s = 12.0 / min_size
     side = min(height, width) * s
@@ -305,7 +307,9 @@ class MTCNN(nn.Module):
         with _one_thread():  # R-Net and O-Net run on small batches of small crops
             return self._refine(img, cand, thresholds)
 
-    def _refine(self, img: Tensor, cand: Tensor, thresholds: tuple[float, float, float]):
+    def _refine(
+        self, img: Tensor, cand: Tensor, thresholds: tuple[float, float, float]
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Stages 2 and 3: R-Net then O-Net on the squared proposals (K, 5)."""
         empty = (img.new_zeros(0, 4), img.new_zeros(0), img.new_zeros(0, 5, 2))
         crops, ok = _crops(img, cand[:, :4], 24)
