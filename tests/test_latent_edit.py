@@ -475,7 +475,8 @@ def test_cli_label_direction_on_the_shipped_gan_raises_the_target(tmp_path, monk
     argv += ["--strengths", "0,3", "--seed", "1,2,3,4,5,6", "--samples", "1000", "-o", str(out)]
     capsys.readouterr()
     assert main(argv) == 0
-    line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("p(Ankle boot) by strength")
-    p0, p3 = (float(x.split(": ")[1]) for x in line.split("  ")[1:])
-    assert p3 > p0 + 0.1
+    target, source = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert target.startswith("p(Ankle boot) by strength")
+    assert source.startswith("p(Sneaker) by strength")
+    t0, t3 = (float(x.split(": ")[1]) for x in target.split("  ")[1:])
+    assert t3 > t0 + 0.1

@@ -320,9 +320,10 @@ def _direction(args: argparse.Namespace) -> int:
     print(f"wrote {written} ({len(rows)} rows x {len(strengths)} strengths)")
     if labeller is not None:
         probs = label_images(labeller.classify, images).reshape(len(rows), len(strengths), -1)
-        target = probs[..., b].mean(0).tolist()
-        text = "  ".join(f"{s:+g}: {p:.2f}" for s, p in zip(strengths, target, strict=True))
-        print(f"p({labeller.classes[b]}) by strength  {text}")
+        for c in (b, a):
+            mean = probs[..., c].mean(0).tolist()
+            text = "  ".join(f"{s:+g}: {p:.2f}" for s, p in zip(strengths, mean, strict=True))
+            print(f"p({labeller.classes[c]}) by strength  {text}")
     return 0
 
 

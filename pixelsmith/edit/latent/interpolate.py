@@ -112,7 +112,9 @@ def write_animation(
     """Write frames (N, C, H, W) as an animated WebP (lossless) or GIF, chosen by the suffix.
 
     loop = 0 repeats forever; pingpong plays the frames forward then back (without repeating the
-    two ends); `scale` enlarges each frame with nearest neighbours. Written atomically.
+    two ends); `scale` enlarges each frame with nearest neighbours. Written atomically. Both
+    formats merge consecutive frames that are identical in 8 bits into one longer frame: the
+    file then holds fewer frames and plays the same.
     """
     fmt = check_animation_path(path)
     if images.dim() != 4 or not len(images):
