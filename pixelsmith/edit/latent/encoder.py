@@ -94,25 +94,28 @@ class Encoder(nn.Module):
         return self.center + self.scale * x.view(-1, *self.code_shape)
 
 
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+
+
 def model_sha256(space: LatentSpace) -> str:
-    """The sha256 of the generator's checkpoint file, or of its tensors when it has no file."""
+    """The sha256 of the generator's checkpoint file, or "tensors:" + the sha256 of its
+    networks' tensors (`payload_hash`) for a model that was not loaded from a file."""
     model = space.model
-    cached = getattr(model, "_pixelsmith_sha256", None)
-    if cached:
-        return cached
     if model.checkpoint is not None and Path(model.checkpoint).is_file():
         from pixelsmith.utils.files import sha256_file
 
-        digest = sha256_file(Path(model.checkpoint))
-    else:
-        from pixelsmith.utils.checkpoint_file import payload_hash
+        path = Path(model.checkpoint).resolve()
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in _FILE_HASHES:
+            _FILE_HASHES[key] = sha256_file(path)
+        return _FILE_HASHES[key]
+    from pixelsmith.utils.checkpoint_file import payload_hash
 
-        tensors = {
-            f"{n}/{k}": v for n, net in model.networks.items() for k, v in net.state_dict().items()
-        }
-        digest = "tensors:" + payload_hash(tensors)
-    model._pixelsmith_sha256 = digest  # type: ignore[attr-defined]
-    return digest
+    tensors = {
+        f"{n}/{k}": v for n, net in model.networks.items() for k, v in net.state_dict().items()
+    }
+    return "tensors:" + payload_hash(tensors)
 
 
 def _labels(space: LatentSpace, n: int, g: torch.Generator) -> Tensor | None:

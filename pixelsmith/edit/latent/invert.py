@@ -8,7 +8,9 @@ a random one, then runs Adam on the codes (weights frozen) against
 
 per image (each image's loss is its own: the result does not depend on how images are batched).
 The learning rate is `lr` times the codes' spread (1 for z), ramped up over the first 5% of the
-steps and down (cosine) over the last 25%, as stylegan2-ada's projector does.
+steps and down (cosine) over the last 25%, as stylegan2-ada's projector does. The encoder is
+trained with seed 0 whatever the inversion's `seed` (which seeds the random start), so every
+inversion with one model and space shares one cached encoder.
 
 The feature distance is LPIPS-like without learned weights: the activations of a few layers of a
 fixed network, each unit-normalised over channels at every position, squared differences summed
@@ -320,10 +322,9 @@ def invert(
         report = perceptual_net(space, auto) if auto != "none" else None
     t0 = time.monotonic()
     codes0, info = _starts(space, x, start, seed, encoder_steps, progress)
-    t_start = time.monotonic()
     seconds_training = float(info.get("seconds", 0.0)) if info.get("trained") else 0.0
-    step_lr = lr * _code_scale(space)
-    var = _code_scale(space) ** 2
+    scale = _code_scale(space)
+    step_lr, var = lr * scale, scale**2
     codes, hist = [], []
     for i in range(0, len(x), batch):
         c, h = _optimise(
@@ -342,7 +343,7 @@ def invert(
         )
         codes.append(c)
         hist.append(h)
-    seconds = time.monotonic() - t_start + (t_start - t0 - seconds_training)
+    seconds = time.monotonic() - t0 - seconds_training
     found = torch.cat(codes)
     recon = space.images(found, y)
     psnr, ssim = _quality(recon, x)
