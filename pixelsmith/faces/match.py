@@ -12,6 +12,12 @@ Two descriptors are compared by the chi-square distance
 identical histograms, 0 when no cell shares a single code. Unweighted (Ahonen's weighted
 variant needs aligned faces with known eye positions).
 
+Measured on lfw_subset (bench/faces_match.py, bench/results/faces_match.json): a crop against
+a re-captured copy of itself (small rotation, scale, shift, brightness, contrast, gamma, noise,
+JPEG) vs against the other 99 faces: ROC AUC 1.000 (mild) / 0.9996 (strong), EER 0 / 1%;
+`THRESHOLD_FAR_1PCT` below. Gaussian blur of sigma 8% of the crop width, or pixelation in
+blocks of 1/8 of it, already falls under that threshold for every face.
+
 What it measures: how much of a face's local texture layout survives, which is what
 anonymisation must destroy. It is not a face-recognition model: on re-captures of one photo it
 separates "same crop" from "other face" well (bench/faces_match.py), but across different
@@ -33,6 +39,10 @@ POINTS = 8
 RADIUS = 2
 SIZE = 64
 GRID = 7
+# The similarity above which 1% of different-face pairs fall (bench/faces_match.py: lfw_subset,
+# re-captured copies vs other faces, "mild" strength; 0.514 at "strong"). An anonymised crop
+# below it is no more like its original than another person's face usually is.
+THRESHOLD_FAR_1PCT = 0.543
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as Pillow's convert("L")
 
 
