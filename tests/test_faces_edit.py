@@ -129,6 +129,39 @@ def test_grey_images_and_bad_arguments():
         anonymise(_image(), [FACE], "solid", colour=[2.0])
     with pytest.raises(UserError, match="feather"):
         anonymise(grey, [FACE], "blur", feather=-1)
+    with pytest.raises(UserError, match="blocks"):
+        anonymise(grey, [FACE], "pixelate", blocks=0)
+    with pytest.raises(UserError, match="sigma"):
+        anonymise(grey, [FACE], "blur", blur=0)
+
+
+def test_anonymised_faces_are_no_closer_to_their_originals_than_strangers():
+    """The matcher tells a face from others when slightly shifted, and no longer once
+    anonymised: each anonymised face is no more similar to its original than the median
+    stranger is (the 100 LFW faces, x4: re-identification among 100, chance 1)."""
+    from skimage.data import lfw_subset
+
+    from pixelsmith.faces.match import FaceMatcher
+
+    x = torch.from_numpy(lfw_subset()[:100]).float()[:, None]
+    x = torch.nn.functional.interpolate(x, size=(100, 100), mode="bicubic").clamp(0, 1)
+    box = Face((12.0, 12.0, 88.0, 88.0), 1.0)
+    m = FaceMatcher()
+
+    def crops(t):
+        return t[..., 12:88, 12:88]
+
+    shifted = torch.roll(x, shifts=(2, 2), dims=(2, 3))
+    base = m.similarity_matrix(crops(shifted), crops(x))
+    assert bool((base.argmax(1) == torch.arange(100)).all())  # the control: all re-identified
+    for method in ("blur", "pixelate", "solid"):
+        out = torch.stack([anonymise(im, [box], method, 0.1).image for im in x])
+        sim = m.similarity_matrix(crops(out), crops(x))
+        strangers = sim[~torch.eye(100, dtype=torch.bool)].median()
+        assert float(sim.diagonal().median()) < float(base.diagonal().median()) - 0.2
+        hits = int((sim.argmax(1) == torch.arange(100)).sum())
+        assert hits <= 12, (method, hits)  # chance is 1 in 100; the control gets 100
+        assert float(sim.diagonal().median()) < float(strangers) + 0.1
 
 
 def test_restore_changes_only_the_faces_and_sr_enlarges_the_rest_by_bicubic():

@@ -24,7 +24,12 @@ def _run(args: argparse.Namespace) -> int:
         )
         if args.faces_verb == "anonymise":
             options.update(
-                method=args.method, feather=args.feather, seed=args.seed, generator=args.generator
+                method=args.method,
+                feather=args.feather,
+                seed=args.seed,
+                generator=args.generator,
+                blocks=args.blocks,
+                blur=args.blur,
             )
         else:
             ops = tuple(o.strip() for o in args.ops.split(",") if o.strip())
@@ -72,6 +77,10 @@ def add_parsers(actions: argparse._SubParsersAction) -> None:
     a.add_argument("--method", choices=METHODS, default="blur")
     a.add_argument("--feather", type=int, help="blend width in pixels (default: from the margin)")
     a.add_argument("--seed", type=int, default=0, help="first seed of the generated faces")
+    a.add_argument("--blocks", type=int, help="pixelate: blocks across a face (default 4)")
+    a.add_argument(
+        "--blur", type=float, help="blur: sigma as a fraction of the face's size (default 0.4)"
+    )
     a.add_argument(
         "--generator",
         metavar="RUN|zoo:NAME",

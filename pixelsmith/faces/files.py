@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from pixelsmith.edit.files import _check, plan
@@ -101,6 +102,8 @@ def faces_files(
     threshold: float | None = None,
     seed: int = 0,
     generator: str | Path | None = None,
+    blocks: int | None = None,
+    blur: float | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -113,8 +116,14 @@ def faces_files(
     check_margin(margin)
     if feather is not None and feather < 0:
         raise UserError(f"the feather width must be >= 0 pixels, got {feather}")
+    strength = {}
+    if blocks is not None:
+        strength["blocks"] = blocks
+    if blur is not None:
+        strength["blur"] = blur
     if action == "anonymise":
         anon.check_method(method)
+        anon.anonymise(torch.zeros(1, 8, 8), [], method, margin, feather, None, **strength)
     else:
         rest.check_ops(ops, scale)
     pairs = plan(Path(src), Path(out))
@@ -134,7 +143,9 @@ def faces_files(
         faces = _faces_for(f, photo.colour, given, detector, min_size, threshold)
         entry: dict[str, Any] = {"file": str(f), "out": str(target), "faces": len(faces)}
         if action == "anonymise":
-            done = anon.anonymise(photo.colour, faces, method, margin, feather, None, seed, gen)
+            done = anon.anonymise(
+                photo.colour, faces, method, margin, feather, None, seed, gen, **strength
+            )
             result, entry["regions"] = done.image, done.report()
             entry["identity_similarity"] = _identity(photo.colour, result, faces)
             alpha = None
