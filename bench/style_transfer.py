@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -92,6 +93,7 @@ def main() -> None:
             "each step"
         ),
         "threads": args.threads,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),  # other jobs share the cores
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "network_load_seconds": round(load_s, 2),

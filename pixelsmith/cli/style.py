@@ -75,25 +75,39 @@ def add_parsers(actions: argparse._SubParsersAction) -> None:
         "to the content's size; time grows with its square",
     )
     p.add_argument(
-        "--style-weight", type=float, default=st.STYLE_WEIGHT, help="weight of the style loss"
+        "--style-weight",
+        type=float,
+        default=st.STYLE_WEIGHT,
+        help=f"weight of the style loss (default {st.STYLE_WEIGHT:g})",
     )
     p.add_argument(
         "--content-weight",
         type=float,
         default=st.CONTENT_WEIGHT,
-        help="weight of the content loss (higher keeps more of the content)",
+        help=f"weight of the content loss (default {st.CONTENT_WEIGHT:g}; higher keeps more "
+        "of the content)",
     )
     p.add_argument(
-        "--tv-weight", type=float, default=st.TV_WEIGHT, help="total-variation weight (smoothing)"
+        "--tv-weight",
+        type=float,
+        default=st.TV_WEIGHT,
+        help=f"total-variation weight (smoothing; default {st.TV_WEIGHT:g})",
     )
-    p.add_argument("--lr", type=float, default=st.LR, help="Adam step size on [0, 1] pixels")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=st.LR,
+        help=f"Adam step size on [0, 1] pixels (default {st.LR:g})",
+    )
     p.add_argument(
         "--init",
         choices=["content", "noise"],
         default="content",
         help="start from the content image (default) or from noise",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of --init noise")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the per-step shifts and of --init noise"
+    )
     p.add_argument("--progress-every", type=int, default=10, help="a progress line every N steps")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_run)

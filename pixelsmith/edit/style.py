@@ -6,17 +6,26 @@ term. The network is pixelsmith's FID Inception-v3 (`pixelsmith[inception]`, Bat
 run fully convolutionally at the working resolution: only the input scaling
 x * (1 + 127/128) - 1 is applied (no resize to 299), grey is repeated to 3 channels.
 
-Layers (chosen by trying them on astronaut/chelsea/coffee against painting-like styles):
+Layers, chosen by trying them at 256 px on astronaut, chelsea, coffee and grace_hopper against
+painting-like Debian wallpapers (Autumn, ColorfulCups, a paint-brush photo):
 - style: conv1 (32 ch, stride 2), conv3 (64 ch, /2), conv5 (192 ch, /4), mixed_5b (256 ch, /8)
   and mixed_6a (768 ch, /16): one layer per resolution, as Gatys' conv1_1 .. conv5_1 span VGG.
-  The first conv layers carry colour and fine grain, mixed_5b/6a the strokes and larger motifs;
-  the stem's first activations alone give colour noise, the mixed layers alone lose the palette.
-- content: mixed_5d (288 ch, /8, Gatys' conv4_2 is /8 too). mixed_6b (/16) kept too little
-  of a face's layout at 256-512 px; the stem layers kept so much that no style came through.
+  Adding mixed_5d and mixed_6c copied larger motifs (the cups' rims into the cat) but bent the
+  content more and cost 1.5x per step, so they stay out.
+- content: mixed_5d (288 ch, /8), the stride of Gatys' conv4_2 (other content layers were not
+  compared).
+- weights: content 0.15 against style 1; at 0.5 the style came through as palette and grain
+  only. Adam lr 0.02 (0.05 ended higher in both losses); 150 steps, where the curves flatten.
 
 Losses are relative, so one set of weights serves every image and size: each style layer's
 `|G(x) - G(s)|^2 / |G(s)|^2` (Frobenius, G = F F^T / (H W)), averaged over the layers; the
-content term `|F(x) - F(c)|^2 / |F(c)|^2`; TV the mean squared neighbour difference.
+content term `|F(x) - F(c)|^2 / |F(c)|^2`; TV the mean squared neighbour difference (off by
+default: the shifts below already remove the stride-2 checkerboard).
+
+Two details the stem's valid, stride-2 convolutions call for: the image is seen in a mirrored
+frame of 8 pixels (else the border pixels get a few weak gradients that Adam's per-pixel
+scaling turns into full steps: coloured strips along the edges), shifted by a random -1..1
+pixel each step (else a 2-pixel checkerboard grows that the strided layers cannot see).
 
 The work runs at `size` pixels on the long side (the content is resized up or down; the style
 image to the same long side), pixels optimised by Adam and clamped to [0, 1] after every step,
@@ -138,18 +147,18 @@ class InceptionTaps(nn.Module):
         return out
 
 
-@functools.lru_cache(maxsize=1)
-def _network(path: Path) -> nn.Module:
+@functools.lru_cache(maxsize=2)
+def _network(path: Path, device: str) -> nn.Module:
     from pixelsmith.metrics.inception import InceptionV3Features, load_torchscript
 
-    return InceptionV3Features(load_torchscript(path))
+    return InceptionV3Features(load_torchscript(path)).to(device)
 
 
-def load_network() -> nn.Module:
+def load_network(device: str | torch.device = "cpu") -> nn.Module:
     """The hash-checked eager Inception-v3 (one-line UserError naming the extra if missing)."""
     from pixelsmith.metrics.inception import inception_weights_path
 
-    return _network(inception_weights_path())
+    return _network(inception_weights_path(), str(torch.device(device)))
 
 
 @dataclass
@@ -268,12 +277,14 @@ def style_transfer(
     progress: Progress | None = None,
     log: StyleLog | None = None,
     net: nn.Module | None = None,
+    device: str | torch.device | None = None,
 ) -> Tensor:
     """The content image (C, H, W) or (1, C, H, W) in [0, 1], restyled; same shape and size.
 
     `size` is the working long side (None: the content's own). A grey content gives a grey
     result (only the style's texture then transfers). `init` is "content" or "noise" (uniform
-    noise from `seed`). `progress(step, steps, losses, seconds)` is called after every step.
+    noise from `seed`; the seed also draws the shifts). `progress(step, steps, losses,
+    seconds)` is called after every step. `device`: where to compute (default: the content's).
     """
     c = _image(content, "content")
     s = _image(style, "style")
@@ -298,11 +309,14 @@ def style_transfer(
     if min(shw) < need:  # a thin style image is enlarged until the deepest layer is 2 pixels
         grow = need / min(s.shape[-2:])
         shw = (max(need, math.ceil(s.shape[-2] * grow)), max(need, math.ceil(s.shape[-1] * grow)))
-    taps = InceptionTaps(net if net is not None else load_network(), [*style_layers, content_layer])
-    cw = _resize(c, hw)
-    sw = _resize(s, shw)
+    dev = torch.device(device) if device is not None else content.device
+    net = net if net is not None else load_network(dev)
+    taps = InceptionTaps(net, [*style_layers, content_layer])
+    cw = _resize(c.to(dev), hw)
+    sw = _resize(s.to(dev), shw)
     if cw.shape[1] == 1 and sw.shape[1] == 3:  # a grey result: match the grey style's statistics
-        sw = (sw * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        luma = torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)
+        sw = (sw * luma).sum(1, keepdim=True)
     with torch.no_grad():
         s_feats = taps(sw)
         targets = {n: gram(s_feats[n]) for n in style_layers}
@@ -312,7 +326,7 @@ def style_transfer(
         del s_feats
     if init == "noise":
         gen = torch.Generator().manual_seed(seed)
-        x0 = torch.rand(cw.shape, generator=gen)
+        x0 = torch.rand(cw.shape, generator=gen).to(dev)
     else:
         x0 = cw.clone()
     x = x0.requires_grad_(True)
@@ -343,7 +357,7 @@ def style_transfer(
             log.seconds = elapsed
         if progress is not None:
             progress(step, steps, losses, elapsed)
-    out = _resize(x.detach(), tuple(c.shape[-2:]))
+    out = _resize(x.detach(), tuple(c.shape[-2:])).to(content.device)
     return out if content.ndim == 4 else out[0]
 
 
@@ -356,8 +370,10 @@ def losses_of(
     net: nn.Module | None = None,
 ) -> dict[str, float]:
     """The relative style and content losses of an image, all three taken at their own sizes."""
-    taps = InceptionTaps(net if net is not None else load_network(), [*style_layers, content_layer])
     x, c, s = (_image(t, n) for t, n in ((image, "image"), (content, "content"), (style, "style")))
+    net = net if net is not None else load_network(image.device)
+    taps = InceptionTaps(net, [*style_layers, content_layer])
+    c, s = c.to(x.device), s.to(x.device)
     with torch.no_grad():
         fx, fc, fs = taps(x), taps(c), taps(s)
         ls = sum(
