@@ -131,6 +131,7 @@ def run_model(
             found_s = time.perf_counter() - t0
             row = {
                 "model": spec,
+                "model_payload_sha256": model.manifest.get("payload_sha256"),
                 "family": model.name,
                 "space": base.kind,
                 "pair": f"{src} -> {dst}",
