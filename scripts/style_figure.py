@@ -26,7 +26,7 @@ CELL = 256  # shown height
 
 
 def _tensor(arr: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float() / 255
+    return torch.from_numpy(np.array(arr[..., :3])).permute(2, 0, 1).float() / 255
 
 
 def pairs() -> list[tuple[str, torch.Tensor, str, torch.Tensor]]:
