@@ -8,11 +8,27 @@ from pixelsmith.faces.detect import (
     detect_faces,
     draw_faces,
 )
+from pixelsmith.faces.match import (
+    THRESHOLD_FAR_1PCT,
+    FaceMatcher,
+    chi_square,
+    lbp_codes,
+    lbph,
+    similarity,
+    similarity_matrix,
+)
 from pixelsmith.faces.nms import iou, nms
 from pixelsmith.faces.types import LANDMARKS, Face
 
 __all__ = [
     "DETECTORS",
+    "THRESHOLD_FAR_1PCT",
+    "FaceMatcher",
+    "chi_square",
+    "lbp_codes",
+    "lbph",
+    "similarity",
+    "similarity_matrix",
     "LANDMARKS",
     "Face",
     "align_face",
