@@ -11,15 +11,28 @@ import pixelsmith
 ROOT = Path(pixelsmith.__file__).parent
 # room -> the rooms it must never import (directly or lazily inside a function)
 FORBIDDEN = {
-    "utils": {"zoo", "data", "nn", "models", "generate", "train", "metrics", "edit", "cli", "api"},
-    "data": {"zoo", "nn", "models", "generate", "train", "metrics", "edit", "cli", "api"},
-    "nn": {"zoo", "models", "generate", "train", "metrics", "edit", "cli", "api"},
-    "models": {"zoo", "generate", "train", "metrics", "edit", "cli", "api"},
-    "generate": {"train", "metrics", "edit", "cli", "api"},
-    "metrics": {"train", "edit", "cli", "api"},
-    "train": {"edit", "cli", "api"},
-    "edit": {"train", "cli", "api"},
-    "zoo": {"data", "nn", "generate", "train", "metrics", "edit", "cli", "api"},
+    "utils": {
+        "zoo",
+        "data",
+        "nn",
+        "models",
+        "generate",
+        "train",
+        "metrics",
+        "edit",
+        "faces",
+        "cli",
+        "api",
+    },
+    "data": {"zoo", "nn", "models", "generate", "train", "metrics", "edit", "faces", "cli", "api"},
+    "nn": {"zoo", "models", "generate", "train", "metrics", "edit", "faces", "cli", "api"},
+    "models": {"zoo", "generate", "train", "metrics", "edit", "faces", "cli", "api"},
+    "generate": {"train", "metrics", "edit", "faces", "cli", "api"},
+    "metrics": {"train", "edit", "faces", "cli", "api"},
+    "train": {"edit", "faces", "cli", "api"},
+    "edit": {"train", "faces", "cli", "api"},
+    "faces": {"train", "cli", "api"},
+    "zoo": {"data", "nn", "generate", "train", "metrics", "edit", "faces", "cli", "api"},
 }
 
 

@@ -46,7 +46,7 @@ class LatentSpace:
     @property
     def classes(self) -> int:
         """Classes the generator is conditioned on (0 for an unconditional one)."""
-        return int(getattr(self.model, "classes", 0) or 0)
+        return int(self.model.classes)
 
     @property
     def device(self) -> torch.device:
