@@ -42,13 +42,15 @@ def main() -> None:
     x = targets(64)[torch.arange(args.n) * 8]  # every 8th of the bench's images
     blocks = []
     for ref, kind in models(args.stylegan):
-        space = latent_space(load_model(ref), kind)
+        model = load_model(ref)
+        space = latent_space(model, kind)
         cells = [("target", x, None)]
         for caption, kw in ROWS[1:]:
             r = invert(space, x, **kw)
             cells.append((caption, r.images, r.psnr))
             print(f"{ref} {kind} {caption}: PSNR {float(r.psnr.mean()):.2f}", flush=True)
-        name = ref if ref.startswith("zoo:") else "fmnist stylegan (run 00008)"
+        step = model.manifest.get("step")
+        name = ref if ref.startswith("zoo:") else f"Fashion-MNIST StyleGAN, step {step}"
         blocks.append((f"{name}, {kind}", cells))
     cell, pad, label, head, caption_h = 28 * SCALE, 4, 150, 20, 12
     width = label + args.n * (cell + pad) + pad
