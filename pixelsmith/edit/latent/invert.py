@@ -22,7 +22,8 @@ over channels and averaged over positions, then averaged over the layers.
   edge and texture statistics a reconstruction loss wants; the deep ones are object-level, and
   the full network at 299 costs about 8x more per step (on CPU a 200-step inversion would take
   minutes per image).
-- "auto": the classifier for (1, 28, 28) models, Inception for others, or none (said in the
+- "auto": the classifier for (1, 28, 28) models of Fashion-MNIST or MNIST (or of unknown data),
+  Inception for others (the LFW face generator among them), or none (said in the
   notes) when the Inception extra is missing. "none": pixels only.
 For W+ the regulariser is the mean squared distance of each layer's code to the mean of the
 image's layers, divided by the codes' variance: it keeps a W+ code near W (one w for every
@@ -181,7 +182,8 @@ def choose_perceptual(space: LatentSpace, perceptual: str = "auto") -> tuple[str
         return "inception", "asked for"
     if perceptual == "none":
         return "none", "asked for"
-    if tuple(space.image_shape) == (1, 28, 28):
+    source = ((space.model.manifest.get("data") or {}).get("name")) or ""
+    if tuple(space.image_shape) == (1, 28, 28) and source in ("", "fashion-mnist", "mnist"):
         return "classifier", "28x28 grey images: the shipped classifier's features"
     if _inception_installed():
         return "inception", "not 28x28 grey: Inception-v3's early features"
