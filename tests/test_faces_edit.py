@@ -4,6 +4,7 @@ method runs, boxes files and bad input are handled before anything is written.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,8 +204,15 @@ def test_boxes_files_in_both_formats(tmp_path):
     entry = {"file": "x/a.png", "width": 80, "height": 64, "faces": [FACE.to_dict()]}
     det.write_text(json.dumps([entry]))
     got = read_boxes(det)
-    assert list(got) == ["a.png"] and got["a.png"][0].box == FACE.box
-    for bad, why in [("{", "not JSON"), ("[[1, 2, 3]]", r"\[x0"), ("[[5, 5, 1, 1]]", "empty")]:
+    assert list(got) == ["x/a.png"] and got["x/a.png"][0].box == FACE.box
+    bad_cases = [
+        ("{", "not JSON"),
+        ("[[1, 2, 3]]", r"\[x0"),
+        ("[[5, 5, 1, 1]]", "empty"),
+        ("[[0, 0, 1e999, 5]]", "finite"),
+        ('[["a", 0, 5, 5]]', "four numbers"),
+    ]
+    for bad, why in bad_cases:
         plain.write_text(bad)
         with pytest.raises(UserError, match=why):
             read_boxes(plain)
@@ -253,3 +261,51 @@ def test_cli_refuses_to_overwrite_its_input(tmp_path, capsys):
     code = main(["faces", "anonymise", str(src), "-o", str(src), "--boxes", str(boxes)])
     assert code == 2 and "overwrite" in capsys.readouterr().err
     assert src.read_bytes() == before
+
+
+def test_a_face_on_the_image_border_is_replaced_up_to_the_border():
+    """No feather on the sides that lie on the image's edge: the face there is fully gone."""
+    img = torch.ones(3, 100, 100)
+    for box in [(-20.0, 20.0, 40.0, 80.0), (0.0, 0.0, 100.0, 100.0)]:
+        out = anonymise(img, [Face(box, 1.0)], "solid").image
+        x0, y0, x1, y1 = (max(0, int(v)) for v in box)
+        face = out[:, y0 : min(100, y1), x0 : min(100, x1)]
+        assert float(face.max()) == 0.0, box  # black up to the image's edge, corners included
+
+
+def test_a_folder_with_a_broken_file_and_boxes_by_relative_path(tmp_path, capsys):
+    src = tmp_path / "in"
+    (src / "x").mkdir(parents=True)
+    (src / "y").mkdir()
+    _png(src / "x" / "a.png")
+    _png(src / "y" / "a.png")
+    good = (src / "x" / "a.png").read_bytes()
+    (src / "y" / "b.png").write_bytes(good[: len(good) // 2])  # the header reads, the data not
+    entry = {"file": "x/a.png", "faces": [FACE.to_dict()]}
+    boxes = tmp_path / "b.json"
+    boxes.write_text(json.dumps([entry]))
+    out = tmp_path / "out"
+    code = main(["faces", "anonymise", str(src), "-o", str(out), "--boxes", str(boxes), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "skipped" in captured.err and "b.png" in captured.err
+    assert "no boxes" in captured.err  # y/a.png is not in the boxes file
+    report = {Path(e["file"]).relative_to(src).as_posix(): e for e in json.loads(captured.out)}
+    assert report["x/a.png"]["faces"] == 1 and report["y/a.png"]["faces"] == 0
+    same = np.asarray(Image.open(out / "y" / "a.png"))
+    assert (same == np.asarray(Image.open(src / "y" / "a.png"))).all()
+    assert not (out / "y" / "b.png").exists()
+
+
+def test_a_box_outside_a_later_image_is_refused_before_anything_is_written(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    _png(src / "a.png", 64, 80)
+    _png(src / "b.png", 8, 8)
+    boxes = tmp_path / "b.json"
+    boxes.write_text("[[20, 16, 44, 44]]")
+    out = tmp_path / "out"
+    code = main(["faces", "anonymise", str(src), "-o", str(out), "--boxes", str(boxes)])
+    err = capsys.readouterr().err
+    assert code == 2 and "b.png" in err and "outside" in err
+    assert not out.exists()

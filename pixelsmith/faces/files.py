@@ -1,9 +1,11 @@
 """`pixelsmith faces anonymise|restore IN -o OUT` on files: detect (or read boxes), edit, write.
 
-As with `pixelsmith edit`, everything is checked before the first write (inputs readable,
-outputs writable in their format and not overwriting an input, the boxes file, the method,
-the detector); alpha is kept; each file is written atomically. A file where no face is found
-is written unchanged and said so, so a folder run never stops half-way or loses a file.
+As with `pixelsmith edit`, everything that can be checked is checked before the first write:
+the inputs' headers, each output's format (and alpha) and that it overwrites no input, the
+options, the boxes file and every given box against its image, the detector, the generator.
+In a folder, a file whose header or data cannot be read is reported and skipped, never fatal;
+a file where no face is found is written unchanged and said so. Alpha is kept; each file is
+written atomically.
 """
 
 from __future__ import annotations
@@ -20,15 +22,18 @@ from torch import Tensor
 from pixelsmith.edit.files import _check, plan
 from pixelsmith.edit.photo import read_photo, write_photo
 from pixelsmith.errors import UserError
-from pixelsmith.faces.blend import boxes_to_faces, check_margin
+from pixelsmith.faces.blend import boxes_to_faces, check_margin, face_region
+from pixelsmith.faces.detect import check_detector, detect_faces, list_inputs
 from pixelsmith.faces.types import Face
+from pixelsmith.imageio import probe_image
 
 ACTIONS = ("anonymise", "restore")
 
 
 def read_boxes(path: str | Path) -> dict[str, list[Face]] | list[Face]:
     """Boxes from a JSON file: a list of [x0, y0, x1, y1] (for every input), or the output of
-    `pixelsmith faces detect --json` (per file, matched by file name)."""
+    `pixelsmith faces detect --json` (per file: its path relative to the input folder, as
+    detect writes it, or for one input file its own path)."""
     p = Path(path)
     try:
         data = json.loads(p.read_text())
@@ -51,20 +56,20 @@ def read_boxes(path: str | Path) -> dict[str, list[Face]] | list[Face]:
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"boxes file {p}: a face entry is malformed ({e})") from None
         boxes_to_faces([f.box for f in faces])  # the same checks as plain boxes
-        per_file[Path(entry["file"]).name] = faces
+        per_file[str(entry["file"])] = faces
     return per_file
 
 
-def _faces_for(
-    f: Path, colour: Tensor, boxes: Any, detector: str, min_size: int, threshold: float | None
-) -> list[Face]:
+def _boxes_of(boxes: Any, f: Path, rel: Path) -> list[Face] | None:
+    """The given boxes of one input (None when a boxes file names other files only)."""
     if isinstance(boxes, list):
         return boxes
-    if isinstance(boxes, dict):
-        return boxes.get(f.name, [])
-    from pixelsmith.faces.detect import detect_faces
-
-    return detect_faces(colour, detector=detector, min_size=min_size, threshold=threshold)
+    for key in (str(rel), str(f), rel.as_posix()):
+        if key in boxes:
+            return boxes[key]
+    if len(boxes) == 1 and str(rel) == f.name:  # one input file, one entry: detect on a path
+        return next(iter(boxes.values()))
+    return None
 
 
 def _identity(original: Tensor, edited: Tensor, faces: Sequence[Face]) -> list[float] | None:
@@ -126,21 +131,48 @@ def faces_files(
         anon.anonymise(torch.zeros(1, 8, 8), [], method, margin, feather, None, **strength)
     else:
         rest.check_ops(ops, scale)
-    pairs = plan(Path(src), Path(out))
+    source, dest = Path(src), Path(out)
+    inputs, skipped = list_inputs(source)
+    pairs = plan(source, dest)
+    targets = {f: t for f, t in pairs}
+    pairs = [(f, targets[f]) for f, _ in inputs]
     _check(pairs, "sr" if action == "restore" and "sr" in ops else action, scale, None)
     given = read_boxes(boxes) if boxes is not None else None
+    per_file: dict[Path, list[Face] | None] = {}
+    for (f, rel), _ in zip(inputs, pairs, strict=True):
+        if given is None:
+            continue
+        faces = per_file[f] = _boxes_of(given, f, rel)
+        h = probe_image(f)
+        for face in faces or []:
+            try:
+                face_region(face, h.height, h.width, margin)
+            except UserError as e:
+                raise UserError(f"{f}: {e}") from None
     if given is None:
-        from pixelsmith.faces.detect import check_detector
-
         detector = check_detector(detector)
     gen = None
     if action == "anonymise" and method == "generate":
+        from pixelsmith.edit.latent.space import latent_space
+
         gen = anon.load_face_generator(generator)
+        latent_space(gen)  # a generator without a latent space is refused before any work
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    for reason in skipped:
+        say(f"skipped: {reason}")
     report = []
     for i, (f, target) in enumerate(pairs, 1):
-        photo = read_photo(f)
-        faces = _faces_for(f, photo.colour, given, detector, min_size, threshold)
+        try:
+            photo = read_photo(f)
+        except UserError as e:  # a header that reads but data that does not: skip, go on
+            say(f"skipped: {e}")
+            continue
+        if given is None:
+            faces = detect_faces(photo.colour, detector, min_size, threshold)
+        else:
+            faces = per_file[f] or []
+            if per_file[f] is None and progress:
+                say(f"{f}: no boxes for it in {boxes}")
         entry: dict[str, Any] = {"file": str(f), "out": str(target), "faces": len(faces)}
         if action == "anonymise":
             done = anon.anonymise(
