@@ -363,6 +363,17 @@ def test_cli_detect_json_and_drawing(net, folder, tmp_path, capsys):
     assert len(lines) == 1 and "face 0" in lines[0] and "left_eye=" in lines[0]
 
 
+def test_cli_align_keeps_apart_inputs_that_share_a_stem(net, tmp_path, capsys):
+    src = tmp_path / "same"
+    src.mkdir()
+    face = Image.fromarray(skimage_data.astronaut()).resize((256, 256))
+    face.save(src / "a.png")
+    face.save(src / "a.jpg", quality=95)
+    out = tmp_path / "aligned"
+    assert main(["faces", "align", str(src), "-o", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["a.jpg_face0.png", "a.png_face0.png"]
+
+
 def test_cli_align(net, folder, tmp_path, capsys):
     out = tmp_path / "aligned"
     assert main(["faces", "align", str(folder), "-o", str(out), "--size", "96", "--quiet"]) == 0
@@ -380,6 +391,7 @@ def test_cli_align(net, folder, tmp_path, capsys):
         (["align", "{folder}", "-o", "{out}", "--size", "8"], "16"),
         (["detect", "{folder}", "-o", "{out}/one.png"], "output folder"),
         (["detect", "{folder}/astronaut.png", "--min-size", "0"], "min-size"),
+        (["detect", "{folder}/astronaut.png", "--min-size", "inf"], "min-size"),
     ],
 )
 def test_cli_errors_are_one_line(folder, tmp_path, capsys, args, message):

@@ -306,6 +306,8 @@ def test_mixing_crossover_zero_and_all_layers_give_each_source_exactly(style, ga
     assert torch.equal(mix(space, coarse, fine, layers), coarse)
     mid = mix(space, coarse, fine, 3)
     assert torch.equal(mid[:, :3], coarse[:, :3]) and torch.equal(mid[:, 3:], fine[:, 3:])
+    one = mix(space, coarse[0], fine[0], 3)  # a single W+ code is one image, not layers Ws
+    assert one.shape == (1, layers, space.dim) and torch.equal(one[0], mid[0])
     w = latent_space(style, "w").from_seeds([5])  # a W code pairs with each W+ row
     assert torch.equal(mix(space, w, fine, layers), w[:, None].expand(2, layers, -1))
     for bad in (-1, layers + 1):
@@ -424,6 +426,7 @@ def _bad(run: str, out: str) -> list[tuple[list[str], str]]:
         ([*i, "--seeds", "1", "-o", out], "two end points"),
         ([*i, "--seeds", "1,x", "-o", out], "--seeds"),
         ([*i, "--seeds", "1,2", "--steps", "1", "-o", out], "--steps"),
+        ([*i, "--seeds", "1,2", "--fps", "abc", "-o", out.replace(".png", ".gif")], "--fps"),
         ([*i, "--seeds", "1,2", "-o", out.replace(".png", ".jpg")], ".webp"),
         ([*i, "--seeds", "1,2", "--codes", "a.safetensors", "-o", out], "exactly one"),
         ([*i, "--images", "missing.png,other.png", "-o", out], "missing.png"),

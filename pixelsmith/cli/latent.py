@@ -7,6 +7,7 @@ one sentence (exit 2) and nothing is written.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -146,6 +147,24 @@ def _labels(space, label: int | None, n: int):
     return space.check_labels(torch.full((n,), label or 0, dtype=torch.long), n)
 
 
+def _saved_labels(space, source: Source, label: int | None):
+    """A conditional model's classes saved with code files, used when --label is not given."""
+    import torch
+
+    if source.kind != "codes" or label is not None or not space.classes:
+        return None
+    from pixelsmith.edit.latent.invert import load_code
+
+    found = []
+    for p in source.items:
+        codes, meta = load_code(p, space)
+        saved = meta.get("labels")
+        if saved is None:
+            return None
+        found.append(torch.as_tensor(saved, dtype=torch.long).reshape(-1).expand(len(codes)))
+    return space.check_labels(torch.cat(found), sum(len(f) for f in found))
+
+
 def _load_code(space, path: Path):
     from pixelsmith.edit.latent.invert import load_code
 
@@ -206,8 +225,11 @@ def _interpolate(args: argparse.Namespace) -> int:
         raise UserError(f"an interpolation needs at least two end points, got {len(source)}")
     steps = _int(args.steps, "--steps", low=2)
     scale = _int(args.scale, "--scale", low=1)
-    fps = float(args.fps)
-    if not fps > 0:
+    try:
+        fps = float(args.fps)
+    except ValueError:
+        raise UserError(f"--fps must be a number of frames per second, got {args.fps!r}") from None
+    if not (fps > 0 and math.isfinite(fps)):
         raise UserError(f"--fps must be positive, got {args.fps}")
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -218,6 +240,14 @@ def _interpolate(args: argparse.Namespace) -> int:
     log = _log(args)
     space = _load(args)
     labels = _labels(space, label, 1)
+    saved = _saved_labels(space, source, label)
+    if saved is not None:  # the classes the codes were inverted with
+        if len(set(saved.tolist())) > 1:
+            raise UserError(
+                f"the code files hold classes {sorted(set(saved.tolist()))}; a path keeps one "
+                "class, so pass --label K"
+            )
+        labels = saved[:1]
     per_code = None if labels is None else labels.expand(len(source))
     codes = codes_of(space, source, per_code, invert_steps, log, args.start)
     paths = [interpolate(space, codes[i], codes[i + 1], steps)[0] for i in range(len(codes) - 1)]
@@ -296,7 +326,9 @@ def _direction(args: argparse.Namespace) -> int:
                 f"--pca takes components 0-{dim - 1} (the code width), got {max(components)}"
             )
     labels = _labels(space, label, len(source))
-
+    saved = _saved_labels(space, source, label)
+    if saved is not None:  # the classes the codes were inverted with
+        labels = saved
     codes = codes_of(space, source, labels, invert_steps, log, args.start)
     if labelled:
         names = f"{labeller.classes[a]} -> {labeller.classes[b]}"

@@ -253,7 +253,7 @@ def align_files(
         raise UserError(f"--size must be a whole number of pixels >= {MIN_SIZE}, not {size}")
     if not 0 <= padding <= 2:
         raise UserError(f"--padding must be between 0 and 2, not {padding}")
-    if not min_size >= 1:
+    if not (min_size >= 1 and math.isfinite(min_size)):
         raise UserError(f"--min-size must be at least 1 pixel, not {min_size}")
     name = check_detector(detector)
     out = Path(out)
@@ -264,6 +264,8 @@ def align_files(
     if here.is_dir() and (out.resolve() == here or here in out.resolve().parents):
         raise UserError(f"-o {out} is inside the input folder {src}; choose a folder outside it")
     sources = {f.resolve() for f, _ in inputs}
+    stems = [rel.parent / rel.stem for _, rel in inputs]
+    shared = {st for st in stems if stems.count(st) > 1}  # a.png and a.jpg: keep the suffix
     for reason in skipped:
         warn(f"skipped: {reason}")
     written: list[Path] = []
@@ -282,7 +284,8 @@ def align_files(
             c = photo.colour.shape[0]
             alpha = crop[c:] if photo.alpha is not None else None
             aligned = replace(photo, colour=crop[:c].clamp(0, 1), alpha=alpha)
-            target = out / rel.parent / f"{rel.stem}_face{k}.png"
+            stem = rel.name if rel.parent / rel.stem in shared else rel.stem
+            target = out / rel.parent / f"{stem}_face{k}.png"
             if target.resolve() in sources:
                 raise UserError(f"writing {target} would overwrite a file; choose another -o")
             written.append(write_photo(aligned, target))

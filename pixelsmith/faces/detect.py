@@ -11,6 +11,7 @@ keeping all).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -143,8 +144,10 @@ def detect_faces(
 ) -> list[Face]:
     """Faces in one image, best score first (see the module doc for inputs and scores)."""
     name = check_detector(detector)
-    if not min_size >= 1:
+    if not (min_size >= 1 and math.isfinite(min_size)):
         raise UserError(f"the minimum face size must be at least 1 pixel, not {min_size}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise UserError(f"the score threshold must be a finite number, not {threshold}")
     x = as_image(image)
     _, h, w = x.shape
     if name == "mtcnn":
@@ -275,7 +278,7 @@ def detect_files(
     a folder of PNGs); unreadable files in a folder are reported through `log` and skipped.
     """
     name = check_detector(detector)
-    if not min_size >= 1:
+    if not (min_size >= 1 and math.isfinite(min_size)):
         raise UserError(f"--min-size must be at least 1 pixel, not {min_size}")
     inputs, skipped = list_inputs(src)
     targets = _drawn_outputs(inputs, Path(out), Path(src).is_file()) if out is not None else None

@@ -228,10 +228,14 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> Encode
         raise UserError(f"{path} is not a readable encoder file ({e}); delete it") from None
     if meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a pixelsmith encoder file ({FORMAT})")
-    raw: dict[str, Any] = json.loads(meta["config"])
-    raw["image_shape"] = tuple(raw["image_shape"])
-    enc = Encoder(EncoderConfig(**raw))
-    enc.load_state_dict(state)
+    try:
+        raw: dict[str, Any] = json.loads(meta["config"])
+        raw["image_shape"] = tuple(raw["image_shape"])
+        enc = Encoder(EncoderConfig(**raw))
+        enc.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # a damaged or foreign file
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{path} is not a usable encoder file ({first}); delete it") from None
     return enc.to(device).eval().requires_grad_(False)
 
 

@@ -44,6 +44,8 @@ def check_crossover(crossover: int | None, layers: int) -> int:
 def _as_wplus(space: LatentSpace, codes: Tensor) -> Tensor:
     """(dim,) or (N, dim) W codes, or (N, layers, dim) W+ codes, as (N, layers, dim)."""
     codes = torch.as_tensor(codes, dtype=torch.float32)
+    if tuple(codes.shape) == (space.layers, space.dim):  # one W+ code, e.g. InvertResult.codes[0]
+        codes = codes[None]
     if codes.dim() in (1, 2):
         codes = codes.reshape(-1, codes.shape[-1])[:, None].expand(-1, space.layers, -1)
     if codes.dim() != 3:
