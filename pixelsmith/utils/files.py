@@ -1,9 +1,10 @@
-"""File hashing: the sha256 that weights, zoo models and training photos are checked by."""
+"""Files: the sha256 that weights, zoo models and training photos are checked by; package folders."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -13,3 +14,17 @@ def sha256_file(path: str | os.PathLike) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def package_folder(name: str) -> Path | None:
+    """Where an installed package's folder is, found without importing it (None if absent);
+    for wheels that pixelsmith only takes data files from."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
