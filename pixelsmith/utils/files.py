@@ -1,4 +1,4 @@
-"""Files: the sha256 that weights, zoo models and training photos are checked by; package folders."""
+"""Files: the sha256 that weights and zoo models are checked by, and package folders."""
 
 from __future__ import annotations
 
