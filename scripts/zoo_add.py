@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--bench-task", help="which task of it belongs to this model, e.g. sr2")
     ap.add_argument("--headline", help="the metric `zoo list` shows")
     ap.add_argument("--task", help="one line: what the model is for (default: the preset's)")
+    ap.add_argument("--eval-args", default="", help="the options the run's scores were made with")
     args = ap.parse_args()
 
     man = ckf.read_manifest(ckf.resolve_checkpoint(args.run))
@@ -94,7 +95,7 @@ def main() -> None:
     run_manifest = json.loads((Path(args.run) / "manifest.json").read_text())
     scores = {s["card"]["metric"]: s["value"] for s in run_manifest.get("scores", [])}
     results = {
-        "command": f"pixelsmith eval {args.run}",
+        "command": f"pixelsmith eval {args.run} {args.eval_args}".strip(),
         "metrics": {k: round(float(v), 4) for k, v in scores.items()},
     }
     if args.headline:
