@@ -17,7 +17,17 @@ from pixelsmith.imageio import read_natural
 from pixelsmith.metrics.image import psnr
 from pixelsmith.utils.rng import BatchRandom
 
-SHIPPED = ("sr-x2", "sr-x4", "denoise", "denoise-grey", "inpaint", "enhance", "fmnist-gan")
+SHIPPED = (
+    "sr-x2",
+    "sr-x4",
+    "denoise",
+    "denoise-grey",
+    "inpaint",
+    "enhance",
+    "fmnist-gan",
+    "fmnist-stylegan",
+    "faces-stylegan",
+)
 
 
 def _crop(name: str, size: int = 128) -> torch.Tensor:
@@ -107,3 +117,30 @@ def test_the_fashion_mnist_generator_samples_after_install(tmp_path):
     model = pixelsmith.load("zoo:fmnist-gan")
     a, b = model.sample(4, seed=1), model.sample(4, seed=1)
     assert a.shape == (4, 1, 28, 28) and torch.equal(a, b) and a.std() > 0.1
+
+
+def test_the_face_generator_draws_faces_not_copies():
+    """The mean of its samples is the LFW mean face's shape (not the non-faces'), and no
+    sample is closer to a training face than the training faces are to one another."""
+    from skimage.data import lfw_subset
+
+    import pixelsmith
+
+    model = pixelsmith.load("zoo:faces-stylegan")
+    samples = model.sample(256, seed=0)
+    assert samples.shape == (256, 1, 28, 28)
+    assert torch.allclose(samples[:4], model.sample(4, seed=0), atol=1e-5)  # batch rounding
+    lfw = torch.from_numpy(lfw_subset()).float()[:, None]
+    lfw = torch.nn.functional.interpolate(lfw, size=(28, 28), mode="bilinear", antialias=True)
+    faces, others = lfw[:100], lfw[100:]
+
+    def corr(a, b):
+        a, b = a.flatten() - a.mean(), b.flatten() - b.mean()
+        return float(a @ b / (a.norm() * b.norm()))
+
+    mean = samples.mean(0)
+    assert corr(mean, faces.mean(0)) > 0.8 > corr(mean, others.mean(0)) + 0.2
+    d = torch.cdist(samples.flatten(1), faces.flatten(1)).min(1).values
+    spacing = torch.cdist(faces.flatten(1), faces.flatten(1))
+    spacing.fill_diagonal_(float("inf"))
+    assert float(d.min()) > 0.5 * float(spacing.min(1).values.median())
