@@ -396,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pixelsmith.cli.zoo import add_parser as add_zoo
 
     add_faces(verbs)
+    from pixelsmith.cli.deploy import add_parser as add_export
+
+    add_export(verbs)
 
     add_zoo(verbs)
     return p

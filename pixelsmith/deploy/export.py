@@ -1,0 +1,204 @@
+"""ONNX export of a model's inference network, weights and metadata in one file.
+
+What exports: the generators with a latent space (gan, stylegan, vae: latent z -> image in
+[0, 1], and the class for a conditional GAN) and CycleGAN's translators (image -> image). What
+does not, with the reason said: the diffusion and PixelCNN samplers (loops over network calls,
+whose one call is not the model) and the restoration family (its whole-image conditions, the
+noise estimate and the harmonic fill, run outside the network). The graph comes from
+`torch.onnx.export(..., dynamo=True)` with a dynamic batch; the metadata holds the family, image
+shape, latent size, pixelsmith version and the source checkpoint's payload hash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import pixelsmith
+from pixelsmith.errors import UserError
+from pixelsmith.models.base import Family
+
+INSTALL_HINT = "pip install 'pixelsmith[deploy]' (onnx, onnxscript and onnxruntime)"
+_NOT_EXPORTED = {
+    "diffusion": "its sampler runs the U-Net once per step in a loop (export covers one-shot "
+    "generators)",
+    "pixelcnn": "its sampler runs the network once per sub-pixel (export covers one-shot "
+    "generators)",
+    "restore": "its whole-image conditions (noise estimate, harmonic fill, exposure statistics) "
+    "run outside the network",
+}
+
+
+class _Generator(nn.Module):
+    """z (and labels) -> images in [0, 1], through a LatentSpace's render."""
+
+    def __init__(self, render: Callable[..., Tensor], conditional: bool):
+        super().__init__()
+        self.render, self.conditional = render, conditional
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.render(z, labels).clamp(0, 1)
+
+
+class _Translator(nn.Module):
+    """Images in [0, 1] of one domain -> the other, as CycleGAN.translate computes them."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: Tensor) -> Tensor:
+        return ((self.net(images * 2 - 1) + 1) / 2).clamp(0, 1)
+
+
+@dataclass
+class Exported:
+    """An exportable network with example inputs and what its metadata says."""
+
+    module: nn.Module
+    inputs: dict[str, Tensor]
+    metadata: dict[str, str]
+
+
+def exportable(model: Family, direction: str = "a2b") -> Exported:
+    """The network of `model` that `export_onnx` writes, or UserError saying why there is none."""
+    if model.name in _NOT_EXPORTED:
+        raise UserError(
+            f"a {model.name} model does not export to ONNX: {_NOT_EXPORTED[model.name]}"
+        )
+    meta = {
+        "pixelsmith_version": pixelsmith.__version__,
+        "family": model.name,
+        "image_shape": json.dumps(list(model.image_shape)),
+        "source_payload_sha256": str(model.manifest.get("payload_sha256", "")),
+        "source_checkpoint": Path(model.checkpoint).name if model.checkpoint else "",
+    }
+    if model.abilities.translates:
+        if direction not in ("a2b", "b2a"):
+            raise UserError(f"direction must be a2b or b2a, got {direction!r}")
+        name = "G_AB" if direction == "a2b" else "G_BA"
+        net = model.networks.get(model.ema_pairs.get(name, name)) or model.networks[name]
+        meta.update(inputs="images: (N, C, H, W) float32 in [0, 1]", direction=direction)
+        meta["outputs"] = "images: (N, C, H, W) float32 in [0, 1]"
+        example = {"images": torch.rand(2, *model.image_shape)}
+        return Exported(_Translator(net.eval()), example, meta)
+    from pixelsmith.edit.latent.space import latent_space
+
+    space = latent_space(model, "z")
+    conditional = bool(space.classes)
+    example = {"z": torch.randn(2, space.dim)}
+    meta.update(latent="z", latent_dim=str(space.dim), classes=str(space.classes))
+    meta["inputs"] = "z: (N, latent_dim) float32 ~ N(0, I)" + (
+        "; labels: (N,) int64 classes" if conditional else ""
+    )
+    meta["outputs"] = "images: (N, C, H, W) float32 in [0, 1]"
+    if conditional:
+        example["labels"] = torch.arange(2) % space.classes
+    return Exported(_Generator(space.render, conditional).eval(), example, meta)
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise UserError(f"ONNX export needs the deploy extra: {INSTALL_HINT}") from None
+
+
+def export_onnx(
+    model: Family | str | os.PathLike, out: str | os.PathLike, direction: str = "a2b"
+) -> Path:
+    """Write `model`'s inference network to `out` (.onnx), weights and metadata inside."""
+    from pixelsmith.generate.load import load_model
+
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise UserError(f"-o {out}: the export is an ONNX file; name it NAME.onnx")
+    _require_onnx()
+    m = model if isinstance(model, Family) else load_model(model)
+    job = exportable(m.eval(), direction)
+    batch = torch.export.Dim("batch", min=1)
+    shapes = {k: {0: batch} for k in job.inputs}
+    quiet = logging.getLogger("torch.onnx")  # "torchvision is not installed" lines, by design
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's own deprecation chatter
+        try:
+            program = torch.onnx.export(
+                job.module,
+                kwargs=job.inputs,
+                dynamo=True,
+                dynamic_shapes=shapes,
+                external_data=False,
+                verbose=False,
+                report=False,
+            )
+        except Exception as e:  # an op the exporter cannot translate: say which, not how
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            raise UserError(f"this {m.name} model did not export to ONNX: {first}") from None
+        finally:
+            quiet.setLevel(level)
+    proto = program.model_proto
+    for k, v in job.metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    import onnx
+
+    onnx.save_model(proto, str(tmp))
+    os.replace(tmp, out)
+    return out
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata an exported file carries."""
+    _require_onnx()
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise UserError(f"{path} is not a readable ONNX file ({e})") from None
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def check_onnx(
+    model: Family | str | os.PathLike, path: str | os.PathLike, n: int = 4, seed: int = 0
+) -> dict[str, Any]:
+    """ONNX Runtime's output of `path` against eager PyTorch on the same random inputs."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError(f"checking an export needs ONNX Runtime: {INSTALL_HINT}") from None
+    from pixelsmith.generate.load import load_model
+
+    m = model if isinstance(model, Family) else load_model(model)
+    meta = read_metadata(path)
+    job = exportable(m.eval(), meta.get("direction", "a2b"))
+    g = torch.Generator().manual_seed(seed)
+    feeds: dict[str, Tensor] = {}
+    for k, v in job.inputs.items():
+        if v.dtype == torch.long:
+            feeds[k] = torch.randint(0, int(meta.get("classes") or 1), (n,), generator=g)
+        elif k == "z":
+            feeds[k] = torch.randn(n, *v.shape[1:], generator=g)
+        else:
+            feeds[k] = torch.rand(n, *v.shape[1:], generator=g)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    got = session.run(None, {k: feeds[k].numpy() for k in names})[0]
+    with torch.no_grad():
+        want = job.module(**feeds)
+    diff = float((torch.from_numpy(got) - want).abs().max())
+    return {"max_abs_diff": diff, "n": n, "inputs": names, "shape": list(got.shape)}

@@ -1,0 +1,91 @@
+"""ONNX export: ONNX Runtime's output equals eager PyTorch to 1e-4 for every exportable family
+(tiny models), the metadata says what the file is, and what does not export says why."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pixelsmith.cli.main import main
+from pixelsmith.deploy import check_onnx, export_onnx, read_metadata
+from pixelsmith.errors import UserError
+from pixelsmith.models.cyclegan import CycleGAN, CycleGANConfig
+from pixelsmith.models.diffusion import Diffusion, DiffusionConfig
+from pixelsmith.models.gan import GAN, GANConfig
+from pixelsmith.models.stylegan import StyleGAN, StyleGANConfig
+from pixelsmith.models.vae import VAE, VAEConfig
+
+pytest.importorskip("onnxruntime", reason="the deploy extra (onnxruntime) is not installed")
+
+
+def _ready(model):
+    torch.manual_seed(0)
+    model.add_ema_copies()
+    return model.eval()
+
+
+MODELS = {
+    "dcgan": lambda: GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4), (1, 16, 16)),
+    "cgan": lambda: GAN(
+        GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (3, 16, 16), 3
+    ),
+    "stylegan": lambda: StyleGAN(
+        StyleGANConfig(
+            z_dim=8, w_dim=8, g_channels=4, d_channels=4, max_channels=8, mapping_layers=1
+        ),
+        (1, 16, 16),
+    ),
+    "vae": lambda: VAE(VAEConfig(), (1, 16, 16)),
+    "cyclegan": lambda: CycleGAN(
+        CycleGANConfig(g_channels=4, g_blocks=1, d_channels=4), (1, 16, 16), 2
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_onnx_runtime_equals_eager_pytorch(name, tmp_path):
+    model = _ready(MODELS[name]())
+    path = export_onnx(model, tmp_path / f"{name}.onnx")
+    got = check_onnx(model, path, n=5)  # a batch size the export never saw
+    assert got["shape"][0] == 5 and got["max_abs_diff"] < 1e-4, got
+    meta = read_metadata(path)
+    assert meta["family"] == model.name and meta["image_shape"] == str(list(model.image_shape))
+    if name == "cyclegan":
+        assert meta["direction"] == "a2b" and got["inputs"] == ["images"]
+    else:
+        assert int(meta["latent_dim"]) == 8 or name == "vae"
+        assert got["inputs"] == (["z", "labels"] if name == "cgan" else ["z"])
+
+
+def test_the_exported_generator_draws_what_sample_draws(tmp_path):
+    import onnxruntime as ort
+
+    from pixelsmith.edit.latent.space import latent_space
+
+    model = _ready(MODELS["stylegan"]())
+    path = export_onnx(model, tmp_path / "g.onnx")
+    z = latent_space(model, "z").from_seeds([4, 9])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    images = torch.from_numpy(session.run(None, {"z": z.numpy()})[0])
+    want = torch.cat([model.sample(1, seed=4), model.sample(1, seed=9)])
+    assert (images - want).abs().max() < 1e-4
+
+
+def test_what_does_not_export_says_why(tmp_path):
+    diffusion = _ready(Diffusion(DiffusionConfig(), (1, 16, 16)))
+    with pytest.raises(UserError, match="loop"):
+        export_onnx(diffusion, tmp_path / "d.onnx")
+    with pytest.raises(UserError, match=r"\.onnx"):
+        export_onnx(_ready(MODELS["dcgan"]()), tmp_path / "d.pt")
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_exports_the_shipped_generator_and_checks_it(tmp_path, capsys):
+    out = tmp_path / "gan.onnx"
+    assert main(["export", "zoo:fmnist-gan", "-o", str(out), "--check"]) == 0
+    text = capsys.readouterr().out
+    assert "wrote" in text and "max |difference|" in text
+    assert read_metadata(out)["source_payload_sha256"]
+    assert main(["export", "zoo:sr-x2", "-o", str(tmp_path / "sr.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not export" in err[0]
