@@ -1,0 +1,194 @@
+"""The inference backend ladder and its latency table: eager (the reference), channels_last,
+torch.compile and ONNX Runtime, measured interleaved in one run.
+
+Each backend runs the same exported network (`export.exportable`: z -> images for generators,
+images -> images for translators). A backend that is not installed, or that fails to build, is
+reported with its reason instead of numbers; one whose output differs from eager by more than
+`AGREE` is marked as not agreeing, and `fastest` never picks it.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pixelsmith.deploy.export import export_onnx, exportable
+from pixelsmith.errors import UserError
+from pixelsmith.models.base import Family
+
+BACKENDS = ("eager", "channels_last", "compile", "onnxruntime")
+AGREE = 1e-3  # max |difference| from eager, images in [0, 1]
+
+
+@dataclass
+class Backend:
+    """A built backend: `run` maps the network's inputs to images."""
+
+    name: str
+    run: Callable[[dict[str, Tensor]], Tensor]
+    build_s: float
+    note: str = ""
+
+
+def _inputs(model: Family, n: int, seed: int) -> dict[str, Tensor]:
+    job = exportable(model)
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, v in job.inputs.items():
+        if v.dtype == torch.long:
+            out[k] = torch.randint(0, int(job.metadata["classes"]), (n,), generator=g)
+        elif k == "z":
+            out[k] = torch.randn(n, *v.shape[1:], generator=g)
+        else:
+            out[k] = torch.rand(n, *v.shape[1:], generator=g)
+    return out
+
+
+def build(name: str, model: Family, workdir: Path) -> Backend:
+    """Build one backend for `model`'s network (UserError when it cannot be had here)."""
+    if name not in BACKENDS:
+        raise UserError(f"unknown backend {name!r}; use {', '.join(BACKENDS)}")
+    t0 = time.perf_counter()
+    job = exportable(model)
+    net = job.module.eval()
+    if name == "eager":
+        fn = net
+    elif name == "channels_last":
+        fn = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    elif name == "compile":
+        fn = torch.compile(copy.deepcopy(net), dynamic=False)
+    else:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError(
+                "onnxruntime is not installed (pip install 'pixelsmith[deploy]')"
+            ) from None
+        path = export_onnx(model, workdir / "model.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+
+        def fn(**feeds: Tensor) -> Tensor:
+            return torch.from_numpy(session.run(None, {k: feeds[k].numpy() for k in names})[0])
+
+    def run(feeds: dict[str, Tensor]) -> Tensor:
+        with torch.inference_mode():
+            return fn(**feeds)
+
+    return Backend(name, run, time.perf_counter() - t0)
+
+
+@dataclass
+class LatencyRow:
+    """One backend's numbers (or why it has none)."""
+
+    backend: str
+    first_call_s: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    images_per_s: float | None = None
+    max_abs_diff: float | None = None
+    agrees: bool = False
+    note: str = ""
+    samples_ms: list[float] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "samples_ms"}
+        return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def latency(
+    model: Family,
+    backends: Sequence[str] = BACKENDS,
+    rounds: int = 30,
+    batch: int = 64,
+    throughput_rounds: int = 5,
+    seed: int = 0,
+) -> list[LatencyRow]:
+    """Batch-1 latency (p50, p99 over `rounds`), images/s at `batch`, first-call cost and
+    agreement with eager, every backend interleaved round by round."""
+    if rounds < 2 or batch < 1 or throughput_rounds < 1:
+        raise UserError("rounds must be >= 2, batch and throughput rounds >= 1")
+    names = ["eager", *[b for b in backends if b != "eager"]]
+    model = model.eval()
+    one, big = _inputs(model, 1, seed), _inputs(model, batch, seed + 1)
+    rows = {n: LatencyRow(n) for n in names}
+    built: dict[str, Backend] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in names:
+            try:
+                b = build(n, model, Path(tmp))
+                t0 = time.perf_counter()
+                b.run(one)  # the first call pays for compilation / session start
+                rows[n].first_call_s = b.build_s + time.perf_counter() - t0
+                b.run(big), b.run(one)  # warm both shapes (compile specialises on each)
+                built[n] = b
+            except UserError as e:
+                rows[n].note = str(e)
+            except Exception as e:  # a backend that breaks on this model: reported, not fatal
+                rows[
+                    n
+                ].note = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        reference = built["eager"].run(big)
+        for n, b in built.items():
+            diff = float((b.run(big) - reference).abs().max())
+            rows[n].max_abs_diff, rows[n].agrees = diff, diff <= AGREE
+        for _ in range(rounds):
+            for n, b in built.items():
+                t0 = time.perf_counter()
+                b.run(one)
+                rows[n].samples_ms.append(1000 * (time.perf_counter() - t0))
+        times: dict[str, list[float]] = {n: [] for n in built}
+        for _ in range(throughput_rounds):
+            for n, b in built.items():
+                t0 = time.perf_counter()
+                b.run(big)
+                times[n].append(time.perf_counter() - t0)
+    for n in built:
+        s = sorted(rows[n].samples_ms)
+        rows[n].p50_ms = statistics.median(s)
+        rows[n].p99_ms = s[min(len(s) - 1, round(0.99 * (len(s) - 1)))]
+        rows[n].images_per_s = batch / statistics.median(times[n])
+    return [rows[n] for n in names]
+
+
+def fastest(rows: Sequence[LatencyRow], by: str = "images_per_s") -> str:
+    """The backend that agrees with eager and has the best `by` (eager if none beats it)."""
+    ok = [r for r in rows if r.agrees and getattr(r, by) is not None]
+    if not ok:
+        return "eager"
+    if by == "images_per_s":
+        return max(ok, key=lambda r: r.images_per_s).backend
+    return min(ok, key=lambda r: getattr(r, by)).backend
+
+
+def table(rows: Sequence[LatencyRow], batch: int) -> str:
+    """The rows as a Markdown table with ratios to eager."""
+    eager = next(r for r in rows if r.backend == "eager")
+    lines = [
+        f"| backend | first call s | p50 ms (batch 1) | p99 ms | x eager (batch 1) | images/s "
+        f"(batch {batch}) | x eager | max diff | agrees |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r.p50_ms is None:
+            lines.append(f"| {r.backend} | – | – | – | – | – | – | – | {r.note} |")
+            continue
+        lines.append(
+            f"| {r.backend} | {r.first_call_s:.2f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | "
+            f"{eager.p50_ms / r.p50_ms:.2f} | {r.images_per_s:.0f} | "
+            f"{r.images_per_s / eager.images_per_s:.2f} | {r.max_abs_diff:.1e} | "
+            f"{'yes' if r.agrees else 'NO'} |"
+        )
+    return "\n".join(lines)

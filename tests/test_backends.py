@@ -1,0 +1,64 @@
+"""The backend ladder: every backend agrees with eager, the table and the pick are sound, a
+backend that breaks is reported instead of stopping the run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pixelsmith.cli.main import main
+from pixelsmith.deploy import backends
+from pixelsmith.errors import UserError
+from pixelsmith.models.gan import GAN, GANConfig
+
+pytest.importorskip("onnxruntime", reason="the deploy extra (onnxruntime) is not installed")
+
+
+@pytest.fixture(scope="module")
+def gan():
+    torch.manual_seed(0)
+    m = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (1, 16, 16), 3)
+    m.add_ema_copies()
+    return m.eval()
+
+
+def test_each_backend_agrees_with_eager_and_is_timed(gan):
+    rows = backends.latency(gan, ["eager", "channels_last", "onnxruntime"], rounds=5, batch=8)
+    assert [r.backend for r in rows] == ["eager", "channels_last", "onnxruntime"]
+    for r in rows:
+        assert r.agrees and r.max_abs_diff < 1e-4, r
+        assert 0 < r.p50_ms <= r.p99_ms and r.images_per_s > 0 and r.first_call_s >= 0
+        assert len(r.samples_ms) == 5
+    assert rows[0].max_abs_diff == 0.0
+    assert backends.fastest(rows) in {"eager", "channels_last", "onnxruntime"}
+    text = backends.table(rows, 8)
+    assert text.count("\n") == 4 and "| onnxruntime |" in text
+
+
+def test_a_broken_backend_is_reported_and_never_picked(gan, monkeypatch):
+    real = backends.build
+
+    def build(name, model, workdir):
+        if name == "channels_last":
+            raise RuntimeError("no kernel for this")
+        b = real(name, model, workdir)
+        if name == "onnxruntime":  # a backend that answers wrongly
+            run = b.run
+            b.run = lambda feeds: run(feeds) + 0.5
+        return b
+
+    monkeypatch.setattr(backends, "build", build)
+    rows = backends.latency(gan, ["eager", "channels_last", "onnxruntime"], rounds=3, batch=4)
+    broken, wrong = rows[1], rows[2]
+    assert broken.p50_ms is None and "no kernel" in broken.note
+    assert not wrong.agrees and wrong.max_abs_diff == pytest.approx(0.5, abs=1e-4)
+    assert backends.fastest(rows) == "eager" and backends.fastest(rows, "p50_ms") == "eager"
+    assert "no kernel" in backends.table(rows, 4) and "NO" in backends.table(rows, 4)
+
+
+def test_bad_arguments_are_one_line_errors(gan, capsys):
+    with pytest.raises(UserError, match="rounds"):
+        backends.latency(gan, ["eager"], rounds=1)
+    code = main(["bench", "latency", "zoo:fmnist-gan", "--backends", "eager,tensorrt"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "tensorrt" in err[0]
