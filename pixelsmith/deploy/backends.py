@@ -105,7 +105,9 @@ class LatencyRow:
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k != "samples_ms"}
-        return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in d.items()}
+        return {
+            k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in d.items()
+        }  # 4 significant digits: a 1e-7 difference stays visible
 
 
 def latency(
@@ -144,14 +146,15 @@ def latency(
         for n, b in built.items():
             diff = float((b.run(big) - reference).abs().max())
             rows[n].max_abs_diff, rows[n].agrees = diff, diff <= AGREE
-        for _ in range(rounds):
-            for n, b in built.items():
+        order = list(built.items())
+        for i in range(rounds):  # the order rotates, so no backend always runs first
+            for n, b in order[i % len(order) :] + order[: i % len(order)]:
                 t0 = time.perf_counter()
                 b.run(one)
                 rows[n].samples_ms.append(1000 * (time.perf_counter() - t0))
         times: dict[str, list[float]] = {n: [] for n in built}
-        for _ in range(throughput_rounds):
-            for n, b in built.items():
+        for i in range(throughput_rounds):
+            for n, b in order[i % len(order) :] + order[: i % len(order)]:
                 t0 = time.perf_counter()
                 b.run(big)
                 times[n].append(time.perf_counter() - t0)
