@@ -399,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pixelsmith.cli.deploy import add_parser as add_export
 
     add_export(verbs)
+    from pixelsmith.cli.serve import add_parser as add_serve
+
+    add_serve(verbs)
 
     add_zoo(verbs)
     return p

@@ -1,0 +1,1 @@
+"""The HTTP service (FastAPI; the `serve` extra)."""

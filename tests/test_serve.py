@@ -1,0 +1,118 @@
+"""The HTTP service: generation answers in the OpenAI images shape, every image remade from its
+seed byte for byte, raw PNG by Accept, no metadata in the images, and every malformed request a
+4xx with a one-line message while the server keeps answering."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
+pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from pixelsmith.models.gan import GAN, GANConfig  # noqa: E402
+from pixelsmith.serve.app import MAX_N, Served, create_app, load_served  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    torch.manual_seed(0)
+    gan = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (3, 16, 16), 3)
+    gan.add_ema_copies()
+    gan.eval()
+    return TestClient(create_app({"tiny": Served("tiny", gan, "test")})), gan
+
+
+def _png(b64: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def test_health_readiness_and_models(client):
+    c, _ = client
+    assert c.get("/healthz").json() == {"status": "ok"}
+    assert c.get("/readyz").json()["models"] == ["tiny"]
+    [card] = c.get("/v1/models").json()["data"]
+    assert card["id"] == "tiny" and card["family"] == "gan" and card["image_shape"] == [3, 16, 16]
+    assert card["classes"] == 3
+    assert c.get("/docs").status_code == 200
+
+
+def test_generations_echo_seeds_and_each_image_is_remade_byte_for_byte(client):
+    c, gan = client
+    r = c.post("/v1/images/generations", json={"model": "tiny", "n": 3, "seed": 10})
+    assert r.status_code == 200
+    data = r.json()["data"]
+    assert [d["seed"] for d in data] == [10, 11, 12]
+    again = c.post("/v1/images/generations", json={"n": 1, "seed": 11}).json()["data"][0]
+    assert again["b64_json"] == data[1]["b64_json"]  # one image remade alone, same bytes
+    im = _png(data[0]["b64_json"])
+    assert im.size == (16, 16) and im.mode == "RGB" and not im.info.get("exif")
+    want = (gan.sample(1, seed=10)[0] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    assert (np.array(im) == want).all()
+    seeds_only = c.post("/v1/images/generations", json={"n": 2, "response_format": "seed"})
+    assert seeds_only.json()["data"] == [{"seed": 0}, {"seed": 1}]
+
+
+def test_raw_image_by_accept_header_and_formats(client):
+    c, _ = client
+    r = c.post("/v1/images/generations", json={"seed": 5}, headers={"Accept": "image/png"})
+    assert r.headers["content-type"] == "image/png" and r.headers["x-pixelsmith-seed"] == "5"
+    assert Image.open(io.BytesIO(r.content)).size == (16, 16)
+    for fmt, pil in (("webp", "WEBP"), ("jpeg", "JPEG")):
+        d = c.post("/v1/images/generations", json={"output_format": fmt, "quality": 80}).json()
+        assert _png(d["data"][0]["b64_json"]).format == pil
+
+
+BAD = [
+    ("not json", "not JSON"),
+    ("[1, 2]", "JSON object"),
+    ('{"n": 0}', "n must be"),
+    (f'{{"n": {MAX_N + 1}}}', "n must be"),
+    ('{"n": "3"}', "n must be"),
+    ('{"n": true}', "n must be"),
+    ('{"seed": -1}', "seed"),
+    ('{"seed": 1e30}', "seed"),
+    ('{"seed": 99999999999999999999999}', "seed"),
+    ('{"model": "other"}', "unknown model"),
+    ('{"output_format": "bmp"}', "output_format"),
+    ('{"response_format": "url"}', "response_format"),
+    ('{"quality": 0}', "quality"),
+    ('{"labels": [7]}', "not a class"),
+    ('{"labels": "a"}', "labels"),
+    ('{"size": "1024x1024"}', "unknown field"),
+]
+
+
+@pytest.mark.parametrize("body, why", BAD)
+def test_malformed_requests_are_4xx_with_a_message(client, body, why):
+    c, _ = client
+    r = c.post("/v1/images/generations", content=body, headers={"Content-Type": "application/json"})
+    assert 400 <= r.status_code < 500, r.text
+    message = r.json()["error"]["message"]
+    assert why in message and "\n" not in message
+    assert c.get("/healthz").status_code == 200  # still answering
+
+
+def test_oversized_body_and_metrics(client):
+    c, _ = client
+    r = c.post("/v1/images/generations", content=b"{" + b" " * 70000 + b"}")
+    assert r.status_code == 413
+    text = c.get("/metrics").text
+    assert 'pixelsmith_requests_total{endpoint="/v1/images/generations",code="413"}' in text
+    assert "pixelsmith_request_seconds_count" in text and "pixelsmith_in_flight" in text
+
+
+def test_load_served_names_models_and_refuses_non_generators():
+    from pixelsmith.errors import UserError
+
+    served = load_served(["zoo:fmnist-gan"])
+    assert list(served) == ["fmnist-gan"]
+    with pytest.raises(UserError, match="generators only"):
+        load_served(["zoo:sr-x2"])
