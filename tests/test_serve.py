@@ -116,3 +116,26 @@ def test_load_served_names_models_and_refuses_non_generators():
     assert list(served) == ["fmnist-gan"]
     with pytest.raises(UserError, match="generators only"):
         load_served(["zoo:sr-x2"])
+
+
+def test_an_api_key_guards_everything_but_the_health_checks(client):
+    _, gan = client
+    c = TestClient(create_app({"tiny": Served("tiny", gan, "test")}, api_key="k" * 20))
+    assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "k" * 20}):
+        r = c.post("/v1/images/generations", json={}, headers=headers)
+        assert r.status_code == 401 and "API key" in r.json()["error"]["message"]
+        assert c.get("/v1/models", headers=headers).status_code == 401
+    ok = {"Authorization": "Bearer " + "k" * 20}
+    assert c.post("/v1/images/generations", json={}, headers=ok).status_code == 200
+
+
+def test_cli_refuses_to_bind_beyond_loopback_without_a_key(monkeypatch, capsys):
+    from pixelsmith.cli.main import main
+
+    monkeypatch.delenv("PIXELSMITH_API_KEY", raising=False)
+    assert main(["serve", "zoo:fmnist-gan", "--host", "0.0.0.0"]) == 2
+    assert "PIXELSMITH_API_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("PIXELSMITH_API_KEY", "short")
+    assert main(["serve", "zoo:fmnist-gan", "--host", "0.0.0.0"]) == 2
+    assert "16 characters" in capsys.readouterr().err

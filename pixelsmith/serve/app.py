@@ -5,13 +5,15 @@ First increment of the serving issue: `GET /healthz`, `GET /readyz`, `GET /v1/mo
 answer, `response_format` b64_json, `output_format` png / webp / jpeg; `Accept: image/png` with
 n = 1 answers the raw bytes) and `GET /metrics` (Prometheus text). Every bad request is a 4xx
 with a one-line `{"error": {"message", "type"}}`; images carry no metadata; each answer echoes
-the seed of every image so it can be remade bit for bit. Edit endpoints, the queue, the web
-page and API keys are the next increments.
+the seed of every image so it can be remade bit for bit; with an API key every path but the
+health checks needs `Authorization: Bearer KEY`. Edit endpoints, the queue and the web page are
+the next increments.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route functions' annotations
 # (Request, imported lazily inside create_app) as real objects.
 import base64
+import hmac
 import io
 import threading
 import time
@@ -168,8 +170,12 @@ def generate(req: dict[str, Any], served: Served) -> list[dict[str, Any]]:
     return out
 
 
-def create_app(models: dict[str, Served]) -> Any:
-    """The FastAPI application serving `models` (name -> Served)."""
+OPEN_PATHS = ("/healthz", "/readyz")  # what a load balancer may ask without the key
+
+
+def create_app(models: dict[str, Served], api_key: str | None = None) -> Any:
+    """The FastAPI application serving `models` (name -> Served); with `api_key`, every path
+    but /healthz and /readyz needs `Authorization: Bearer KEY` (else 401)."""
     try:
         from fastapi import FastAPI, Request
         from fastapi.exceptions import RequestValidationError
@@ -197,7 +203,16 @@ def create_app(models: dict[str, Served]) -> Any:
         t0 = time.perf_counter()
         metrics.in_flight += 1
         try:
-            response = await call_next(request)
+            given = request.headers.get("authorization", "")
+            if (
+                api_key
+                and request.url.path not in OPEN_PATHS
+                and not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode())
+            ):
+                response = error(401, "missing or wrong API key (Authorization: Bearer KEY)")
+                response.headers["WWW-Authenticate"] = "Bearer"
+            else:
+                response = await call_next(request)
         except Exception:  # never a traceback to the client
             response = error(500, "internal error", "server_error")
         finally:
