@@ -49,6 +49,16 @@ def check_method(method: str) -> None:
         raise UserError(f"unknown anonymisation method {method!r}; use one of {', '.join(METHODS)}")
 
 
+def check_strength(blocks: int = PIXELATE_BLOCKS, blur: float = BLUR_FRACTION) -> None:
+    """Refuse pixelate blocks below 1 or a blur sigma fraction outside (0, 2]."""
+    if not (isinstance(blocks, int) and blocks >= 1):
+        raise UserError(
+            f"pixelate's blocks across a face must be a whole number >= 1, got {blocks}"
+        )
+    if not 0 < blur <= 2:
+        raise UserError(f"the blur's sigma is a fraction of the face's size in (0, 2], got {blur}")
+
+
 def _blur(crop: Tensor, face_side: float, fraction: float) -> Tensor:
     from pixelsmith.data.degrade import gaussian_blur
 
@@ -132,12 +142,7 @@ def anonymise(
     outside every region are returned unchanged.
     """
     check_method(method)
-    if not (isinstance(blocks, int) and blocks >= 1):
-        raise UserError(
-            f"pixelate's blocks across a face must be a whole number >= 1, got {blocks}"
-        )
-    if not 0 < blur <= 2:
-        raise UserError(f"the blur's sigma is a fraction of the face's size in (0, 2], got {blur}")
+    check_strength(blocks, blur)
     if image.ndim != 3 or image.shape[0] not in (1, 3):
         raise UserError(
             f"anonymise takes one (C, H, W) image with 1 or 3 channels, got {tuple(image.shape)}"

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from pixelsmith.edit.files import _check, plan
@@ -128,7 +127,7 @@ def faces_files(
         strength["blur"] = blur
     if action == "anonymise":
         anon.check_method(method)
-        anon.anonymise(torch.zeros(1, 8, 8), [], method, margin, feather, None, **strength)
+        anon.check_strength(**strength)
     else:
         rest.check_ops(ops, scale)
     source, dest = Path(src), Path(out)

@@ -106,6 +106,16 @@ def _classifier_layers(name: str) -> tuple[nn.Module, list[nn.Module]]:
     return net, list(net.body)
 
 
+def _tapped(modules: Sequence[nn.Module], taps: set[int], h: Tensor) -> list[Tensor]:
+    """The outputs of the modules at the `taps` indices, running them in order."""
+    out = []
+    for i, mod in enumerate(modules):
+        h = mod(h)
+        if i in taps:
+            out.append(h)
+    return out
+
+
 def _classifier(name: str, device: torch.device) -> Perceptual:
     from pixelsmith.metrics.features import to_classifier_input
 
@@ -114,13 +124,7 @@ def _classifier(name: str, device: torch.device) -> Perceptual:
     taps = {2, 6, 10, len(body) - 1}  # the ReLUs of the conv blocks, and the embedding
 
     def layers(x: Tensor) -> list[Tensor]:
-        h = (to_classifier_input(x) - net.mean) / net.std
-        out = []
-        for i, mod in enumerate(body):
-            h = mod(h)
-            if i in taps:
-                out.append(h)
-        return out
+        return _tapped(body, taps, (to_classifier_input(x) - net.mean) / net.std)
 
     return Perceptual(f"classifier:{name}", layers)
 
@@ -145,13 +149,7 @@ def _inception(device: torch.device) -> Perceptual:
         h = F.interpolate(
             x, (s, s), mode="bilinear", align_corners=False, antialias=max(x.shape[-2:]) > s
         )
-        h = (h * (hi - lo) + lo).expand(-1, 3, -1, -1)
-        out = []
-        for i, mod in enumerate(net):
-            h = mod(h)
-            if i in taps:
-                out.append(h)
-        return out
+        return _tapped(net, taps, (h * (hi - lo) + lo).expand(-1, 3, -1, -1))
 
     return Perceptual(f"inception-v3 stem+Mixed5b-5c at {INCEPTION_INPUT}px", layers)
 
