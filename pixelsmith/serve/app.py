@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -179,7 +180,7 @@ def create_app(models: dict[str, Served], api_key: str | None = None) -> Any:
     try:
         from fastapi import FastAPI, Request
         from fastapi.exceptions import RequestValidationError
-        from fastapi.responses import JSONResponse, PlainTextResponse, Response
+        from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     except ImportError:
         raise UserError(
             "the service needs the serve extra: pip install 'pixelsmith[serve]'"
@@ -219,6 +220,23 @@ def create_app(models: dict[str, Served], api_key: str | None = None) -> Any:
             metrics.in_flight -= 1
         metrics.observe(request.url.path, response.status_code, time.perf_counter() - t0)
         return response
+
+    static = Path(__file__).parent / "static"
+
+    @app.get("/", include_in_schema=False)
+    def page() -> Any:
+        index = static / "index.html"
+        if not index.exists():
+            return error(404, "this build ships no web page")
+        return HTMLResponse(index.read_text(encoding="utf-8"))
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def asset(name: str) -> Any:
+        kinds = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+        f = static / name
+        if "/" in name or name.startswith(".") or f.suffix not in kinds or not f.is_file():
+            return error(404, f"no asset {name!r}")
+        return Response(f.read_bytes(), media_type=kinds[f.suffix])
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
