@@ -20,6 +20,7 @@ folder loader share.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import re
@@ -224,13 +225,16 @@ def _check_header(header: ImageHeader, cap: int) -> None:
 
 
 @contextlib.contextmanager
-def _opened(path: str | os.PathLike, cap: int) -> Iterator[tuple[Image.Image, ImageHeader]]:
-    """Image.open restricted to READ_FORMATS, quiet, its header checked against the cap."""
+def _opened(
+    path: str | os.PathLike, cap: int, data: bytes | None = None
+) -> Iterator[tuple[Image.Image, ImageHeader]]:
+    """Image.open restricted to READ_FORMATS, quiet, its header checked against the cap; with
+    `data`, the image is those bytes (an upload) and `path` only names it in errors."""
     path = Path(path)
     _allow_pillow(cap)
     with _pillow_quiet():
         try:
-            im = Image.open(path, formats=_formats())
+            im = Image.open(path if data is None else io.BytesIO(data), formats=_formats())
         except Exception as e:
             raise _failure(path, e, cap) from None
         with im:
@@ -259,15 +263,25 @@ def read_image(path: str | os.PathLike) -> Image.Image:
     failure is an ImageReadError (a UserError) naming the file, and Pillow's warnings stay quiet.
     The returned image is fully loaded and holds no open file.
     """
-    path = Path(path)
-    with _opened(path, max_pixels()) as (im, _):
+    return _decode(Path(path), max_pixels())
+
+
+def _decode(path: Path, cap: int, data: bytes | None = None) -> Image.Image:
+    with _opened(path, cap, data) as (im, _):
         try:
             im.load()
             ImageOps.exif_transpose(im, in_place=True)
             im.load()
             return im
         except Exception as e:
-            raise _failure(path, e, max_pixels()) from None
+            raise _failure(path, e, cap) from None
+
+
+def read_image_bytes(data: bytes, name: str, cap: int | None = None) -> Image.Image:
+    """read_image for an image held in memory (an upload): the format is found from the bytes
+    alone, the header is checked against `cap` (default max_pixels()) before any pixel is
+    decoded, and `name` stands for the file in the one-sentence error."""
+    return _decode(Path(name), max_pixels() if cap is None else cap, data)
 
 
 def to_natural(im: Image.Image) -> tuple[np.ndarray, bool]:
@@ -297,10 +311,11 @@ def to_natural(im: Image.Image) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(arr.reshape(*arr.shape[:2], -1)), sixteen
 
 
-def read_natural(path: str | os.PathLike) -> tuple[np.ndarray, bool]:
-    """read_image then to_natural: uint8 (H, W, C) with C in 1..4, and whether it was 16-bit."""
+def read_natural(path: str | os.PathLike, data: bytes | None = None) -> tuple[np.ndarray, bool]:
+    """read_image then to_natural: uint8 (H, W, C) with C in 1..4, and whether it was 16-bit;
+    with `data`, the image is those bytes and `path` names it (read_image_bytes)."""
     path = Path(path)
-    im = read_image(path)
+    im = read_image(path) if data is None else read_image_bytes(data, str(path))
     try:
         return to_natural(im)
     except Exception as e:  # a mode Pillow decodes but cannot convert
@@ -385,17 +400,19 @@ def save_images(images: torch.Tensor, folder: str | os.PathLike, prefix: str = "
     return [save_image(img, folder / f"{prefix}{i:0{width}d}.png") for i, img in enumerate(images)]
 
 
-def load_image(path: str | os.PathLike, channels: int = 3) -> torch.Tensor:
+def load_image(
+    path: str | os.PathLike, channels: int = 3, data: bytes | None = None
+) -> torch.Tensor:
     """Load an image file as a (1, C, H, W) float tensor in [0, 1] with 1, 3 or 4 channels.
 
     The file goes through read_natural (the guarded reader, then to_natural's rules); gray ->
     RGB repeats the gray value, RGB -> gray is Pillow's convert("L") (ITU-R 601-2 luma), alpha is
-    added as 255 or dropped without compositing.
+    added as 255 or dropped without compositing. With `data`, the image is those bytes.
     """
     mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels)
     if mode is None:
         raise UserError(f"channels must be 1, 3 or 4, got {channels}")
-    nat, _ = read_natural(path)
+    nat, _ = read_natural(path, data)
     c = nat.shape[-1]
     if c != channels:
         src = Image.fromarray(

@@ -114,7 +114,7 @@ def test_load_served_names_models_and_refuses_non_generators():
 
     served = load_served(["zoo:fmnist-gan"])
     assert list(served) == ["fmnist-gan"]
-    with pytest.raises(UserError, match="generators only"):
+    with pytest.raises(UserError, match="generators and translators"):
         load_served(["zoo:sr-x2"])
 
 

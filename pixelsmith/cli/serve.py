@@ -9,7 +9,7 @@ from pixelsmith.errors import UserError
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pixelsmith.serve.app import create_app, load_served
+    from pixelsmith.serve.app import ServeConfig, create_app, load_served
 
     key = os.environ.get("PIXELSMITH_API_KEY") or None
     if args.host not in ("127.0.0.1", "localhost", "::1") and not key:
@@ -25,13 +25,33 @@ def _serve(args: argparse.Namespace) -> int:
         raise UserError(
             "the service needs the serve extra: pip install 'pixelsmith[serve]'"
         ) from None
-    app = create_app(load_served(args.runs), api_key=key)
+    for name in ("workers", "queue", "max_pixels"):
+        if getattr(args, name) < (0 if name == "queue" else 1):
+            raise UserError(
+                f"--{name.replace('_', '-')} must be at least {0 if name == 'queue' else 1}"
+            )
+    if not args.timeout > 0 or not args.max_upload_mb > 0:
+        raise UserError("--timeout and --max-upload-mb must be above 0")
+    config = ServeConfig(
+        workers=args.workers,
+        queue=args.queue,
+        timeout_s=args.timeout,
+        max_upload=int(args.max_upload_mb * 2**20),
+        max_pixels=args.max_pixels,
+        max_output_pixels=max(args.max_pixels, ServeConfig.max_output_pixels),
+    )
+    app = create_app(load_served(args.runs), api_key=key, config=config)
+    print(
+        f"pixelsmith serving {', '.join(args.runs)} on http://{args.host}:{args.port}/", flush=True
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
 def add_parser(verbs: argparse._SubParsersAction) -> None:
     """Register `pixelsmith serve`."""
+    from pixelsmith.serve.app import ServeConfig  # no FastAPI import: that waits for the call
+
     about = (
         "serve generators over HTTP (OpenAPI at /docs); beyond loopback it needs "
         "PIXELSMITH_API_KEY, sent by clients as Authorization: Bearer KEY"
@@ -40,4 +60,16 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN|CHECKPOINT|zoo:NAME")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    d = ServeConfig()
+    p.add_argument("--workers", type=int, default=d.workers, help="jobs run at once (default 1)")
+    p.add_argument(
+        "--queue", type=int, default=d.queue, help="jobs that may wait; more get 429 (default 8)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=d.timeout_s, help="seconds per request before 503"
+    )
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload / 2**20)
+    p.add_argument(
+        "--max-pixels", type=int, default=d.max_pixels, help="the most pixels an upload may declare"
+    )
     p.set_defaults(func=_serve)

@@ -27,7 +27,7 @@ from PIL import Image
 from torch import Tensor
 
 from pixelsmith.errors import UserError
-from pixelsmith.imageio import atomic_write_bytes, read_image
+from pixelsmith.imageio import atomic_write_bytes, read_image, read_image_bytes
 
 SIXTEEN = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _FORMATS = {
@@ -69,7 +69,16 @@ def _tensor(arr: np.ndarray, scale: float) -> Tensor:
 
 def read_photo(path: str | Path) -> Photo:
     """An image file as a Photo (see the module doc for the mode rules)."""
-    im = read_image(path)
+    return photo_of(read_image(path))
+
+
+def read_photo_bytes(data: bytes, name: str, cap: int | None = None) -> Photo:
+    """An image held in memory (an upload) as a Photo; see imageio.read_image_bytes."""
+    return photo_of(read_image_bytes(data, name, cap))
+
+
+def photo_of(im: Image.Image) -> Photo:
+    """A decoded image as a Photo (closes it)."""
     mode = im.mode
     try:
         if mode in SIXTEEN:
@@ -118,8 +127,9 @@ def _to_uint(t: Tensor, bits: int) -> np.ndarray:
     return arr.astype(np.uint16 if bits == 16 else np.uint8)
 
 
-def encode_photo(photo: Photo, path: Path) -> bytes:
-    """The file bytes of a Photo in the format `path`'s suffix names, in the photo's mode."""
+def encode_photo(photo: Photo, path: Path, quality: int = 95) -> bytes:
+    """The file bytes of a Photo in the format `path`'s suffix names, in the photo's mode, with
+    no metadata (no EXIF, no location)."""
     fmt = output_format(path)
     check_writable(photo.alpha is not None, path)
     grey = photo.colour.shape[0] == 1
@@ -131,7 +141,7 @@ def encode_photo(photo: Photo, path: Path) -> bytes:
         mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
         im = Image.fromarray(arr[..., 0] if mode == "L" else arr, mode)
     buf = io.BytesIO()
-    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     im.save(buf, format=fmt, **options)
     return buf.getvalue()
 

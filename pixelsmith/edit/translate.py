@@ -26,10 +26,13 @@ from pixelsmith.models.base import Family
 BATCH = 64
 
 
-def read_for_model(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
-    """One image file as a (1, C, H, W) float tensor in [0, 1] in the model's channels and size."""
+def read_for_model(
+    path: Path, shape: tuple[int, int, int], data: bytes | None = None
+) -> torch.Tensor:
+    """One image file (or its bytes, `data`) as a (1, C, H, W) float tensor in [0, 1] in the
+    model's channels and size."""
     c, h, w = shape
-    x = load_image(path, channels=c)
+    x = load_image(path, channels=c, data=data)
     if tuple(x.shape[-2:]) != (h, w):
         arr = (x[0] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
         arr = resize_array(arr, (h, w))

@@ -1,0 +1,121 @@
+"""Request bodies read into memory under a size cap, and multipart forms parsed there.
+
+Starlette's own form parser spools any file part over 1 MB to a temporary file on disk; uploads
+here never touch the disk, so the body is read (streamed, refused the moment it passes the cap)
+and split into parts in memory with python-multipart's low-level parser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from pixelsmith.errors import UserError
+
+
+class TooLarge(UserError):
+    """A body over the cap (answered 413)."""
+
+
+class WrongType(UserError):
+    """A body of the wrong media type (answered 415)."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One field of a multipart form: its bytes, and the file name and type for a file part."""
+
+    name: str
+    data: bytes
+    filename: str | None = None
+    content_type: str | None = None
+
+    def text(self) -> str:
+        """The field's value as text."""
+        try:
+            return self.data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"form field {self.name!r} is not UTF-8 text") from None
+
+
+async def read_body(chunks: AsyncIterator[bytes], limit: int, declared: str | None = None) -> bytes:
+    """The whole body, refused (TooLarge) as soon as it, or its Content-Length, passes `limit`."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the request body is over {_size(limit)}")
+    out = bytearray()
+    async for chunk in chunks:
+        out += chunk
+        if len(out) > limit:
+            raise TooLarge(f"the request body is over {_size(limit)}")
+    return bytes(out)
+
+
+def _size(n: int) -> str:
+    return f"{n // 2**20} MiB" if n >= 2**20 else f"{n // 2**10} KiB"
+
+
+def parse_form(body: bytes, content_type: str, max_parts: int = 16) -> dict[str, Part]:
+    """The parts of a multipart/form-data body by field name (the last one wins)."""
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    kind, params = parse_options_header(content_type or "")
+    if kind != b"multipart/form-data":
+        shown = kind.decode("latin-1") or "none"
+        raise WrongType(f"this endpoint takes multipart/form-data, not {shown}")
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise UserError("the multipart body names no boundary")
+    parts: list[Part] = []
+    state: dict = {}
+
+    def begin() -> None:
+        state.update(headers={}, field=b"", value=b"", data=bytearray())
+
+    def header_field(data: bytes, start: int, end: int) -> None:
+        state["field"] += data[start:end]
+
+    def header_value(data: bytes, start: int, end: int) -> None:
+        state["value"] += data[start:end]
+
+    def header_end() -> None:
+        state["headers"][state["field"].lower()] = state["value"]
+        state["field"], state["value"] = b"", b""
+
+    def data(data: bytes, start: int, end: int) -> None:
+        state["data"] += data[start:end]
+
+    def end() -> None:
+        if len(parts) >= max_parts:
+            raise UserError(f"the form has more than {max_parts} parts")
+        _, disp = parse_options_header(state["headers"].get(b"content-disposition", b""))
+        name = disp.get(b"name")
+        if name is None:
+            raise UserError("a form part has no name")
+        filename = disp.get(b"filename")
+        ctype = state["headers"].get(b"content-type")
+        parts.append(
+            Part(
+                name.decode("utf-8", "replace"),
+                bytes(state["data"]),
+                None if filename is None else filename.decode("utf-8", "replace"),
+                None if ctype is None else ctype.decode("latin-1"),
+            )
+        )
+
+    callbacks = {
+        "on_part_begin": begin,
+        "on_header_field": header_field,
+        "on_header_value": header_value,
+        "on_header_end": header_end,
+        "on_part_data": data,
+        "on_part_end": end,
+    }
+    try:
+        parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+        parser.write(body)
+        parser.finalize()
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"the multipart body cannot be parsed ({type(e).__name__})") from None
+    return {p.name: p for p in parts}
