@@ -1,0 +1,493 @@
+// pixelsmith's web page: plain JavaScript over the HTTP API, nothing fetched but from this server.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const KEY = "pixelsmith-api-key";
+const state = { models: [], edits: [], selected: [], photo: null, photoUrl: null, painting: false };
+
+// ---- status line and the API ---------------------------------------------------------------
+
+function say(message, kind = "info") {
+  const s = $("status");
+  s.textContent = message;
+  s.dataset.kind = kind;
+}
+
+class ApiError extends Error {
+  constructor(message, code) {
+    super(message);
+    this.code = code;
+  }
+}
+
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  const key = sessionStorage.getItem(KEY);
+  if (key) headers.set("Authorization", "Bearer " + key);
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (e) {
+    throw new ApiError("The server did not answer (" + e.message + ").", 0);
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (e) {
+    body = null;
+  }
+  if (!response.ok) {
+    if (response.status === 401) askForKey();
+    const message = (body && body.error && body.error.message) || response.statusText;
+    throw new ApiError(`${message} (${response.status})`, response.status);
+  }
+  if (body === null) throw new ApiError(`${path} answered something that is not JSON.`, response.status);
+  return body;
+}
+
+function postJson(path, payload) {
+  return api(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(payload),
+  });
+}
+
+// Run `work` with `button` disabled and a busy status; any error lands in the status line.
+async function busy(button, message, work) {
+  const label = button.textContent;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  button.textContent = message.replace(/…$/, "") + "…";
+  state.busy = (state.busy || 0) + 1;
+  document.body.classList.add("busy");
+  say(message, "busy");
+  try {
+    const done = await work();
+    say(done || "Done.", "ok");
+  } catch (e) {
+    say(e.message || String(e), "error");
+  } finally {
+    button.textContent = label;
+    button.removeAttribute("aria-busy");
+    state.busy -= 1;
+    if (state.busy === 0) document.body.classList.remove("busy");
+    refreshButtons();
+  }
+}
+
+function askForKey() {
+  $("key-form").hidden = false;
+  $("api-key").focus();
+}
+
+function whole(id, what) {
+  const raw = $(id).value.trim();
+  if (!/^\d+$/.test(raw)) throw new ApiError(`${what} must be a whole number, got "${raw}".`, 0);
+  return Number(raw);
+}
+
+const dataUrl = (b64) => "data:image/png;base64," + b64;
+
+function pixelImage(b64, alt) {
+  const img = document.createElement("img");
+  img.src = dataUrl(b64);
+  img.alt = alt;
+  img.draggable = false;
+  return img;
+}
+
+// ---- models and generation -----------------------------------------------------------------
+
+const currentModel = () => state.models.find((m) => m.id === $("model").value);
+
+function fillModels(models) {
+  state.models = models.filter((m) => m.family !== "cyclegan");
+  const select = $("model");
+  const previous = select.value;
+  select.replaceChildren();
+  for (const m of state.models) {
+    const [c, h, w] = m.image_shape;
+    const option = new Option(`${m.id} · ${m.family} · ${w}×${h}${c === 1 ? " grey" : ""}`, m.id);
+    select.append(option);
+  }
+  if (state.models.some((m) => m.id === previous)) select.value = previous;
+  modelChanged();
+}
+
+function modelChanged() {
+  const m = currentModel();
+  const label = $("label");
+  label.replaceChildren(new Option("any", ""));
+  const classes = (m && m.classes) || 0;
+  for (let k = 0; k < classes; k++) label.append(new Option(`class ${k}`, String(k)));
+  $("label-field").hidden = classes === 0;
+  clearGrid();
+}
+
+function clearGrid() {
+  $("grid").replaceChildren();
+  $("strip").replaceChildren();
+  $("seed-info").hidden = true;
+  state.selected = [];
+  showPicked();
+}
+
+function generationRequest() {
+  const m = currentModel();
+  if (!m) throw new ApiError("No generator is served.", 0);
+  const payload = { model: m.id, n: whole("n", "Images"), seed: whole("seed", "Seed"), output_format: "png" };
+  if ($("label").value !== "") payload.labels = [Number($("label").value)];
+  return payload;
+}
+
+async function generate() {
+  const payload = generationRequest();
+  const answer = await postJson("/v1/images/generations", payload);
+  const grid = $("grid");
+  grid.replaceChildren();
+  state.selected = [];
+  $("strip").replaceChildren();
+  $("seed-info").hidden = true;
+  const [, h] = currentModel().image_shape;
+  grid.style.setProperty("--cell", Math.max(64, Math.min(160, h * 4)) + "px");
+  for (const item of answer.data) {
+    const cell = document.createElement("button");
+    cell.type = "button";
+    cell.className = "cell";
+    cell.dataset.seed = String(item.seed);
+    cell.dataset.model = payload.model;
+    if (payload.labels) cell.dataset.label = String(payload.labels[0]);
+    cell.setAttribute("aria-pressed", "false");
+    cell.title = `Seed ${item.seed}`;
+    cell.append(pixelImage(item.b64_json, `Generated image, seed ${item.seed}`));
+    cell.addEventListener("click", () => pick(cell));
+    grid.append(cell);
+  }
+  showPicked();
+  const last = answer.data[answer.data.length - 1];
+  return `${answer.data.length} image${answer.data.length === 1 ? "" : "s"}, seeds ${answer.data[0].seed}–${last.seed}.`;
+}
+
+function remakeLine(cell) {
+  const body = { model: cell.dataset.model, n: 1, seed: Number(cell.dataset.seed) };
+  if (cell.dataset.label !== undefined) body.labels = [Number(cell.dataset.label)];
+  const auth = sessionStorage.getItem(KEY) ? ` -H "Authorization: Bearer $PIXELSMITH_API_KEY"` : "";
+  return (
+    `curl -s ${location.origin}/v1/images/generations -H 'Content-Type: application/json'` +
+    ` -H 'Accept: image/png'${auth} -d '${JSON.stringify(body)}' -o seed-${body.seed}.png`
+  );
+}
+
+function pick(cell) {
+  const at = state.selected.indexOf(cell);
+  if (at >= 0) {
+    state.selected.splice(at, 1);
+  } else {
+    state.selected.push(cell);
+    if (state.selected.length > 2) state.selected.shift();
+  }
+  for (const c of $("grid").children) c.setAttribute("aria-pressed", String(state.selected.includes(c)));
+  $("seed-value").textContent = cell.dataset.seed;
+  $("seed-label").textContent = cell.dataset.label !== undefined ? `· class ${cell.dataset.label}` : "";
+  $("remake").value = remakeLine(cell);
+  $("seed-info").hidden = false;
+  showPicked();
+}
+
+function showPicked() {
+  const seeds = state.selected.map((c) => c.dataset.seed);
+  $("picked").textContent = seeds.length ? seeds.join(" → ") : "none";
+  refreshButtons();
+}
+
+async function interpolate() {
+  const [a, b] = state.selected.map((c) => Number(c.dataset.seed));
+  const steps = whole("steps", "Steps");
+  const model = state.selected[0].dataset.model;
+  const answer = await postJson("/v1/images/interpolations", { model, seeds: [a, b], steps, output_format: "png" });
+  const strip = $("strip");
+  strip.replaceChildren();
+  for (const item of answer.data) {
+    const frame = document.createElement("figure");
+    frame.append(pixelImage(item.b64_json, `Between seeds ${a} and ${b}, t = ${item.t.toFixed(2)}`));
+    const caption = document.createElement("figcaption");
+    caption.textContent = item.t.toFixed(2);
+    frame.append(caption);
+    strip.append(frame);
+  }
+  return `${answer.data.length} steps from seed ${a} to seed ${b}.`;
+}
+
+// ---- edits -----------------------------------------------------------------------------------
+
+const currentEdit = () => state.edits.find((e) => e.id === $("operation").value);
+
+function fillEdits(edits) {
+  state.edits = edits;
+  const select = $("operation");
+  select.replaceChildren(...edits.map((e) => new Option(e.title || e.id, e.id)));
+  operationChanged();
+}
+
+function operationChanged() {
+  const edit = currentEdit();
+  const box = $("options");
+  box.replaceChildren();
+  for (const [name, values] of Object.entries((edit && edit.options) || {})) {
+    const field = document.createElement("div");
+    field.className = "field";
+    const label = document.createElement("label");
+    label.htmlFor = "opt-" + name;
+    label.textContent = name.replace(/_/g, " ");
+    let input;
+    if (Array.isArray(values)) {
+      input = document.createElement("select");
+      for (const v of values) input.append(new Option(String(v), String(v)));
+    } else {
+      input = document.createElement("input");
+      input.type = typeof values === "number" ? "number" : "text";
+      input.value = values === null ? "" : String(values);
+    }
+    input.id = "opt-" + name;
+    input.name = name;
+    field.append(label, input);
+    box.append(field);
+  }
+  const needsMask = Boolean(edit && edit.needs_mask);
+  $("mask-tools").hidden = !needsMask;
+  $("mask-canvas").hidden = !needsMask;
+  refreshButtons();
+}
+
+function setPhoto(file) {
+  if (!file) return;
+  if (file.type && !file.type.startsWith("image/")) {
+    say(`${file.name} is not an image.`, "error");
+    return;
+  }
+  state.photo = file;
+  if (state.photoUrl) URL.revokeObjectURL(state.photoUrl);
+  state.photoUrl = URL.createObjectURL(file);
+  const img = $("original");
+  img.onload = () => {
+    const canvas = $("mask-canvas");
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    $("stage").hidden = false;
+    $("drop-hint").hidden = true;
+    $("original-caption").textContent = `${file.name} · ${img.naturalWidth}×${img.naturalHeight}`;
+    clearResult();
+    say(`Loaded ${file.name}.`, "ok");
+    refreshButtons();
+  };
+  img.onerror = () => {
+    state.photo = null;
+    say(`${file.name} could not be read as an image.`, "error");
+    refreshButtons();
+  };
+  img.src = state.photoUrl;
+}
+
+function clearResult() {
+  const result = $("result");
+  result.querySelectorAll("img").forEach((i) => i.remove());
+  $("result-caption").textContent = "";
+  $("download").hidden = true;
+}
+
+// Brush strokes on the mask canvas, in the photo's own pixels whatever its displayed size.
+function canvasPoint(canvas, event) {
+  const r = canvas.getBoundingClientRect();
+  return [((event.clientX - r.left) * canvas.width) / r.width, ((event.clientY - r.top) * canvas.height) / r.height];
+}
+
+function brushRadius(canvas) {
+  const r = canvas.getBoundingClientRect();
+  return (Number($("brush").value) / 2) * (canvas.width / Math.max(1, r.width));
+}
+
+function paintTo(canvas, event) {
+  const ctx = canvas.getContext("2d");
+  const [x, y] = canvasPoint(canvas, event);
+  ctx.fillStyle = ctx.strokeStyle = "#ff5a4f";
+  ctx.lineWidth = 2 * brushRadius(canvas);
+  ctx.lineCap = ctx.lineJoin = "round";
+  if (state.painting && state.last) {
+    ctx.beginPath();
+    ctx.moveTo(...state.last);
+    ctx.lineTo(x, y);
+    ctx.stroke();
+  }
+  ctx.beginPath();
+  ctx.arc(x, y, brushRadius(canvas), 0, 2 * Math.PI);
+  ctx.fill();
+  state.last = [x, y];
+  state.masked = true;
+  refreshButtons();
+}
+
+function setUpMaskPainting() {
+  const canvas = $("mask-canvas");
+  canvas.addEventListener("pointerdown", (e) => {
+    if (e.button !== 0) return;
+    canvas.setPointerCapture(e.pointerId);
+    state.painting = false;
+    state.last = null;
+    paintTo(canvas, e);
+    state.painting = true;
+    e.preventDefault();
+  });
+  canvas.addEventListener("pointermove", (e) => {
+    if (state.painting) paintTo(canvas, e);
+  });
+  const stop = () => {
+    state.painting = false;
+    state.last = null;
+  };
+  canvas.addEventListener("pointerup", stop);
+  canvas.addEventListener("pointercancel", stop);
+  $("clear-mask").addEventListener("click", () => {
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    state.masked = false;
+    refreshButtons();
+  });
+}
+
+// The painted strokes as a black-and-white PNG at the photo's full size: white = fill.
+function maskBlob() {
+  const canvas = $("mask-canvas");
+  const out = document.createElement("canvas");
+  out.width = canvas.width;
+  out.height = canvas.height;
+  const painted = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+  const px = painted.data;
+  for (let i = 0; i < px.length; i += 4) {
+    const v = px[i + 3] >= 128 ? 255 : 0;
+    px[i] = px[i + 1] = px[i + 2] = v;
+    px[i + 3] = 255;
+  }
+  out.getContext("2d").putImageData(painted, 0, 0);
+  return new Promise((resolve) => out.toBlob(resolve, "image/png"));
+}
+
+async function applyEdit() {
+  const edit = currentEdit();
+  if (!state.photo) throw new ApiError("Choose a photo first.", 0);
+  const form = new FormData();
+  form.append("image", state.photo, state.photo.name || "photo.png");
+  form.append("operation", edit.id);
+  const chosen = [];
+  for (const input of $("options").querySelectorAll("select, input")) {
+    form.append(input.name, input.value);
+    chosen.push(input.value);
+  }
+  if (edit.needs_mask) {
+    if (!state.masked) throw new ApiError("Paint the mask over what to fill first.", 0);
+    form.append("mask", await maskBlob(), "mask.png");
+  }
+  form.append("output_format", "png");
+  const answer = await api("/v1/images/edits", { method: "POST", body: form });
+  const b64 = answer.data[0].b64_json;
+  clearResult();
+  const img = pixelImage(b64, `${edit.title || edit.id} of ${state.photo.name}`);
+  $("result").prepend(img);
+  $("result-caption").textContent = `${edit.title || edit.id} · ${answer.width}×${answer.height}`;
+  const base = (state.photo.name || "photo").replace(/\.[^.]*$/, "").replace(/[^\w.-]+/g, "_") || "photo";
+  const tag = [edit.id, ...chosen].join("-").replace(/[^\w.-]+/g, "_");
+  const link = $("download");
+  link.href = dataUrl(b64);
+  link.download = `${base}-${tag}.png`;
+  link.hidden = false;
+  return `${edit.title || edit.id} done: ${answer.width}×${answer.height}.`;
+}
+
+function setUpDrop() {
+  const zone = $("edit-card");
+  const over = (e) => {
+    if (e.dataTransfer && Array.from(e.dataTransfer.types).includes("Files")) {
+      e.preventDefault();
+      zone.classList.add("dragging");
+    }
+  };
+  zone.addEventListener("dragenter", over);
+  zone.addEventListener("dragover", over);
+  zone.addEventListener("dragleave", (e) => {
+    if (!zone.contains(e.relatedTarget)) zone.classList.remove("dragging");
+  });
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("dragging");
+    const file = e.dataTransfer && e.dataTransfer.files[0];
+    if (file) setPhoto(file);
+  });
+}
+
+// ---- wiring ----------------------------------------------------------------------------------
+
+function refreshButtons() {
+  if (state.busy) return;
+  $("generate").disabled = state.models.length === 0;
+  $("interpolate").disabled = state.selected.length !== 2;
+  const edit = currentEdit();
+  $("apply").disabled = !edit || !state.photo || (edit.needs_mask && !state.masked);
+}
+
+async function load() {
+  const [models, edits] = await Promise.allSettled([api("/v1/models"), api("/v1/edits")]);
+  if (models.status === "rejected") throw models.reason;
+  fillModels(models.value.data || []);
+  if (edits.status === "fulfilled") {
+    fillEdits(edits.value.data || []);
+  } else {
+    fillEdits([]);
+    if (edits.reason.code !== 404) throw edits.reason;
+  }
+  $("edit-card").hidden = state.edits.length === 0;
+  const what = state.models.length ? `${state.models.length} generator${state.models.length === 1 ? "" : "s"}` : "no generator";
+  return `Ready: ${what}, ${state.edits.length} edit${state.edits.length === 1 ? "" : "s"}.`;
+}
+
+function start() {
+  $("model").addEventListener("change", modelChanged);
+  $("dice").addEventListener("click", () => {
+    $("seed").value = String(Math.floor(Math.random() * 2 ** 31));
+  });
+  $("gen-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy($("generate"), "Generating…", generate);
+  });
+  $("interp-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (state.selected.length === 2) busy($("interpolate"), "Interpolating…", interpolate);
+  });
+  $("copy").addEventListener("click", async () => {
+    const line = $("remake");
+    line.select();
+    try {
+      await navigator.clipboard.writeText(line.value);
+      say("Remake line copied.", "ok");
+    } catch (e) {
+      say("Select the remake line and copy it (Ctrl+C).", "info");
+    }
+  });
+  $("operation").addEventListener("change", operationChanged);
+  $("photo").addEventListener("change", (e) => setPhoto(e.target.files[0]));
+  $("edit-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy($("apply"), "Applying…", applyEdit);
+  });
+  $("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const key = $("api-key").value.trim();
+    if (!key) return;
+    sessionStorage.setItem(KEY, key);
+    $("key-form").hidden = true;
+    busy($("generate"), "Loading models…", load);
+  });
+  setUpMaskPainting();
+  setUpDrop();
+  busy($("generate"), "Loading models…", load);
+}
+
+document.addEventListener("DOMContentLoaded", start);
