@@ -141,10 +141,10 @@ def _formats() -> tuple[str, ...]:
     return tuple(f for f in READ_FORMATS if f in Image.OPEN)
 
 
-def _declared_size(path: Path) -> tuple[int, int] | None:
+def _declared_size(path: Path, data: bytes | None = None) -> tuple[int, int] | None:
     """(width, height) from the header without Pillow's bomb check, or None if unknown."""
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") if data is None else io.BytesIO(data) as f:
             prefix = f.read(16)
             for fmt in _formats():
                 factory, accept = Image.OPEN[fmt]
@@ -171,7 +171,7 @@ def _too_big(path: Path, size: tuple[int, int] | None, pixels: int, cap: int) ->
     )
 
 
-def _failure(path: Path, e: BaseException, cap: int) -> ImageReadError:
+def _failure(path: Path, e: BaseException, cap: int, data: bytes | None = None) -> ImageReadError:
     """The ImageReadError for whatever Pillow (or the OS) raised reading path."""
     if isinstance(e, ImageReadError):
         return e
@@ -184,7 +184,7 @@ def _failure(path: Path, e: BaseException, cap: int) -> ImageReadError:
     if isinstance(e, Image.DecompressionBombError):
         m = re.search(r"\((\d+) pixels\)", str(e))
         pixels = int(m.group(1)) if m else cap + 1
-        size = _declared_size(path)
+        size = _declared_size(path, data)
         return _too_big(path, size, size[0] * size[1] if size else pixels, cap)
     if isinstance(e, Image.UnidentifiedImageError):
         return ImageReadError(
@@ -236,13 +236,13 @@ def _opened(
         try:
             im = Image.open(path if data is None else io.BytesIO(data), formats=_formats())
         except Exception as e:
-            raise _failure(path, e, cap) from None
+            raise _failure(path, e, cap, data) from None
         with im:
             try:
                 header = _header(im, path)
                 _check_header(header, cap)
             except Exception as e:
-                raise _failure(path, e, cap) from None
+                raise _failure(path, e, cap, data) from None
             yield im, header
 
 
@@ -274,7 +274,7 @@ def _decode(path: Path, cap: int, data: bytes | None = None) -> Image.Image:
             im.load()
             return im
         except Exception as e:
-            raise _failure(path, e, cap) from None
+            raise _failure(path, e, cap, data) from None
 
 
 def read_image_bytes(data: bytes, name: str, cap: int | None = None) -> Image.Image:

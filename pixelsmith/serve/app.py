@@ -26,6 +26,7 @@ from typing import Any
 
 from pixelsmith.edit.photo import encode_photo, read_photo_bytes
 from pixelsmith.errors import UserError
+from pixelsmith.imageio import ImageReadError
 from pixelsmith.serve import edits as _edits
 from pixelsmith.serve import work
 from pixelsmith.serve.generation import (
@@ -261,7 +262,10 @@ def create_app(
         }
 
     def read_upload(part: Part, what: str) -> Any:
-        return read_photo_bytes(part.data, f"{what} {part.filename or ''}".strip(), cfg.max_pixels)
+        try:
+            return read_photo_bytes(part.data, what, cfg.max_pixels)
+        except ImageReadError as e:  # the reader's fix names a CLI setting; say the service's
+            raise UserError(f"the {what} {e.reason}") from None
 
     @app.post("/v1/images/edits")
     async def edit(request: Request) -> Any:
