@@ -139,3 +139,42 @@ def test_cli_refuses_to_bind_beyond_loopback_without_a_key(monkeypatch, capsys):
     monkeypatch.setenv("PIXELSMITH_API_KEY", "short")
     assert main(["serve", "zoo:fmnist-gan", "--host", "0.0.0.0"]) == 2
     assert "16 characters" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["channels_last", "onnxruntime"])
+def test_a_faster_backend_serves_the_same_images_and_seeds_still_remake_them(backend):
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="the deploy extra (onnxruntime) is missing")
+    from pixelsmith.serve.generation import choose_backends
+
+    torch.manual_seed(0)
+    gan = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (3, 16, 16), 3)
+    gan.add_ema_copies()
+    served = {"tiny": Served("tiny", gan.eval(), "test")}
+    assert choose_backends(served, backend) == {"tiny": backend}
+    c = TestClient(create_app(served))
+    assert c.get("/v1/models").json()["data"][0]["backend"] == backend
+    body = {"model": "tiny", "n": 3, "seed": 4, "labels": [2]}
+    first = c.post("/v1/images/generations", json=body).json()["data"]
+    again = c.post("/v1/images/generations", json=body).json()["data"]
+    assert [d["b64_json"] for d in first] == [d["b64_json"] for d in again]
+    for d in first:  # within one grey level of eager's own sample for the same seed and class
+        got = np.asarray(_png(d["b64_json"])).astype(float)
+        want = gan.sample(1, seed=d["seed"], labels=[2])[0].permute(1, 2, 0).numpy() * 255
+        assert np.abs(got - want).max() <= 1.0
+
+
+def test_auto_backend_picks_an_agreeing_one_and_refuses_unknown_names():
+    from pixelsmith.errors import UserError
+    from pixelsmith.serve.generation import choose_backends
+
+    torch.manual_seed(0)
+    served = {
+        "tiny": Served(
+            "tiny", GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4), (1, 16, 16)).eval(), "t"
+        )
+    }
+    pick = choose_backends(served, "auto", ("eager", "channels_last"))["tiny"]
+    assert pick in ("eager", "channels_last") and served["tiny"].backend.name == pick
+    with pytest.raises(UserError, match="unknown backend"):
+        choose_backends(served, "tpu")

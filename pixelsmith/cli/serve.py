@@ -40,7 +40,12 @@ def _serve(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         max_output_pixels=max(args.max_pixels, ServeConfig.max_output_pixels),
     )
-    app = create_app(load_served(args.runs), api_key=key, config=config)
+    from pixelsmith.serve.generation import choose_backends
+
+    served = load_served(args.runs)
+    for name, pick in choose_backends(served, args.backend).items():
+        print(f"{name}: serving through {pick}", flush=True)
+    app = create_app(served, api_key=key, config=config)
     print(
         f"pixelsmith serving {', '.join(args.runs)} on http://{args.host}:{args.port}/", flush=True
     )
@@ -69,6 +74,13 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
         "--timeout", type=float, default=d.timeout_s, help="seconds per request before 503"
     )
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload / 2**20)
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "eager", "channels_last", "compile", "onnxruntime"),
+        help="how generators run; auto (default) measures the ladder at start and takes the "
+        "fastest that agrees with eager",
+    )
     p.add_argument(
         "--max-pixels", type=int, default=d.max_pixels, help="the most pixels an upload may declare"
     )

@@ -10,6 +10,7 @@ import base64
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,6 +31,21 @@ class Served:
     name: str
     model: Family
     source: str
+    backend: Any = None  # a pixelsmith.deploy.backends.Backend; None = the model's own sample
+
+    def image(self, seed: int, label: int | None = None) -> torch.Tensor:
+        """The image `sample(1, seed=seed)` draws (of class `label`), through the backend."""
+        labels = None if label is None else [label]
+        if self.backend is None or self.backend.name == "eager":
+            extra = {} if labels is None else {"labels": labels}
+            return self.model.sample(1, seed=seed, **extra)[0]
+        from pixelsmith.edit.latent.space import latent_space
+
+        space = latent_space(self.model, "z")
+        feeds = {"z": space.from_seeds([seed]).cpu()}
+        if space.classes:
+            feeds["labels"] = torch.tensor(labels or [0])
+        return self.backend.run(feeds)[0].clamp(0, 1)
 
     def card(self) -> dict[str, Any]:
         m = self.model
@@ -47,6 +63,7 @@ class Served:
             "payload_sha256": m.manifest.get("payload_sha256"),
             "options": m.sample_settings(),
             "scores": scores,
+            "backend": self.backend.name if self.backend is not None else "eager",
         }
 
 
@@ -114,10 +131,8 @@ def generate(
         s = req["seed"] + i
         item: dict[str, Any] = {"seed": s}
         if req["response"] == "b64_json":
-            extra = {}
-            if req["labels"]:
-                extra["labels"] = [req["labels"][i % len(req["labels"])]]
-            image = served.model.sample(1, seed=s, **extra)[0]
+            label = req["labels"][i % len(req["labels"])] if req["labels"] else None
+            image = served.image(s, label)
             item["b64_json"] = base64.b64encode(encode(image, req["fmt"], req["quality"])).decode()
         out.append(item)
     return out
@@ -141,6 +156,39 @@ def load_served(targets: list[str]) -> dict[str, Served]:
             raise UserError(f"two models would both be called {name!r}")
         out[name] = Served(name, model.eval(), t)
     return out
+
+
+def choose_backends(
+    served: dict[str, Served], backend: str = "auto", candidates: tuple[str, ...] | None = None
+) -> dict[str, str]:
+    """Put each generator on `backend`, or with "auto" on the one of `candidates` (default: the
+    whole ladder) that `bench latency` finds fastest at batch 1 among those agreeing with eager
+    (eager when none beats it or the model does not export); returns name -> the backend
+    chosen, with the reason on a fallback."""
+    from pixelsmith.deploy import backends as ladder
+
+    if backend != "auto" and backend not in ladder.BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; use auto or {', '.join(ladder.BACKENDS)}")
+    chosen: dict[str, str] = {}
+    for name, s in served.items():
+        if not s.model.abilities.generates:
+            continue
+        pick = backend
+        try:
+            if backend == "auto":
+                rows = ladder.latency(
+                    s.model, candidates or ladder.BACKENDS, rounds=12, batch=1, throughput_rounds=1
+                )
+                pick = ladder.fastest(rows, by="p50_ms")
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                s.backend = ladder.build(pick, s.model, Path(tmp))
+            chosen[name] = pick
+        except UserError as e:
+            s.backend = None
+            chosen[name] = f"eager ({e})"
+    return chosen
 
 
 def _whole(body: dict[str, Any], key: str, lo: int, hi: int, default: int) -> int:
