@@ -150,7 +150,7 @@ async function generate() {
   $("strip").replaceChildren();
   $("seed-info").hidden = true;
   const [, h] = currentModel().image_shape;
-  grid.style.setProperty("--cell", Math.max(64, Math.min(160, h * 4)) + "px");
+  grid.style.setProperty("--cell", Math.max(52, Math.min(128, h * 2)) + "px");
   for (const item of answer.data) {
     const cell = document.createElement("button");
     cell.type = "button";
@@ -239,7 +239,8 @@ function operationChanged() {
     field.className = "field";
     const label = document.createElement("label");
     label.htmlFor = "opt-" + name;
-    label.textContent = name.replace(/_/g, " ");
+    const words = name.replace(/_/g, " ");
+    label.textContent = words.charAt(0).toUpperCase() + words.slice(1);
     let input;
     if (Array.isArray(values)) {
       input = document.createElement("select");
