@@ -7,6 +7,7 @@ and offers the result for download; behind an API key it asks for the key and th
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -139,8 +140,6 @@ def driver() -> Iterator[Any]:
 
 
 def _post(live: Live, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     req = urllib.request.Request(
         live.url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
     )
@@ -321,6 +320,10 @@ def test_an_uploaded_photo_is_edited_and_offered_for_download(driver, live, tmp_
     driver.find_element(By.ID, "photo").send_keys(str(photo))
     _wait_status(driver, "ok")
     assert driver.find_element(By.ID, "original").get_attribute("naturalWidth") == "40"
+    with urllib.request.urlopen(live.url + "/v1/edits", timeout=10) as r:
+        offered = [e["id"] for e in json.loads(r.read())["data"]]
+    options = Select(driver.find_element(By.ID, "operation")).options
+    assert [o.get_attribute("value") for o in options] == offered
     op = _choose_edit(driver, ("enhance", "denoise", "sr"))
     _quick_method(driver)
     driver.find_element(By.ID, "apply").click()
@@ -331,6 +334,22 @@ def test_an_uploaded_photo_is_edited_and_offered_for_download(driver, live, tmp_
     assert link.is_displayed() and link.get_attribute("href") == result.get_attribute("src")
     name = link.get_attribute("download")
     assert name.startswith("my_photo-" + op) and name.endswith(".png")
+    # a photo dropped on the edit card replaces the chosen one
+    dropped = base64.b64encode(_photo(tmp_path, "dropped.png", (24, 20)).read_bytes()).decode()
+    driver.execute_script(
+        "const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));"
+        "const dt = new DataTransfer();"
+        "dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));"
+        "const card = document.getElementById('edit-card');"
+        "for (const type of ['dragenter', 'dragover', 'drop'])"
+        "  card.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true}));",
+        dropped,
+    )
+    WebDriverWait(driver, WAIT_S).until(
+        lambda _: driver.find_element(By.ID, "original").get_attribute("naturalWidth") == "24"
+    )
+    assert "dropped.png" in driver.find_element(By.ID, "original-caption").text
+    assert not driver.find_elements(By.CSS_SELECTOR, "#result img")  # the old result is gone
     # a bad upload: the server's message in the status line
     bad = tmp_path / "not-an-image.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)

@@ -294,6 +294,7 @@ function clearResult() {
   const result = $("result");
   result.querySelectorAll("img").forEach((i) => i.remove());
   $("result-caption").textContent = "";
+  $("result-hint").hidden = false;
   $("download").hidden = true;
 }
 
@@ -393,6 +394,7 @@ async function applyEdit() {
   clearResult();
   const img = pixelImage(b64, `${edit.title || edit.id} of ${state.photo.name}`);
   $("result").prepend(img);
+  $("result-hint").hidden = true;
   $("result-caption").textContent = `${edit.title || edit.id} · ${answer.width}×${answer.height}`;
   const base = (state.photo.name || "photo").replace(/\.[^.]*$/, "").replace(/[^\w.-]+/g, "_") || "photo";
   const tag = [edit.id, ...chosen].join("-").replace(/[^\w.-]+/g, "_");
