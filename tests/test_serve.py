@@ -128,6 +128,11 @@ def test_an_api_key_guards_everything_but_the_health_checks(client):
         assert c.get("/v1/models", headers=headers).status_code == 401
     ok = {"Authorization": "Bearer " + "k" * 20}
     assert c.post("/v1/images/generations", json={}, headers=ok).status_code == 200
+    # the page's own files hold no data and load without the key; it asks for it on a 401
+    assert c.get("/").status_code == 200 and c.get("/static/app.js").status_code == 200
+    for path in ("/v1/edits", "/metrics", "/docs", "/openapi.json"):
+        assert c.get(path).status_code == 401, path
+    assert c.post("/", json={}).status_code == 401
 
 
 def test_cli_refuses_to_bind_beyond_loopback_without_a_key(monkeypatch, capsys):

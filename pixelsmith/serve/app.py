@@ -10,7 +10,8 @@ uploads, read into memory only); `GET /metrics` (Prometheus text).
 Every bad request is a 4xx with a one-line `{"error": {"message", "type"}}`; work runs on a
 bounded queue (429 when full, 503 past the timeout, both with Retry-After); images carry no
 metadata; each generation echoes the seed of every image so it can be remade bit for bit; with
-an API key every path but the health checks needs `Authorization: Bearer KEY`.
+an API key every path but the health checks and the page's own files needs
+`Authorization: Bearer KEY`.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route functions' annotations
@@ -79,7 +80,8 @@ def create_app(
     models: dict[str, Served], api_key: str | None = None, config: ServeConfig | None = None
 ) -> Any:
     """The FastAPI application serving `models` (name -> Served: generators and translators);
-    with `api_key`, every path but /healthz and /readyz needs `Authorization: Bearer KEY`."""
+    with `api_key`, every path but /healthz, /readyz and the page (GET /, /static/*) needs
+    `Authorization: Bearer KEY`."""
     try:
         from fastapi import FastAPI, Request
         from fastapi.exceptions import RequestValidationError
@@ -157,9 +159,12 @@ def create_app(
         metrics.in_flight += 1
         try:
             given = request.headers.get("authorization", "")
+            path = request.url.path
+            page = request.method == "GET" and (path == "/" or path.startswith("/static/"))
             if (
                 api_key
-                and request.url.path not in OPEN_PATHS
+                and path not in OPEN_PATHS
+                and not page  # the page holds no data: it asks for the key on its first 401
                 and not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode())
             ):
                 response = error(401, "missing or wrong API key (Authorization: Bearer KEY)")
@@ -170,7 +175,6 @@ def create_app(
             response = error(500, "internal error", "server_error")
         finally:
             metrics.in_flight -= 1
-        path = request.url.path
         # unknown paths must not grow the label set
         label = (
             path if path in known_paths else "/static" if path.startswith("/static/") else "other"
