@@ -344,3 +344,18 @@ def test_fuzz_every_malformed_request_is_a_4xx_with_one_line_and_the_server_live
     assert by["json to a form endpoint"].status_code == 415
     assert c.get("/healthz").json() == {"status": "ok"}
     assert _decoded(_edit(c, {"operation": "enhance", "method": "gamma"}, good_png))
+
+
+def test_the_service_caps_upload_and_answer_pixels_before_any_work():
+    c = TestClient(
+        create_app(
+            {"tiny": Served("tiny", _gan(), "test")},
+            config=ServeConfig(max_pixels=40 * 48, max_output_pixels=4 * 40 * 48),
+        )
+    )
+    ok = _edit(c, {"operation": "sr", "scale": "2"}, _png(_photo()))
+    assert ok.status_code == 200
+    r = _edit(c, {"operation": "sr", "scale": "4"}, _png(_photo()))
+    assert r.status_code == 400 and "over the service's limit" in r.json()["error"]["message"]
+    r = _edit(c, {"operation": "denoise"}, _png(_photo(49, 40)))
+    assert r.status_code == 400 and "more than pixelsmith reads" in r.json()["error"]["message"]

@@ -288,20 +288,20 @@ def create_app(
             if unknown:
                 raise UserError(f"{operation} takes no option {unknown[0]!r}")
             upload = image_part(parts)
-            photo = read_upload(upload, "upload")
             mask_part = parts.get("mask")
-            mask = read_upload(mask_part, "mask") if mask_part and mask_part.data else None
-            h, w = photo.size
-            out_px = _edits.output_pixels(operation, options, h, w)
-            if out_px > cfg.max_output_pixels:
-                raise UserError(
-                    f"{operation} would answer {out_px:,} pixels, over the service's limit of "
-                    f"{cfg.max_output_pixels:,}; send a smaller image"
-                )
-            if photo.alpha is not None and fmt == "jpeg" and operation != "translate":
-                raise UserError("the image has alpha, which JPEG cannot hold; ask for png or webp")
 
-            def run() -> tuple[bytes, tuple[int, int]]:
+            def run() -> tuple[bytes, tuple[int, int]]:  # decoding too runs off the event loop
+                photo = read_upload(upload, "upload")
+                mask = read_upload(mask_part, "mask") if mask_part and mask_part.data else None
+                h, w = photo.size
+                out_px = _edits.output_pixels(operation, options, h, w)
+                if out_px > cfg.max_output_pixels:
+                    raise UserError(
+                        f"{operation} would answer {out_px:,} pixels, over the service's limit "
+                        f"of {cfg.max_output_pixels:,}; send a smaller image"
+                    )
+                if photo.alpha is not None and fmt == "jpeg" and operation != "translate":
+                    raise UserError("the image has alpha, which JPEG cannot hold; ask for png")
                 out = _edits.apply_edit(
                     operation, options, photo, mask, translators, work.check, upload.data
                 )
@@ -320,14 +320,17 @@ def create_app(
         from pixelsmith.faces.detect import detect_faces
 
         try:
-            parts = await form_body(request)
-            photo = read_upload(image_part(parts), "upload")
-            faces = await queue.run(lambda: detect_faces(photo.colour))
+            upload = image_part(await form_body(request))
+
+            def run() -> tuple[Any, list[Any]]:
+                photo = read_upload(upload, "upload")
+                return photo.size, detect_faces(photo.colour)
+
+            (h, w), faces = await queue.run(run)
         except work.Overload as e:
             return overload(e)
         except UserError as e:
             return error(_status(e), str(e))
-        h, w = photo.size
         return {"width": w, "height": h, "faces": [f.to_dict() for f in faces]}
 
     known_paths.update(getattr(r, "path", "") for r in app.routes)
