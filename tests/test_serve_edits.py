@@ -82,7 +82,15 @@ def _edit(c, data: dict, image: bytes, **files):
 def test_edits_are_listed_with_their_options_and_translate_names_the_served_cyclegan(served):
     c, _, _ = served
     ops = {o["id"]: o for o in c.get("/v1/edits").json()["data"]}
-    assert {"sr", "denoise", "inpaint", "enhance", "anonymise", "translate"} <= set(ops)
+    assert {
+        "sr",
+        "denoise",
+        "inpaint",
+        "enhance",
+        "anonymise",
+        "restore-faces",
+        "translate",
+    } <= set(ops)
     assert ops["inpaint"]["needs_mask"] and not ops["sr"]["needs_mask"]
     assert ops["sr"]["options"]["scale"] == [2, 4]
     assert ops["translate"]["options"]["model"] == ["cyc"]
@@ -169,6 +177,25 @@ def test_interpolation_ends_are_the_seeds_own_images(served):
         assert np.abs(got - want).max() <= 1.0
     bad = c.post("/v1/images/interpolations", json={"seeds": [1], "steps": 5, "model": "tiny"})
     assert bad.status_code == 400 and "two whole numbers" in bad.json()["error"]["message"]
+
+
+def test_restore_faces_changes_the_face_only_and_sr_doubles_the_photo(served):
+    skimage = pytest.importorskip("skimage.data")
+    c, _, _ = served
+    arr = skimage.astronaut()[::2, ::2].copy()  # 256x256, the face near (100, 60)
+    noisy = np.clip(arr + np.random.default_rng(0).normal(0, 20, arr.shape), 0, 255)
+    upload = _png(noisy.astype(np.uint8))
+    out = np.asarray(
+        Image.open(
+            io.BytesIO(_decoded(_edit(c, {"operation": "restore-faces", "ops": "denoise"}, upload)))
+        )
+    )
+    changed = np.abs(out.astype(int) - noisy.astype(np.uint8)).max(-1) > 0
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and changed.mean() < 0.25  # a face region, not the whole photo
+    assert 60 < xs.mean() < 160 and 10 < ys.mean() < 110
+    big = _edit(c, {"operation": "restore-faces", "ops": "denoise,enhance,sr"}, upload)
+    assert Image.open(io.BytesIO(_decoded(big))).size == (512, 512)
 
 
 def test_face_detections_find_the_astronaut(served):

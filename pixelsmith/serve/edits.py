@@ -3,8 +3,8 @@
 `operations` lists them with their options (what GET /v1/edits answers and the web page builds
 its form from); `check_edit` refuses a bad operation or option before any pixel is decoded;
 `apply_edit` runs one on a decoded upload. sr / denoise / inpaint / enhance go through
-`pixelsmith.edit.files.edit_photo` (the shipped zoo models), anonymise through
-`pixelsmith.faces`, translate through a served CycleGAN's own `translate`.
+`pixelsmith.edit.files.edit_photo` (the shipped zoo models), anonymise and restore-faces
+through `pixelsmith.faces`, translate through a served CycleGAN's own `translate`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from pixelsmith.edit import classical
 from pixelsmith.edit.photo import Photo
 from pixelsmith.errors import UserError
 from pixelsmith.models.base import Family
+
+# The face restorer's chains of ops, offered as single choices (with sr the photo doubles).
+FACE_OPS = ("denoise,enhance", "denoise", "enhance", "denoise,enhance,sr")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ def operations(translators: dict[str, Family]) -> dict[str, Operation]:
         Operation("inpaint", "Inpaint", {"method": ["learned", *classical.FILLS]}, True),
         Operation("enhance", "Enhance", {"method": ["learned", *classical.ENHANCERS]}),
         Operation("anonymise", "Anonymise faces", {"method": list(METHODS)}),
+        Operation("restore-faces", "Restore faces", {"ops": list(FACE_OPS)}),
     ]
     if translators:
         ops.append(
@@ -87,6 +91,8 @@ def check_edit(
 def output_pixels(operation: str, options: dict[str, Any], height: int, width: int) -> int:
     """How many pixels the edit's answer will have."""
     scale = int(options.get("scale", 1)) if operation == "sr" else 1
+    if operation == "restore-faces" and "sr" in options.get("ops", ""):
+        scale = 2
     return height * width * scale * scale
 
 
@@ -133,6 +139,19 @@ def apply_edit(
         faces = detect_faces(photo.colour)
         check()
         return photo.with_pixels(anonymise(photo.colour, faces, options["method"]).image)
+    if operation == "restore-faces":
+        from pixelsmith.faces.detect import detect_faces
+        from pixelsmith.faces.restore import restore_faces
+
+        faces = detect_faces(photo.colour)
+        check()
+        out, _ = restore_faces(photo.colour, faces, tuple(options["ops"].split(",")))
+        alpha = photo.alpha
+        if alpha is not None and out.shape[-2:] != alpha.shape[-2:]:
+            from pixelsmith.data.degrade import imresize
+
+            alpha = imresize(alpha[None], scale=2)[0].clamp(0, 1)
+        return photo.with_pixels(out, alpha)
     if operation == "translate":
         from pixelsmith.edit.translate import read_for_model
 
