@@ -131,6 +131,7 @@ def main() -> None:
         [t.start() for t in warm]
         [t.join() for t in warm]
         mem_warm = rss_mb(proc.pid)
+        load_before = os.getloadavg()[0]
         log: list = []
         stop = time.time() + args.seconds
         threads = [
@@ -144,6 +145,7 @@ def main() -> None:
             mid_mem.append(rss_mb(proc.pid))
         [t.join() for t in threads]
         mem_end = rss_mb(proc.pid)
+        load_after = os.getloadavg()[0]
         sizes = bandwidth(base)
         alive = httpx.get(f"{base}/healthz").status_code == 200
     finally:
@@ -166,7 +168,8 @@ def main() -> None:
     drift = (mem_end - mem_warm) / mem_warm
     print(
         f"pixelsmith serve zoo:fmnist-gan (backend: {models[0].get('backend')}), "
-        f"{args.clients} clients, {args.seconds:g} s; started in {startup_s:.1f} s"
+        f"{args.clients} clients, {args.seconds:g} s; started in {startup_s:.1f} s; "
+        f"load average {load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} CPUs)"
     )
     print("| endpoint | answered/s | p50 ms | p99 ms | status codes |")
     print("|---|---|---|---|---|")
@@ -197,6 +200,7 @@ def main() -> None:
                 "backend": models[0].get("backend"),
                 "startup_s": round(startup_s, 1),
                 "cpus": os.cpu_count(),
+                "load_average_1min": {"before": load_before, "after": load_after},
                 "endpoints": rows,
                 "memory_mib": {"after_warmup": mem_warm, "end": mem_end, "max": max(mid_mem)},
                 "bytes_per_image": sizes,
