@@ -35,4 +35,5 @@ def test_missing_data_fails_under_ci_and_is_skipped_elsewhere(tmp_path):
 def test_ci_installs_the_data_and_requires_it():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "get-fashion-mnist.sh ||" not in ci  # a failed install stops the run
-    assert "PIXELSMITH_REQUIRE_DATA=1 make test" in ci
+    assert "PIXELSMITH_REQUIRE_DATA=1 PIXELSMITH_REQUIRE_BROWSER=1 make test" in ci
+    assert "apt-get install -y -q chromium chromium-driver" in ci  # the page's browser test
