@@ -402,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pixelsmith.cli.serve import add_parser as add_serve
 
     add_serve(verbs)
+    from pixelsmith.cli.compress import add_parser as add_compress
+
+    add_compress(verbs)
 
     add_zoo(verbs)
     return p

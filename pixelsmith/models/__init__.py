@@ -20,6 +20,7 @@ FAMILIES: dict[str, str] = {
     "cyclegan": "pixelsmith.models.cyclegan:CycleGAN",
     "stylegan": "pixelsmith.models.stylegan:StyleGAN",
     "restore": "pixelsmith.models.restore:Restore",
+    "distill": "pixelsmith.models.distill:Distill",
 }
 _REGISTERED: dict[str, type[Family]] = {}
 

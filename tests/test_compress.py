@@ -1,0 +1,192 @@
+"""Compression: distilled students, structured and unstructured pruning, int8 through ONNX
+Runtime, and the compress CLI's refusals; tiny models, seconds each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from pixelsmith.cli.compress import distill_overrides
+from pixelsmith.cli.main import main
+from pixelsmith.deploy.compress import magnitude_prune, structured_prune, zero_fraction
+from pixelsmith.errors import UserError
+from pixelsmith.generate.load import load_model
+from pixelsmith.models.distill_prune import hidden_widths, prune_generator
+from pixelsmith.models.gan import GAN, GANConfig, Generator
+from pixelsmith.train.config import build_config
+from pixelsmith.train.loop import Trainer, train
+from pixelsmith.utils import checkpoint_file as ck
+
+TEACHER = [
+    "data.source=shapes",
+    "data.limit=64",
+    "data.size=16",
+    "train.batch=16",
+    "model.g_channels=8",
+    "model.d_channels=4",
+    "model.z_dim=8",
+    "model.max_channels=32",
+    "train.threads=1",
+    "train.log_every=1",
+    "train.sample_every=1000",
+    "train.grid_size=4",
+    "train.eval_at_end=false",
+]
+STUDENT = [
+    "train.batch=16",
+    "train.threads=1",
+    "train.log_every=1",
+    "train.sample_every=1000",
+    "train.grid_size=4",
+    "train.eval_at_end=false",
+]
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> Path:
+    """A tiny gan teacher on synthetic shapes, trained a few steps."""
+    out = tmp_path_factory.mktemp("teacher")
+    return train(build_config("dcgan", overrides=[*TEACHER, "train.steps=5"]), out, progress=False)
+
+
+def _student_cfg(teacher: Path, *extra: str, width: float = 0.5, init: str = "prune"):
+    return build_config(
+        "distill", overrides=[*distill_overrides(str(teacher), width, init), *STUDENT, *extra]
+    )
+
+
+def _randomise(net: nn.Module, std: float = 0.2, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std + (1.0 if "norm" in name else 0.0))
+
+
+@pytest.mark.parametrize("width", [0.5, 0.25])
+def test_the_student_has_the_asked_fraction_of_channels(tmp_path, teacher, width):
+    run = train(_student_cfg(teacher, "train.steps=2", width=width), tmp_path, progress=False)
+    student, big = load_model(run), load_model(teacher)
+    assert student.name == "gan"  # a distilled run loads, for inference, as the GAN it is
+    want = [max(1, round(c * width)) for c in hidden_widths(big.networks["G_ema"])]
+    assert hidden_widths(student.networks["G_ema"]) == want
+    assert student.describe()["G_ema"] < big.describe()["G_ema"]
+    assert student.sample(3, seed=1).shape == (3, *big.image_shape)
+    assert torch.equal(student.sample(2, seed=4), student.sample(2, seed=4))
+
+
+def test_distillation_brings_the_student_toward_the_teacher(tmp_path, teacher):
+    cfg = _student_cfg(teacher, "train.steps=40", "model.adv_weight=0", init="random")
+    t = Trainer(cfg, tmp_path, progress=False)
+    z = torch.randn(64, 8, generator=torch.Generator().manual_seed(3))
+
+    def distance() -> float:
+        with torch.no_grad():
+            return float(t.family.losses(z, None)["l1"])
+
+    before = distance()
+    t.run()
+    after = distance()
+    assert after < 0.7 * before, (before, after)
+
+
+def test_resume_continues_exactly(tmp_path, teacher):
+    full = train(_student_cfg(teacher, "train.steps=6"), tmp_path / "a", progress=False)
+    half = train(_student_cfg(teacher, "train.steps=3"), tmp_path / "b", progress=False)
+    resumed = train(_student_cfg(teacher, "train.steps=6"), resume=half, progress=False)
+
+    def state(run: Path) -> dict[str, torch.Tensor]:
+        t, _ = ck.load_checkpoint(ck.resolve_checkpoint(run))
+        return {k: v for k, v in t.items() if k.startswith(("net/", "opt/", "rng/"))}
+
+    a, b = state(full), state(resumed)
+    assert a.keys() == b.keys() and any(k.startswith("net/adapters/") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_a_changed_teacher_is_refused_on_resume(tmp_path, teacher):
+    cfg = _student_cfg(teacher, "train.steps=2")
+    cfg.model.teacher_sha256 = "0" * 64
+    with pytest.raises(UserError, match="teacher .* changed"):
+        Trainer(cfg, tmp_path, progress=False)
+
+
+def _generator(g_channels: int = 8) -> Generator:
+    cfg = GANConfig(z_dim=8, g_channels=g_channels, max_channels=32)
+    g = Generator(cfg, (1, 16, 16))
+    _randomise(g)
+    return g.eval()
+
+
+def test_structured_pruning_of_dead_channels_keeps_the_output():
+    g = _generator()
+    dead = []
+    with torch.no_grad():  # silence every second channel of each hidden layer
+        hw = g.base[1] * g.base[2]
+        c0 = torch.arange(0, g.base[0], 2)
+        g.fc.weight.view(g.base[0], hw, -1)[c0] = 0
+        dead.append(c0)
+        norms = [g.fc_norm] + [m for m in g.blocks if isinstance(m, nn.BatchNorm2d)]
+        for m in g.blocks:
+            if isinstance(m, nn.ConvTranspose2d):
+                c = torch.arange(0, m.out_channels, 2)
+                m.weight[:, c] = 0
+                dead.append(c)
+        for bn, c in zip(norms, dead, strict=True):
+            bn.weight[c], bn.bias[c] = 0, 0
+    small = prune_generator(g, _generator(4))
+    assert hidden_widths(small) == [w // 2 for w in hidden_widths(g)]
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in g.parameters())
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(small(z), g(z), atol=1e-5, rtol=0)
+        # Pruning live channels instead (the dead ones kept) changes the output.
+        live = _generator()
+        assert (prune_generator(live, _generator(4))(z) - live(z)).abs().max() > 1e-2
+
+
+def test_unstructured_masks_zero_weights_but_keep_the_network():
+    model = GAN(GANConfig(z_dim=8, g_channels=8, max_channels=32), (1, 16, 16))
+    model.add_ema_copies()
+    _randomise(model.networks["G_ema"])
+    pruned = magnitude_prune(model, 0.6)
+    assert abs(zero_fraction(pruned) - 0.6) < 0.02 and zero_fraction(model) < 0.01
+    assert pruned.describe() == model.describe()
+    thin = structured_prune(model, 0.5)
+    assert thin.describe()["G_ema"] < model.describe()["G_ema"]
+
+
+def test_int8_onnx_runtime_output_is_close_to_fp32(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import onnx
+
+    from pixelsmith.deploy.compress import calibration_inputs, ort_backend, quantize_int8
+    from pixelsmith.deploy.export import export_onnx
+
+    model = GAN(GANConfig(z_dim=8, g_channels=8, max_channels=32), (1, 16, 16))
+    model.add_ema_copies()
+    _randomise(model.networks["G_ema"], std=0.4)
+    fp32 = export_onnx(model.eval(), tmp_path / "m.onnx")
+    z = {"z": torch.randn(32, 8, generator=torch.Generator().manual_seed(5))}
+    want = ort_backend(fp32).run(z)
+    assert want.std() > 0.05  # images that vary, so closeness means something
+    for mode in ("static", "dynamic"):
+        q = quantize_int8(fp32, tmp_path / f"{mode}.onnx", mode, calibration_inputs(8, n=64))
+        ops = {n.op_type for n in onnx.load(str(q)).graph.node}
+        assert ops & {"QuantizeLinear", "DynamicQuantizeLinear"}, ops
+        got = ort_backend(q).run(z)
+        # Loose: int8 rounding through saturating tanh moves single pixels far, the mean little.
+        assert (got - want).abs().mean() < min(0.05, 0.25 * float(want.std())), mode
+
+
+@pytest.mark.parametrize("width", ["0", "1", "-0.5", "1.5"])
+def test_the_cli_refuses_widths_outside_zero_to_one(capsys, width):
+    assert main(["compress", "zoo:fmnist-gan", "--width", width]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--width" in err and "0 < W < 1" in err
+    with pytest.raises(UserError, match="model.width"):
+        build_config("distill", overrides=[f"model.width={width}"])
