@@ -79,17 +79,24 @@ def encode(image: torch.Tensor, fmt: str, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def check_request(body: Any, models: dict[str, Served]) -> dict[str, Any]:
-    """The generation request's fields, checked; UserError (a 400) on anything wrong."""
+def _model_of(body: Any, fields: set[str], models: dict[str, Served]) -> str:
+    """The model a JSON request names (the only one, when it names none), after refusing a
+    body that is not an object or has a field outside `fields` + model, output_format, quality."""
     if not isinstance(body, dict):
         raise UserError("the request body must be a JSON object")
-    known = {"model", "n", "seed", "response_format", "output_format", "quality", "labels"}
+    known = fields | {"model", "output_format", "quality"}
     unknown = sorted(set(body) - known)
     if unknown:
         raise UserError(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(known))}")
     name = body.get("model") or (next(iter(models)) if len(models) == 1 else None)
     if name not in models:
         raise UserError(f"unknown model {name!r}; GET /v1/models lists {', '.join(models)}")
+    return name
+
+
+def check_request(body: Any, models: dict[str, Served]) -> dict[str, Any]:
+    """The generation request's fields, checked; UserError (a 400) on anything wrong."""
+    name = _model_of(body, {"n", "seed", "response_format", "labels"}, models)
     n = body.get("n", 1)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
         raise UserError(f"n must be a whole number from 1 to {MAX_N}, got {n!r}")
@@ -200,15 +207,7 @@ def _whole(body: dict[str, Any], key: str, lo: int, hi: int, default: int) -> in
 
 def check_interpolation(body: Any, models: dict[str, Served]) -> dict[str, Any]:
     """The interpolation request's fields, checked; UserError (a 400) on anything wrong."""
-    if not isinstance(body, dict):
-        raise UserError("the request body must be a JSON object")
-    known = {"model", "seeds", "steps", "label", "output_format", "quality"}
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise UserError(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(known))}")
-    name = body.get("model") or (next(iter(models)) if len(models) == 1 else None)
-    if name not in models:
-        raise UserError(f"unknown model {name!r}; GET /v1/models lists {', '.join(models)}")
+    name = _model_of(body, {"seeds", "steps", "label"}, models)
     seeds = body.get("seeds")
     if (
         not isinstance(seeds, list)
