@@ -50,14 +50,28 @@ def test_generations_echo_seeds_and_each_image_is_remade_byte_for_byte(client):
     assert r.status_code == 200
     data = r.json()["data"]
     assert [d["seed"] for d in data] == [10, 11, 12]
+    assert [d["label"] for d in data] == [1, 2, 0]  # without labels: seed mod classes
+    assert r.json()["backend"] == "eager"
     again = c.post("/v1/images/generations", json={"n": 1, "seed": 11}).json()["data"][0]
     assert again["b64_json"] == data[1]["b64_json"]  # one image remade alone, same bytes
     im = _png(data[0]["b64_json"])
     assert im.size == (16, 16) and im.mode == "RGB" and not im.info.get("exif")
-    want = (gan.sample(1, seed=10)[0] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    image = gan.sample(1, seed=10, labels=[1])[0]
+    want = (image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     assert (np.array(im) == want).all()
     seeds_only = c.post("/v1/images/generations", json={"n": 2, "response_format": "seed"})
-    assert seeds_only.json()["data"] == [{"seed": 0}, {"seed": 1}]
+    assert seeds_only.json()["data"] == [{"seed": 0, "label": 0}, {"seed": 1, "label": 1}]
+
+
+def test_sampling_options_are_passed_to_the_model_and_checked_by_it(client):
+    c, gan = client
+    body = {"seed": 3, "labels": [2], "options": {"labels": [1]}}
+    r = c.post("/v1/images/generations", json=body)
+    assert r.status_code == 400 and "labels" in r.json()["error"]["message"]
+    for bad in ({"truncation": 0.5}, [1], "x"):
+        r = c.post("/v1/images/generations", json={"options": bad})
+        assert r.status_code == 400, bad
+        assert "option" in r.json()["error"]["message"]
 
 
 def test_raw_image_by_accept_header_and_formats(client):
@@ -87,6 +101,9 @@ BAD = [
     ('{"labels": [7]}', "not a class"),
     ('{"labels": "a"}', "labels"),
     ('{"size": "1024x1024"}', "unknown field"),
+    ("[" * 5000 + "]" * 5000, "not JSON"),  # too deep for the parser
+    ('{"seed": ' + "9" * 5000 + "}", "not JSON"),  # past Python's integer-text limit
+    ('{"n": ' + "1" * 4400 + "}", "not JSON"),
 ]
 
 
@@ -183,3 +200,22 @@ def test_auto_backend_picks_an_agreeing_one_and_refuses_unknown_names():
     assert pick in ("eager", "channels_last") and served["tiny"].backend.name == pick
     with pytest.raises(UserError, match="unknown backend"):
         choose_backends(served, "tpu")
+
+
+def test_a_stylegan_takes_its_truncation_per_request_and_the_answer_says_which():
+    from pixelsmith.models.stylegan import StyleGAN, StyleGANConfig
+
+    torch.manual_seed(0)
+    cfg = StyleGANConfig(z_dim=8, w_dim=8, g_channels=4, d_channels=4, max_channels=8)
+    sg = StyleGAN(cfg, (1, 16, 16))
+    sg.add_ema_copies()
+    sg.eval()
+    c = TestClient(create_app({"sg": Served("sg", sg, "test")}))
+    r = c.post("/v1/images/generations", json={"seed": 4, "options": {"truncation": 0.5}})
+    assert r.status_code == 200 and r.json()["options"]["truncation"] == 0.5
+    got = np.asarray(_png(r.json()["data"][0]["b64_json"])).astype(float)
+    want = sg.sample(1, seed=4, truncation=0.5)[0, 0].numpy() * 255
+    plain = sg.sample(1, seed=4)[0, 0].numpy() * 255
+    assert np.abs(got - want).max() <= 0.5 and np.abs(got - plain).max() > 2
+    r = c.post("/v1/images/generations", json={"options": {"truncation": "lots"}})
+    assert r.status_code == 400 and "truncation" in r.json()["error"]["message"]

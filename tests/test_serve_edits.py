@@ -386,3 +386,46 @@ def test_the_service_caps_upload_and_answer_pixels_before_any_work():
     assert r.status_code == 400 and "over the service's limit" in r.json()["error"]["message"]
     r = _edit(c, {"operation": "denoise"}, _png(_photo(49, 40)))
     assert r.status_code == 400 and "more than pixelsmith reads" in r.json()["error"]["message"]
+
+
+def test_a_job_whose_client_went_away_stops_at_its_next_check():
+    q = work.WorkQueue(workers=1, depth=0, timeout_s=30)
+    steps = []
+
+    def job():
+        for i in range(100):
+            work.check()
+            steps.append(i)
+            time.sleep(0.01)
+
+    async def scenario():
+        task = asyncio.ensure_future(q.run(job))
+        await asyncio.sleep(0.1)
+        task.cancel()  # what Starlette does when the client disconnects
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.2)
+        assert q.running == 0 and q.waiting == 0
+
+    asyncio.run(scenario())
+    assert 2 <= len(steps) < 100
+    q.close()
+
+
+def test_unknown_paths_and_methods_answer_in_the_error_shape(served):
+    c, _, _ = served
+    r = c.get("/v2/nothing")
+    assert r.status_code == 404 and "no such path" in r.json()["error"]["message"]
+    r = c.get("/v1/images/generations")
+    assert r.status_code == 405 and r.json()["error"]["message"]
+
+
+def test_a_conditional_interpolation_keeps_the_first_seeds_class_unless_told(served):
+    c, gan, _ = served
+    for body, label in (({"seeds": [4, 8]}, 4 % 3), ({"seeds": [4, 8], "label": 2}, 2)):
+        r = c.post("/v1/images/interpolations", json={"model": "tiny", "steps": 3, **body})
+        assert r.status_code == 200 and r.json()["label"] == label
+        first = r.json()["data"][0]["b64_json"]
+        got = np.asarray(Image.open(io.BytesIO(base64.b64decode(first)))).astype(float)
+        want = gan.sample(1, seed=4, labels=[label])[0].permute(1, 2, 0).numpy() * 255
+        assert np.abs(got - want).max() <= 1.0

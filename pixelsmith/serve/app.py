@@ -20,6 +20,9 @@ import base64
 import contextlib
 import hmac
 import json
+import logging
+import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +49,9 @@ from pixelsmith.serve.uploads import Part, TooLarge, WrongType, parse_form, read
 
 __all__ = ["MAX_N", "Served", "ServeConfig", "create_app", "load_served"]
 
+LOG = logging.getLogger("pixelsmith.serve")
+# python-multipart logs each malformed body to stderr; the client already gets the 400.
+logging.getLogger("python_multipart").setLevel(logging.ERROR)
 OPEN_PATHS = ("/healthz", "/readyz")  # what a load balancer may ask without the key
 JSON_LIMIT = 64 * 1024
 STATIC = Path(__file__).parent / "static"
@@ -61,7 +67,9 @@ class ServeConfig:
     timeout_s: float = 60.0
     max_upload: int = 20 * 2**20
     max_pixels: int = 12_000_000  # an upload's declared pixels (a 12 MP phone photo)
-    max_output_pixels: int = 48_000_000  # an edit's answer (x4 super-resolution of 3 MP)
+    max_output_pixels: int = (
+        16_000_000  # an edit's answer (x2 of 4 MP, x4 of 1 MP): ~200 MB as floats
+    )
 
 
 def _status(exc: Exception) -> int:
@@ -84,8 +92,8 @@ def create_app(
     `Authorization: Bearer KEY`."""
     try:
         from fastapi import FastAPI, Request
-        from fastapi.exceptions import RequestValidationError
         from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+        from starlette.exceptions import HTTPException as StarletteHTTPException
     except ImportError:
         raise UserError(
             "the service needs the serve extra: pip install 'pixelsmith[serve]'"
@@ -106,6 +114,7 @@ def create_app(
     app = FastAPI(title="pixelsmith", version="0.1", docs_url="/docs", lifespan=lifespan)
     metrics = Metrics()
     ready = {"ok": False}
+    warming = threading.Lock()
     known_paths: set[str] = set()  # filled with the routes' paths below
 
     def error(
@@ -124,8 +133,9 @@ def create_app(
         raw = await read_body(request.stream(), JSON_LIMIT, request.headers.get("content-length"))
         try:
             return json.loads(raw or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"the body is not JSON ({getattr(e, 'msg', e)})") from None
+        except (ValueError, RecursionError) as e:  # also too deep, or an integer too long
+            detail = getattr(e, "msg", None) or str(e).split(";")[0][:80] or type(e).__name__
+            raise UserError(f"the body is not JSON this service reads ({detail})") from None
 
     async def form_body(request: Request) -> dict[str, Part]:
         raw = await read_body(
@@ -148,10 +158,14 @@ def create_app(
             "data": [{"b64_json": base64.b64encode(data).decode()}],
         }
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        return error(422, f"{'.'.join(map(str, first.get('loc', [])))}: {first.get('msg', '')}")
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Unknown paths and methods answer in the same error shape as everything else."""
+        text = {404: f"no such path {request.url.path!r}", 405: "method not allowed here"}
+        response = error(exc.status_code, text.get(exc.status_code, str(exc.detail)))
+        for k, v in (exc.headers or {}).items():
+            response.headers[k] = v
+        return response
 
     @app.middleware("http")
     async def _count(request: Request, call_next: Any) -> Any:
@@ -171,7 +185,8 @@ def create_app(
                 response.headers["WWW-Authenticate"] = "Bearer"
             else:
                 response = await call_next(request)
-        except Exception:  # never a traceback to the client
+        except Exception:  # never a traceback to the client; the operator's log has it
+            LOG.exception("error answering %s %s", request.method, request.url.path)
             response = error(500, "internal error", "server_error")
         finally:
             metrics.in_flight -= 1
@@ -202,10 +217,11 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> Any:
-        if not ready["ok"]:  # warm every generator once: the first answer should not pay for it
-            for s in generators.values():
-                s.model.sample(1, seed=0)
-            ready["ok"] = True
+        with warming:  # warm every generator once, on its backend: the first answer should not pay
+            if not ready["ok"]:
+                for s in generators.values():
+                    s.image(0)
+                ready["ok"] = True
         return {"status": "ready", "models": list(models)}
 
     @app.get("/v1/models")
@@ -245,6 +261,10 @@ def create_app(
             "created": int(time.time()),
             "model": req["model"],
             "payload_sha256": generators[req["model"]].model.manifest.get("payload_sha256"),
+            "backend": generators[req["model"]].backend_name(req["options"]),
+            "options": generators[req["model"]].model.sample_settings(
+                generators[req["model"]].model.sample_options(**req["options"])
+            ),
             "output_format": req["fmt"],
             "data": items,
         }
@@ -253,14 +273,19 @@ def create_app(
     async def interpolations(request: Request) -> Any:
         try:
             req = check_interpolation(await json_body(request), generators)
-            items = await queue.run(lambda: interpolate_seeds(req, generators[req["model"]]))
+            items = await queue.run(
+                lambda: interpolate_seeds(req, generators[req["model"]], work.check)
+            )
         except work.Overload as e:
             return overload(e)
         except UserError as e:
             return error(_status(e), str(e))
+        served = generators[req["model"]]
+        label = served.label_of(req["seeds"][0], req["label"])
         return {
             "model": req["model"],
             "seeds": req["seeds"],
+            **({} if label is None else {"label": label}),
             "output_format": req["fmt"],
             "data": items,
         }
@@ -281,7 +306,7 @@ def create_app(
             if fmt not in FORMATS:
                 raise UserError(f"output_format must be one of {', '.join(FORMATS)}, got {fmt!r}")
             quality = fields.pop("quality", "90")
-            if not quality.isdigit() or not 1 <= int(quality) <= 100:
+            if not re.fullmatch("[0-9]{1,3}", quality) or not 1 <= int(quality) <= 100:
                 raise UserError(f"quality must be a whole number from 1 to 100, got {quality!r}")
             options = _edits.check_edit(operation, fields, offered)
             unknown = sorted(set(fields) - set(offered[operation].options))

@@ -33,12 +33,23 @@ class Served:
     source: str
     backend: Any = None  # a pixelsmith.deploy.backends.Backend; None = the model's own sample
 
-    def image(self, seed: int, label: int | None = None) -> torch.Tensor:
-        """The image `sample(1, seed=seed)` draws (of class `label`), through the backend."""
+    def label_of(self, seed: int, label: int | None = None) -> int | None:
+        """The class a seed's image is drawn in: `label`, else seed mod classes (None when the
+        model is unconditional), so a seed alone names its image."""
+        if not self.model.classes:
+            return None
+        return int(label) if label is not None else seed % self.model.classes
+
+    def image(
+        self, seed: int, label: int | None = None, options: dict[str, Any] | None = None
+    ) -> torch.Tensor:
+        """The image `sample(1, seed=seed, labels=[label], **options)` draws, through the
+        backend when the options are the model's own (eager otherwise)."""
+        label = self.label_of(seed, label)
         labels = None if label is None else [label]
-        if self.backend is None or self.backend.name == "eager":
+        if self.backend is None or self.backend.name == "eager" or options:
             extra = {} if labels is None else {"labels": labels}
-            return self.model.sample(1, seed=seed, **extra)[0]
+            return self.model.sample(1, seed=seed, **extra, **(options or {}))[0]
         from pixelsmith.edit.latent.space import latent_space
 
         space = latent_space(self.model, "z")
@@ -46,6 +57,12 @@ class Served:
         if space.classes:
             feeds["labels"] = torch.tensor(labels or [0])
         return self.backend.run(feeds)[0].clamp(0, 1)
+
+    def backend_name(self, options: dict[str, Any] | None = None) -> str:
+        """The backend an image with these sampling options is drawn on."""
+        if self.backend is None or options:
+            return "eager"
+        return self.backend.name
 
     def card(self) -> dict[str, Any]:
         m = self.model
@@ -63,7 +80,7 @@ class Served:
             "payload_sha256": m.manifest.get("payload_sha256"),
             "options": m.sample_settings(),
             "scores": scores,
-            "backend": self.backend.name if self.backend is not None else "eager",
+            "backend": self.backend_name(),
         }
 
 
@@ -96,7 +113,7 @@ def _model_of(body: Any, fields: set[str], models: dict[str, Served]) -> str:
 
 def check_request(body: Any, models: dict[str, Served]) -> dict[str, Any]:
     """The generation request's fields, checked; UserError (a 400) on anything wrong."""
-    name = _model_of(body, {"n", "seed", "response_format", "labels"}, models)
+    name = _model_of(body, {"n", "seed", "response_format", "labels", "options"}, models)
     n = body.get("n", 1)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
         raise UserError(f"n must be a whole number from 1 to {MAX_N}, got {n!r}")
@@ -119,9 +136,33 @@ def check_request(body: Any, models: dict[str, Served]) -> dict[str, Any]:
         ):
             raise UserError("labels must be a list of class numbers")
         models[name].model.check_labels(labels)
+    options = check_options(body.get("options"), models[name].model)
     return dict(
-        model=name, n=n, seed=seed, fmt=fmt, response=response, quality=quality, labels=labels
+        model=name,
+        n=n,
+        seed=seed,
+        fmt=fmt,
+        response=response,
+        quality=quality,
+        labels=labels,
+        options=options,
     )
+
+
+def check_options(options: Any, model: Family) -> dict[str, Any]:
+    """Sampling options (those /v1/models lists for the model, e.g. truncation), checked by the
+    model itself; {} when none are given."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise UserError('options must be an object of sampling options, e.g. {"truncation": 0.7}')
+    if "labels" in options:
+        raise UserError("give classes as the request's labels, not as an option")
+    try:
+        model.sample_options(**options)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"bad sampling option: {e}") from None
+    return dict(options)
 
 
 def generate(
@@ -129,17 +170,18 @@ def generate(
 ) -> list[dict[str, Any]]:
     """Each image of a checked request: its seed, and its bytes unless only seeds are asked.
 
-    Image i is `sample(1, seed=seed + i)`: one image per seed, so any one can be remade alone;
-    `check()` runs before each image (the queue's timeout).
+    Image i is `sample(1, seed=seed + i)` in its class (labels[i mod len], else seed mod
+    classes): one image per seed, so any one can be remade alone; `check()` runs before each
+    image (the queue's timeout).
     """
     out = []
     for i in range(req["n"]):
         check()
         s = req["seed"] + i
-        item: dict[str, Any] = {"seed": s}
+        label = served.label_of(s, req["labels"][i % len(req["labels"])] if req["labels"] else None)
+        item: dict[str, Any] = {"seed": s} if label is None else {"seed": s, "label": label}
         if req["response"] == "b64_json":
-            label = req["labels"][i % len(req["labels"])] if req["labels"] else None
-            image = served.image(s, label)
+            image = served.image(s, label, req["options"])
             item["b64_json"] = base64.b64encode(encode(image, req["fmt"], req["quality"])).decode()
         out.append(item)
     return out
@@ -235,9 +277,12 @@ def check_interpolation(body: Any, models: dict[str, Served]) -> dict[str, Any]:
     )
 
 
-def interpolate_seeds(req: dict[str, Any], served: Served) -> list[dict[str, Any]]:
+def interpolate_seeds(
+    req: dict[str, Any], served: Served, check: Callable[[], None] = lambda: None
+) -> list[dict[str, Any]]:
     """The images on the path between the two seeds' codes (the family's own rule: slerp in z,
-    lerp in W), each with its position t; the ends are the seeds' own images."""
+    lerp in W), each with its position t, in one class (`label`, else the first seed's); the
+    ends are the seeds' own images."""
     from pixelsmith.edit.latent.interpolate import interpolate
     from pixelsmith.edit.latent.space import latent_space
 
@@ -247,8 +292,10 @@ def interpolate_seeds(req: dict[str, Any], served: Served) -> list[dict[str, Any
     codes = space.from_seeds(req["seeds"])
     path = interpolate(space, codes[:1], codes[1:], req["steps"])[0]
     labels = None
-    if space.classes:
-        labels = [req["label"] or 0] * req["steps"]  # sample(1, seed) without labels is class 0
+    label = served.label_of(req["seeds"][0], req["label"])
+    if label is not None:
+        labels = [label] * req["steps"]
+    check()
     images = space.images(path, space.check_labels(labels, req["steps"]))
     t = torch.linspace(0, 1, req["steps"]).tolist()
     return [

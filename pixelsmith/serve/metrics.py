@@ -33,6 +33,10 @@ class Metrics:
     def text(self, gauges: dict[str, float] | None = None) -> str:
         """The Prometheus exposition: requests, latency, in-flight and `gauges` (name -> value;
         a name ending in _total is a counter)."""
+        with self.lock:  # observe() runs on the event loop, this on a worker thread
+            return self._text(gauges)
+
+    def _text(self, gauges: dict[str, float] | None) -> str:
         lines = [
             "# TYPE pixelsmith_requests_total counter",
             *(

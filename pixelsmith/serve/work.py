@@ -77,12 +77,14 @@ class WorkQueue:
         _local.cancel = cancel
         try:
             check()
-            return fn()
+            out = fn()
+            with self._lock:  # only finished jobs: a cancelled one says nothing of job time
+                self.mean_s = 0.8 * self.mean_s + 0.2 * (time.perf_counter() - t0)
+            return out
         finally:
             _local.cancel = None
             with self._lock:
                 self.running -= 1
-                self.mean_s = 0.8 * self.mean_s + 0.2 * (time.perf_counter() - t0)
 
     async def run(self, fn: Callable[[], T]) -> T:
         """fn() on a worker thread; Full or TimedOut (both Overload) when it cannot be had."""
@@ -99,9 +101,13 @@ class WorkQueue:
         future: Any = asyncio.get_running_loop().run_in_executor(self._pool, self._job, fn, cancel)
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
+        except asyncio.CancelledError:  # the client went away: its job need not finish
+            cancel.set()
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            raise
         except TimeoutError:
             cancel.set()
-            future.add_done_callback(lambda f: f.exception())  # a cancelled job's error is moot
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())  # moot now
             with self._lock:
                 self.timed_out += 1
             raise TimedOut(
@@ -113,3 +119,5 @@ class WorkQueue:
     def close(self) -> None:
         """Stop the worker threads once their jobs end."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            self.waiting = 0  # cancelled jobs never reach _job to count themselves out

@@ -84,7 +84,10 @@ function askForKey() {
 function whole(id, what) {
   const raw = $(id).value.trim();
   if (!/^\d+$/.test(raw)) throw new ApiError(`${what} must be a whole number, got "${raw}".`, 0);
-  return Number(raw);
+  const value = Number(raw);
+  // JSON numbers above 2^53 lose digits in the browser, so the seed could not be echoed exactly
+  if (!Number.isSafeInteger(value)) throw new ApiError(`${what} must be below 2^53 on this page.`, 0);
+  return value;
 }
 
 const dataUrl = (b64) => "data:image/png;base64," + b64;
@@ -118,7 +121,7 @@ function fillModels(models) {
 function modelChanged() {
   const m = currentModel();
   const label = $("label");
-  label.replaceChildren(new Option("any", ""));
+  label.replaceChildren(new Option("by seed", ""));  // the server draws class = seed mod classes
   const classes = (m && m.classes) || 0;
   for (let k = 0; k < classes; k++) label.append(new Option(`class ${k}`, String(k)));
   $("label-field").hidden = classes === 0;
@@ -157,7 +160,7 @@ async function generate() {
     cell.className = "cell";
     cell.dataset.seed = String(item.seed);
     cell.dataset.model = payload.model;
-    if (payload.labels) cell.dataset.label = String(payload.labels[0]);
+    if (item.label !== undefined) cell.dataset.label = String(item.label);
     cell.setAttribute("aria-pressed", "false");
     cell.title = `Seed ${item.seed}`;
     cell.append(pixelImage(item.b64_json, `Generated image, seed ${item.seed}`));
@@ -205,7 +208,10 @@ async function interpolate() {
   const [a, b] = state.selected.map((c) => Number(c.dataset.seed));
   const steps = whole("steps", "Steps");
   const model = state.selected[0].dataset.model;
-  const answer = await postJson("/v1/images/interpolations", { model, seeds: [a, b], steps, output_format: "png" });
+  const body = { model, seeds: [a, b], steps, output_format: "png" };
+  // the path keeps one class: the first picked image's
+  if (state.selected[0].dataset.label !== undefined) body.label = Number(state.selected[0].dataset.label);
+  const answer = await postJson("/v1/images/interpolations", body);
   const strip = $("strip");
   strip.replaceChildren();
   for (const item of answer.data) {
