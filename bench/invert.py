@@ -1,8 +1,8 @@
 """Inversion of held-out real images: encoder-only vs optimisation-only vs encoder + optimisation.
 
 Protocol: the first N (64; 16 with --quick) images of the Fashion-MNIST test split, inverted by
-zoo:fmnist-gan (z) and the Fashion-MNIST StyleGAN (W and W+; zoo:fmnist-stylegan, else the run
-folder given by --stylegan). Each variant runs the library's `invert` with its defaults
+zoo:fmnist-gan (z) and a Fashion-MNIST StyleGAN (W and W+; zoo:fmnist-stylegan, or the run
+or checkpoint given by --stylegan). Each variant runs the library's `invert` with its defaults
 (perceptual "auto" = the shipped fmnist classifier's features, Adam, lr 0.1 x the codes' spread,
 the projector's schedule; W+ regulariser 0.01):
 - encoder-only: the cached encoder's code, no steps;
@@ -37,10 +37,8 @@ from pixelsmith.data.sources import load_images  # noqa: E402
 from pixelsmith.edit.latent import latent_space  # noqa: E402
 from pixelsmith.edit.latent.encoder import cache_path, encoder_for, model_sha256  # noqa: E402
 from pixelsmith.edit.latent.invert import DEFAULT_ENCODER_STEPS, invert  # noqa: E402
-from pixelsmith.errors import UserError  # noqa: E402
 from pixelsmith.generate import load_model  # noqa: E402
 
-STYLEGAN_RUN = "/work/runs/00008-stylegan-30min-fashion-mnist"
 VARIANTS = ("encoder-only", "optimisation-only", "encoder+optimisation")
 
 
@@ -52,14 +50,7 @@ def targets(n: int) -> torch.Tensor:
 
 def models(stylegan: str) -> list[tuple[str, str]]:
     """(model reference, space) pairs to bench."""
-    out = [("zoo:fmnist-gan", "z")]
-    sg = "zoo:fmnist-stylegan"
-    try:
-        load_model(sg)
-    except UserError:
-        sg = stylegan
-    out += [(sg, "w"), (sg, "w+")]
-    return out
+    return [("zoo:fmnist-gan", "z"), (stylegan, "w"), (stylegan, "w+")]
 
 
 def variant(space, x: torch.Tensor, name: str, steps: int) -> dict:
@@ -94,9 +85,9 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--stylegan",
-        default=STYLEGAN_RUN,
-        help="StyleGAN run or checkpoint if zoo:fmnist-stylegan is missing (pin a checkpoint "
-        "file while the run still trains: its newest checkpoint moves)",
+        default="zoo:fmnist-stylegan",
+        help="the StyleGAN to invert into: zoo:NAME, a run or a checkpoint (pin a checkpoint "
+        "file while a run still trains: its newest checkpoint moves)",
     )
     p.add_argument("--out", default=str(ROOT / "bench/results/invert.json"))
     args = p.parse_args()

@@ -42,23 +42,13 @@ from pixelsmith.generate import load_model
 from pixelsmith.metrics.image import ssim
 
 ROOT = Path(__file__).resolve().parents[1]
-STYLEGAN_RUN = "/work/runs/00008-stylegan-30min-fashion-mnist"
 PAIRS = [("Sneaker", "Ankle boot"), ("Shirt", "T-shirt/top"), ("Pullover", "Coat")]
 STRENGTHS = [0.0, 1.0, 2.0, 3.0]
 
 
 def default_models() -> list[str]:
-    """zoo:fmnist-gan and the Fashion-MNIST StyleGAN (the zoo's once it is there, else its run)."""
-    from pixelsmith.zoo import resolve
-
-    models = ["zoo:fmnist-gan"]
-    try:
-        resolve("zoo:fmnist-stylegan")
-        models.append("zoo:fmnist-stylegan")
-    except Exception:
-        if Path(STYLEGAN_RUN).is_dir():
-            models.append(STYLEGAN_RUN)
-    return models
+    """The two shipped Fashion-MNIST generators."""
+    return ["zoo:fmnist-gan", "zoo:fmnist-stylegan"]
 
 
 def _scores(space, d, codes, lab, a: int, b: int, originals) -> list[dict]:
