@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pixelsmith.errors import UserError
+from pixelsmith.utils.colour import luma
 from pixelsmith.utils.rng import BatchRandom
 
 PADDING_MODES = ("zeros", "border", "reflection")
 DIFF_POLICIES = ("color", "translation", "cutout")
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL and torchvision use
 
 # Columns of the uniform numbers Augment draws per sample per call.
 _FIRE_CROP, _FIRE_ROTATE, _FIRE_SCALE, _FIRE_FLIP, _FIRE_COLOR = range(5)
@@ -166,14 +166,6 @@ def warp(x: Tensor, theta: Tensor, padding_mode: str = "reflection") -> Tensor:
 
 # ---------------------------------------------------------------------------------------------
 # Colour
-
-
-def luma(x: Tensor) -> Tensor:
-    """The (N, 1, H, W) BT.601 luma of the colour channels (the channel itself when gray)."""
-    if x.shape[1] == 1:
-        return x
-    weights = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x[:, :3] * weights).sum(dim=1, keepdim=True)
 
 
 def adjust_color(x: Tensor, brightness: Tensor, contrast: Tensor, saturation: Tensor) -> Tensor:

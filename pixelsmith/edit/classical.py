@@ -38,6 +38,7 @@ from torch import Tensor
 
 from pixelsmith.errors import UserError
 from pixelsmith.nn.fill import as_batch, harmonic_fill, hole_mask, unbatch
+from pixelsmith.utils.colour import luma
 
 __all__ = [
     "ENHANCERS",
@@ -52,15 +53,7 @@ __all__ = [
     "white_balance",
 ]
 
-LUMA = (0.299, 0.587, 0.114)
-
-
-def _luma(x: Tensor) -> Tensor:
-    """(N, 1, H, W) luma of an (N, C, H, W) image."""
-    if x.shape[1] == 1:
-        return x
-    w = x.new_tensor(LUMA).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+_luma = luma
 
 
 def autocontrast(x: Tensor, cutoff: float = 0.01) -> Tensor:

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixelsmith.errors import UserError
+from pixelsmith.utils.colour import luma
 
 STYLE_LAYERS = ("conv1", "conv3", "conv5", "mixed_5b", "mixed_6a")
 CONTENT_LAYER = "mixed_5d"
@@ -315,8 +316,7 @@ def style_transfer(
     cw = _resize(c.to(dev), hw)
     sw = _resize(s.to(dev), shw)
     if cw.shape[1] == 1 and sw.shape[1] == 3:  # a grey result: match the grey style's statistics
-        luma = torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)
-        sw = (sw * luma).sum(1, keepdim=True)
+        sw = luma(sw)
     with torch.no_grad():
         s_feats = taps(sw)
         targets = {n: gram(s_feats[n]) for n in style_layers}

@@ -27,9 +27,9 @@ from pixelsmith.errors import UserError, warn
 from pixelsmith.faces import mtcnn as _mtcnn
 from pixelsmith.faces.types import Face
 from pixelsmith.imageio import probe_image
+from pixelsmith.utils.colour import luma
 
 DETECTORS = ("mtcnn", "haar", "lbp")
-_GREY = (0.299, 0.587, 0.114)  # BT.601 luma, as OpenCV's RGB2GRAY
 
 
 def _present(name: str) -> bool:
@@ -122,11 +122,7 @@ def _uint8(x: Tensor) -> np.ndarray:
 
 
 def _grey_uint8(x: Tensor) -> np.ndarray:
-    if x.shape[0] >= 3:
-        w = torch.tensor(_GREY, dtype=x.dtype, device=x.device)[:, None, None]
-        g = (x[:3] * w).sum(0)
-    else:
-        g = x[0]
+    g = luma(x[:3] if x.shape[0] >= 3 else x[:1])[0]
     return (g.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 

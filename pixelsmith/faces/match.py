@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pixelsmith.errors import UserError
+from pixelsmith.utils.colour import luma
 
 POINTS = 8
 RADIUS = 2
@@ -43,7 +44,6 @@ GRID = 7
 # re-captured copies vs other faces, "mild" strength; 0.514 at "strong"). An anonymised crop
 # below it is no more like its original than another person's face usually is.
 THRESHOLD_FAR_1PCT = 0.543
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as Pillow's convert("L")
 
 
 def n_codes(points: int = POINTS, method: str = "nri_uniform") -> int:
@@ -152,11 +152,7 @@ def _as_batch(crops: Tensor | Sequence[Tensor]) -> list[Tensor]:
 def _grey(crop: Tensor, size: int) -> Tensor:
     """(C, H, W) in [0, 1] -> (size, size) grey on the 0..255 integer scale (float64)."""
     x = crop.detach().float().cpu().clamp(0, 1)
-    if x.shape[0] >= 3:  # RGB or RGBA; alpha ignored
-        w = torch.tensor(_LUMA).view(3, 1, 1)
-        x = (x[:3] * w).sum(0, keepdim=True)
-    else:
-        x = x[:1]
+    x = luma(x[:3] if x.shape[0] >= 3 else x[:1])  # alpha ignored
     if tuple(x.shape[1:]) != (size, size):
         x = F.interpolate(x[None], (size, size), mode="bilinear", antialias=True)[0]
     return (x[0].clamp(0, 1) * 255).round().to(torch.float64)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from pixelsmith.errors import UserError
 from pixelsmith.metrics.classifier import SIZE, WEIGHTS_DIR, load_classifier
+from pixelsmith.utils.colour import luma
 from pixelsmith.utils.files import sha256_file
 
 # name -> (file under metrics/weights, sha256 of the file, dataset it was trained on)
@@ -72,9 +73,7 @@ def to_classifier_input(x: Tensor) -> Tensor:
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise UserError(f"expected (N, 1 or 3, H, W) images, got shape {tuple(x.shape)}")
     x = x.float()
-    if x.shape[1] == 3:
-        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device)
-        x = (x * w.view(1, 3, 1, 1)).sum(1, keepdim=True)
+    x = luma(x)
     if x.shape[-2:] != (SIZE, SIZE):
         x = F.interpolate(x, (SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
     return x

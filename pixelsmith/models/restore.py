@@ -36,6 +36,7 @@ from pixelsmith.errors import UserError
 from pixelsmith.models.base import Abilities, Batch, Family, Preset, SampleConfig, StepContext
 from pixelsmith.nn.fill import harmonic_fill
 from pixelsmith.nn.tiles import run_tiled
+from pixelsmith.utils.colour import luma
 from pixelsmith.utils.rng import BatchRandom
 
 TASKS = ("sr", "denoise", "inpaint", "enhance")
@@ -145,12 +146,7 @@ class UNet(nn.Module):
         return x[:, : self.out] + self.tail(f)
 
 
-def luminance(x: Tensor) -> Tensor:
-    """(N, 1, H, W) Rec. 601 luma of grey or RGB images."""
-    if x.shape[1] == 1:
-        return x
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x[:, :3] * w).sum(1, keepdim=True)
+luminance = luma  # (N, 1, H, W) BT.601 luma of grey or RGB images
 
 
 def estimate_sigma(x: Tensor) -> Tensor:

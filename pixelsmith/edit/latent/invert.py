@@ -58,6 +58,7 @@ from torch import Tensor, nn
 from pixelsmith.edit.latent.encoder import Progress, encoder_for, model_sha256
 from pixelsmith.edit.latent.space import LatentSpace
 from pixelsmith.errors import UserError
+from pixelsmith.utils.colour import luma
 
 FORMAT = "pixelsmith-latent/1"
 STARTS = ("encoder", "mean", "random")
@@ -465,7 +466,7 @@ def read_targets(space: LatentSpace, paths: Sequence[str | Path]) -> tuple[Tenso
             said.append("alpha dropped")
         if x.shape[0] != c:
             if c == 1:
-                x = (x * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
+                x = luma(x)
                 said.append("RGB -> grey (BT.601 luma)")
             else:
                 x = x.expand(c, -1, -1)
