@@ -114,11 +114,54 @@ def test_a_changed_teacher_is_refused_on_resume(tmp_path, teacher):
         Trainer(cfg, tmp_path, progress=False)
 
 
-def _generator(g_channels: int = 8) -> Generator:
-    cfg = GANConfig(z_dim=8, g_channels=g_channels, max_channels=32)
+def _generator(g_channels: int = 8, norm: str = "batch") -> Generator:
+    cfg = GANConfig(z_dim=8, g_channels=g_channels, max_channels=32, g_norm=norm)
     g = Generator(cfg, (1, 16, 16))
     _randomise(g)
+    with torch.no_grad():  # running statistics far from 0 / 1, so copying them matters
+        for m in g.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
     return g.eval()
+
+
+def test_pruning_ranks_channels_by_batchnorm_scale_else_by_weight_norm():
+    from pixelsmith.models.distill_prune import channel_scores
+
+    g = _generator()
+    with torch.no_grad():  # channel 0: the largest weights, but its BatchNorm scales it to 0
+        g.fc.weight.view(g.base[0], g.base[1] * g.base[2], -1)[0] *= 10
+        g.fc_norm.weight[0] = 0
+    scores = channel_scores(g)
+    assert scores[0].argmin() == 0 and torch.equal(scores[0], g.fc_norm.weight.abs())
+    plain = _generator(norm="none")
+    with torch.no_grad():
+        plain.fc.weight.view(plain.base[0], plain.base[1] * plain.base[2], -1)[3] *= 10
+    assert channel_scores(plain)[0].argmax() == 3
+
+
+def test_an_unpinned_teacher_is_pinned_by_its_hash_when_the_run_starts(tmp_path, teacher):
+    cfg = _student_cfg(teacher, "train.steps=1")
+    cfg.model.teacher_sha256 = ""
+    Trainer(cfg, tmp_path, progress=False)
+    assert (
+        cfg.model.teacher_sha256
+        == ck.read_manifest(ck.resolve_checkpoint(teacher))["payload_sha256"]
+    )
+
+
+def test_distillation_refuses_gan_settings_it_would_ignore(teacher):
+    for bad in (
+        "model.optimizer=sgd",
+        "model.n_critic=5",
+        "model.loss=wgan-gp",
+        "model.r1_gamma=1",
+    ):
+        with pytest.raises(UserError, match="distillation does not use"):
+            _student_cfg(teacher, bad)
+    with pytest.raises(UserError, match="needs a teacher"):
+        Trainer(build_config("distill", overrides=list(STUDENT)), Path("/nonexistent"))
 
 
 def test_structured_pruning_of_dead_channels_keeps_the_output():
@@ -164,7 +207,12 @@ def test_int8_onnx_runtime_output_is_close_to_fp32(tmp_path):
     pytest.importorskip("onnxscript")
     import onnx
 
-    from pixelsmith.deploy.compress import calibration_inputs, ort_backend, quantize_int8
+    from pixelsmith.deploy.compress import (
+        calibration_inputs,
+        compute_ops,
+        ort_backend,
+        quantize_int8,
+    )
     from pixelsmith.deploy.export import export_onnx
 
     model = GAN(GANConfig(z_dim=8, g_channels=8, max_channels=32), (1, 16, 16))
@@ -178,6 +226,9 @@ def test_int8_onnx_runtime_output_is_close_to_fp32(tmp_path):
         q = quantize_int8(fp32, tmp_path / f"{mode}.onnx", mode, calibration_inputs(8, n=64))
         ops = {n.op_type for n in onnx.load(str(q)).graph.node}
         assert ops & {"QuantizeLinear", "DynamicQuantizeLinear"}, ops
+        runs = compute_ops(q)  # what ONNX Runtime really runs in int8, and what stays fp32
+        assert runs["int8"], (mode, runs)
+        assert sum(runs["int8"].values()) + sum(runs["fp32"].values()) >= 4  # fc, 2 deconvs, conv
         got = ort_backend(q).run(z)
         # Loose: int8 rounding through saturating tanh moves single pixels far, the mean little.
         assert (got - want).abs().mean() < min(0.05, 0.25 * float(want.std())), mode
@@ -190,3 +241,28 @@ def test_the_cli_refuses_widths_outside_zero_to_one(capsys, width):
     assert len(err.splitlines()) == 1 and "--width" in err and "0 < W < 1" in err
     with pytest.raises(UserError, match="model.width"):
         build_config("distill", overrides=[f"model.width={width}"])
+
+
+def test_static_int8_of_a_conditional_generator_calibrates_on_its_classes(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from pixelsmith.deploy.compress import calibration_inputs, ort_backend, quantize_int8
+    from pixelsmith.deploy.export import export_onnx
+
+    model = GAN(GANConfig(z_dim=8, g_channels=8, max_channels=32, conditional=True), (1, 16, 16), 3)
+    model.add_ema_copies()
+    fp32 = export_onnx(model.eval(), tmp_path / "c.onnx")
+    feeds = calibration_inputs(8, n=64, classes=3)
+    assert sorted(set(torch.cat([f["labels"] for f in feeds]).tolist())) == [0, 1, 2]
+    q = quantize_int8(fp32, tmp_path / "c8.onnx", "static", feeds)
+    out = ort_backend(q).run({"z": torch.randn(4, 8), "labels": torch.tensor([0, 1, 2, 0])})
+    assert out.shape == (4, 1, 16, 16)
+    with pytest.raises(UserError, match="lack labels"):
+        quantize_int8(fp32, tmp_path / "c9.onnx", "static", calibration_inputs(8, n=32))
+
+
+def test_resume_refuses_a_new_width_init_or_teacher(capsys):
+    for extra in (["--width", "0.25"], ["--init", "random"], ["zoo:fmnist-gan"]):
+        assert main(["compress", *extra, "--resume", "runs/whatever"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--resume continues a run" in err

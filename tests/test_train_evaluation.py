@@ -125,6 +125,8 @@ def test_the_divergence_message_names_settings_the_family_has(tmp_path, name, mo
     overrides = ["data.source=shapes", "data.size=16", "data.limit=16", "train.batch=8"]
     if name == "cyclegan":
         overrides = TINY_CYCLE
+    if name == "distill":
+        overrides = [*overrides, "model.teacher=untrained"]
     t = Trainer(build_config(name, overrides=[*overrides, "train.steps=3"]), tmp_path)
     monkeypatch.setattr(t.family, "train_step", lambda batch, ctx: {"loss": float("nan")})
     with pytest.raises(UserError) as e:

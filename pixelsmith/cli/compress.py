@@ -53,6 +53,13 @@ def _compress(args: argparse.Namespace) -> int:
         *([f"train.seed={args.seed}"] if args.seed is not None else []),
     ]
     if args.resume:
+        given = [f for f in ("width", "init") if getattr(args, f) is not None]
+        if args.run is not None or given:
+            what = "a teacher" if args.run is not None else f"--{given[0]}"
+            raise UserError(
+                f"--resume continues a run with its own teacher, width and init; {what} cannot "
+                "change them (start a new run instead)"
+            )
         saved = cfglib.to_dict(run_config(args.resume))
         if budget:
             saved["train"].update(steps=None, minutes=None, epochs=None)
@@ -60,10 +67,9 @@ def _compress(args: argparse.Namespace) -> int:
     else:
         if args.run is None:
             raise UserError("name the teacher: pixelsmith compress RUN --width W")
-        check_width(args.width)
-        cfg = build_config(
-            "distill", overrides=[*distill_overrides(args.run, args.width, args.init), *extra]
-        )
+        width = check_width(0.5 if args.width is None else args.width)
+        init = args.init or "prune"
+        cfg = build_config("distill", overrides=[*distill_overrides(args.run, width, init), *extra])
     if args.dry_run:
         print(yaml.safe_dump(cfglib.to_dict(cfg), sort_keys=False), end="")
         return 0
@@ -79,12 +85,12 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     )
     p = verbs.add_parser("compress", help=about, description=about)
     p.add_argument("run", nargs="?", metavar="RUN|CHECKPOINT|zoo:NAME", help="the gan teacher")
-    p.add_argument("--width", type=float, default=0.5, help="fraction of channels (0 < W < 1)")
+    p.add_argument("--width", type=float, help="fraction of channels, 0 < W < 1 (default 0.5)")
     p.add_argument(
         "--init",
         choices=["prune", "random"],
-        default="prune",
-        help="start from the teacher's highest-L1 channels (default) or from scratch",
+        help="start from the teacher's most important channels (largest BatchNorm scale; the "
+        "default) or from scratch",
     )
     p.add_argument("-o", "--out", default="runs", help="folder of numbered run folders")
     p.add_argument("--steps", type=int)

@@ -123,17 +123,67 @@ def _ort():
     return ort, q
 
 
-def calibration_inputs(z_dim: int, n: int = 256, batch: int = 32, seed: int = 1) -> list[Tensor]:
-    """Generator inputs for calibration: z ~ N(0, I), seeded apart from the evaluation's."""
+def calibration_inputs(
+    z_dim: int, n: int = 256, batch: int = 32, seed: int = 1, classes: int = 0
+) -> list[dict[str, Tensor]]:
+    """Generator inputs for calibration, as the sampler draws them: z ~ N(0, I) (seeded apart
+    from the evaluation's) and, for a conditional generator, every class in turn."""
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(min(batch, n - i), z_dim, generator=g) for i in range(0, n, batch)]
+    out = []
+    for i in range(0, n, batch):
+        feeds = {"z": torch.randn(min(batch, n - i), z_dim, generator=g)}
+        if classes:
+            feeds["labels"] = (torch.arange(len(feeds["z"])) + i) % classes
+        out.append(feeds)
+    return out
+
+
+INT8_OPS = ("QLinearConv", "QGemm", "QLinearMatMul", "ConvInteger", "MatMulInteger")
+FLOAT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "FusedConv", "FusedGemm")
+
+
+def compute_ops(path: str | Path) -> dict[str, dict[str, int]]:
+    """The compute operators ONNX Runtime actually runs for an ONNX file (its optimised graph),
+    split into those in int8 and those in fp32: a QDQ model whose deconvolutions have no int8
+    kernel runs them in fp32 between quantise and dequantise nodes."""
+    import tempfile
+    from collections import Counter
+
+    import onnx
+
+    ort, _ = _ort()
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
+        options.log_severity_level = 3
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        ops = Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+    kinds = {"int8": {}, "fp32": {}}
+    for op, k in sorted(ops.items()):
+        if op in INT8_OPS or op.startswith("DynamicQuantize"):
+            kinds["int8"][op] = k
+        elif op in FLOAT_OPS:
+            kinds["fp32"][op] = k
+    return kinds
+
+
+def ops_note(kinds: dict[str, dict[str, int]]) -> str:
+    """compute_ops as a short text for a table's note."""
+    return "; ".join(
+        f"{kind}: " + (", ".join(f"{op} x{k}" for op, k in ops.items()) or "none")
+        for kind, ops in kinds.items()
+    )
 
 
 def quantize_int8(
-    fp32: str | Path, out: str | Path, mode: str = "static", calibration: Sequence[Tensor] = ()
+    fp32: str | Path,
+    out: str | Path,
+    mode: str = "static",
+    calibration: Sequence[dict[str, Tensor]] = (),
 ) -> Path:
     """Write the int8 version of an exported generator: static QDQ (calibrated on
-    `calibration`, batches of z) or dynamic (weights int8, activations quantised per call)."""
+    `calibration`, batches of the generator's inputs) or dynamic (int8 weights for the ops
+    ONNX Runtime quantises dynamically; compute_ops says which those are)."""
     ort, q = _ort()
     fp32, out = Path(fp32), Path(out)
     if mode == "dynamic":
@@ -143,11 +193,15 @@ def quantize_int8(
         raise UserError(f"int8 mode must be static or dynamic, got {mode!r}")
     if not calibration:
         raise UserError("static int8 needs calibration inputs (batches of z)")
-    name = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    session = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    missing = [n for n in names if n not in calibration[0]]
+    if missing:
+        raise UserError(f"the calibration inputs lack {', '.join(missing)}")
 
     class Reader(q.CalibrationDataReader):
         def __init__(self) -> None:
-            self.it = iter([{name: z.numpy()} for z in calibration])
+            self.it = iter([{k: feeds[k].numpy() for k in names} for feeds in calibration])
 
         def get_next(self) -> dict | None:
             return next(self.it, None)
@@ -279,8 +333,10 @@ def measure(
             path = fp32
             try:
                 if v.int8:
-                    path = quantize_int8(fp32, d / "int8.onnx", v.int8, calibration_inputs(z_dim))
+                    feeds = calibration_inputs(z_dim, classes=v.model.classes)
+                    path = quantize_int8(fp32, d / "int8.onnx", v.int8, feeds)
                     backend = ort_backend(path)
+                    v.note = "; ".join(x for x in (v.note, ops_note(compute_ops(path))) if x)
                 else:
                     backend = build(b, v.model, d / b)
                 row = Row(v.name, b, _params(v.model), path.stat().st_size / 2**20, note=v.note)

@@ -32,6 +32,7 @@ from pixelsmith.models.distill_prune import hidden_widths, prune_into
 from pixelsmith.models.gan import GAN, Discriminator, GANConfig, Generator
 from pixelsmith.utils import checkpoint_file as ckf
 
+UNTRAINED = "untrained"  # model.teacher for smoke tests: a fresh GAN stands in for a teacher
 # The teacher's settings the student's networks are built from (they must match the teacher).
 ARCHITECTURE = (
     "z_dim",
@@ -71,6 +72,21 @@ class DistillConfig(GANConfig):
         )
         for key in ("l1_weight", "feature_weight", "adv_weight"):
             require(getattr(self, key) >= 0, f"model.{key} must be >= 0")
+        # the student's step is one Adam update of each network with the plain adversarial
+        # losses: settings of the GAN step it does not run are refused, not ignored
+        unused = {
+            "optimizer": self.optimizer != "adam",
+            "n_critic": self.n_critic != 1,
+            "r1_gamma": self.r1_gamma > 0,
+            "diffaugment": bool(self.diffaugment),
+            "loss": self.loss == "wgan-gp",
+        }
+        bad = [k for k, v in unused.items() if v]
+        require(
+            not bad,
+            f"distillation does not use model.{bad[0] if bad else ''} (it runs Adam, one critic "
+            "step per student step, ns or hinge losses, no R1 or DiffAugment); leave it unset",
+        )
 
 
 def _gan_fields(cfg: GANConfig) -> dict[str, Any]:
@@ -145,15 +161,17 @@ class Distill(GAN):
         Family.__init__(self, cfg, image_shape, num_classes)
         cfg.validate()
         self.classes = self.require_classes(cfg.conditional, "GAN")
-        if cfg.teacher:
-            teacher = self._load_teacher(cfg, image_shape)
-        else:  # the contract's smoke runs: every preset trains on any data
-            warn(
-                "model.teacher is unset, so the student learns an untrained teacher; name one "
-                "with pixelsmith compress RUN --width W"
-            )
+        if cfg.teacher == UNTRAINED:  # the contract's smoke runs: every preset trains on any data
+            warn("model.teacher=untrained: the student learns an untrained teacher (for tests)")
             teacher = GAN(GANConfig(**_gan_fields(cfg)), image_shape, num_classes)
             teacher.add_ema_copies()
+        elif cfg.teacher:
+            teacher = self._load_teacher(cfg, image_shape)
+        else:
+            raise UserError(
+                "distillation needs a teacher: pixelsmith compress RUN --width W (or --set "
+                "model.teacher=RUN with the teacher's architecture)"
+            )
         self.teacher = teacher.networks["G_ema"].eval().requires_grad_(False)
         student = Generator(student_config(cfg, cfg.width), image_shape, self.classes)
         if cfg.student_init == "prune":
@@ -172,7 +190,9 @@ class Distill(GAN):
         except FileNotFoundError:
             raise UserError(f"model.teacher {cfg.teacher} does not exist") from None
         sha = str(teacher.manifest.get("payload_sha256", ""))
-        if cfg.teacher_sha256 and sha != cfg.teacher_sha256:
+        if not cfg.teacher_sha256:  # pinned now: the run's config records it, so a resume checks
+            cfg.teacher_sha256 = sha
+        elif sha != cfg.teacher_sha256:
             raise UserError(
                 f"the teacher {cfg.teacher} changed since this run began (payload {sha[:12]}, "
                 f"not {cfg.teacher_sha256[:12]}); distil from the same teacher or start anew"

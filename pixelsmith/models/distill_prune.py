@@ -1,12 +1,14 @@
 """Structured channel pruning of the GAN generator: a genuinely thinner network.
 
 Every hidden layer of the DCGAN generator (the Linear to the base grid and each transposed
-convolution) keeps its output channels with the largest L1 weight norm; its BatchNorm keeps the
-same channels, and the next layer keeps the matching input channels. The result is a plain
-`Generator` of the thinner widths that `student_widths` names, so it loads where any GAN
-generator does. A dropped channel whose activation is zero (zero weights, zero BatchNorm scale
-and shift) leaves the output unchanged; any other dropped channel changes it, which is what
-distillation then repairs.
+convolution) keeps its most important output channels: those with the largest |scale| of the
+BatchNorm that follows (network slimming, Liu et al. 2017: BatchNorm normalises the weights
+away, so their L1 norm says little), or the largest L1 weight norm where there is no BatchNorm.
+Its BatchNorm keeps the same channels, and the next layer keeps the matching input channels.
+The result is a plain `Generator` of the thinner widths that `student_widths` names, so it
+loads where any GAN generator does. A dropped channel whose activation is zero (zero weights,
+zero BatchNorm scale and shift) leaves the output unchanged; any other dropped channel changes
+it, which is what distillation then repairs.
 """
 
 from __future__ import annotations
@@ -30,11 +32,15 @@ def _deconvs(g: Generator) -> list[tuple[nn.ConvTranspose2d, nn.Module]]:
 
 
 def channel_scores(g: Generator) -> list[Tensor]:
-    """L1 norm of the weights producing each hidden channel, layer by layer."""
+    """Each hidden channel's importance, layer by layer: |BatchNorm scale| after the layer,
+    else the L1 norm of the weights producing it."""
     hw = g.base[1] * g.base[2]
     fc = g.fc.weight.detach().view(g.base[0], hw, -1).abs().sum((1, 2))
     # ConvTranspose2d weights are (in, out, kh, kw): output channel c is weight[:, c].
-    return [fc] + [d.weight.detach().abs().sum((0, 2, 3)) for d, _ in _deconvs(g)]
+    layers = [(fc, g.fc_norm)] + [
+        (d.weight.detach().abs().sum((0, 2, 3)), n) for d, n in _deconvs(g)
+    ]
+    return [n.weight.detach().abs() if isinstance(n, nn.BatchNorm2d) else w for w, n in layers]
 
 
 def _norm(src: nn.Module, dst: nn.Module, keep: Tensor) -> None:
@@ -46,8 +52,8 @@ def _norm(src: nn.Module, dst: nn.Module, keep: Tensor) -> None:
 
 @torch.no_grad()
 def prune_into(src: Generator, dst: Generator) -> list[Tensor]:
-    """Copy `src`'s highest-L1 channels into the thinner `dst` (same depth); returns the kept
-    channel indices of each hidden layer."""
+    """Copy `src`'s most important channels (channel_scores) into the thinner `dst` (same
+    depth); returns the kept channel indices of each hidden layer."""
     want = hidden_widths(dst)
     have = hidden_widths(src)
     if len(want) != len(have) or any(w > h for w, h in zip(want, have, strict=True)):
