@@ -3,11 +3,14 @@
 Variants of the teacher (default zoo:fmnist-gan):
 - distill-W: students distilled by `pixelsmith compress TEACHER --width W` (given with
   --students RUN ...; without it, trained here at widths 0.5 and 0.25 for --minutes each);
-- prune-W: structured channel pruning to width W (highest-L1 channels kept), no fine-tuning;
+- prune-W: structured channel pruning to width W (the channels with the largest BatchNorm
+  |scale| kept), no fine-tuning;
 - magnitude-P: unstructured magnitude pruning (torch.nn.utils.prune, fraction P of each layer's
   weights zeroed, masks made permanent): the same dense network with zeros;
 - int8-static / int8-dynamic: ONNX Runtime quantisation of the exported teacher (static: QDQ,
-  per-channel int8 weights, uint8 activations calibrated on 256 z; dynamic: int8 weights).
+  per-channel int8 weights, uint8 activations calibrated on 256 z; dynamic: int8 weights where
+  ONNX Runtime quantises dynamically); the note says which operators ONNX Runtime's optimised
+  graph really runs in int8 and which stay fp32.
 Every variant runs in eager PyTorch and ONNX Runtime (int8 in ONNX Runtime only), batch-1 calls
 and batch-64 calls interleaved round by round in rotating order in this one process, at
 --threads intra-op threads; speed-ups are against the teacher on the same backend. FID: 10,000
