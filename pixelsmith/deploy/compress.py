@@ -138,7 +138,14 @@ def calibration_inputs(
     return out
 
 
-INT8_OPS = ("QLinearConv", "QGemm", "QLinearMatMul", "ConvInteger", "MatMulInteger")
+INT8_OPS = (
+    "QLinearConv",
+    "QGemm",
+    "QLinearMatMul",
+    "ConvInteger",
+    "MatMulInteger",
+    "DynamicQuantizeMatMul",
+)
 FLOAT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "FusedConv", "FusedGemm")
 
 
@@ -160,7 +167,7 @@ def compute_ops(path: str | Path) -> dict[str, dict[str, int]]:
         ops = Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
     kinds = {"int8": {}, "fp32": {}}
     for op, k in sorted(ops.items()):
-        if op in INT8_OPS or op.startswith("DynamicQuantize"):
+        if op in INT8_OPS:
             kinds["int8"][op] = k
         elif op in FLOAT_OPS:
             kinds["fp32"][op] = k
