@@ -218,6 +218,14 @@ class Family(ABC):
             net.train(mode)
 
     @classmethod
+    def inference_model(
+        cls, cfg: Any, image_shape: tuple[int, int, int], num_classes: int
+    ) -> Family:
+        """The model a checkpoint of this family loads into for inference (itself, unless a
+        family trains one thing and ships another, as distillation does)."""
+        return cls(cfg, image_shape, num_classes)
+
+    @classmethod
     def from_checkpoint(cls, target: str | Path, device: str | torch.device = "cpu") -> Family:
         """The family with its trained (averaged) weights from a run folder or checkpoint."""
         path = ckf.resolve_checkpoint(target)
@@ -227,7 +235,7 @@ class Family(ABC):
         saved = man["config"]
         try:
             cfg = cls.config_from(saved["model"])
-            model = cls(cfg, tuple(man["image_shape"]), man["num_classes"])
+            model = cls.inference_model(cfg, tuple(man["image_shape"]), man["num_classes"])
             model.sample_defaults = model.sample_options(
                 None, **{**cls.upgrade(dict(saved["model"]))[1], **saved.get("sample", {})}
             )

@@ -207,35 +207,12 @@ class Distill(GAN):
         return teacher
 
     @classmethod
-    def from_checkpoint(cls, target: str | Path, device: str | torch.device = "cpu") -> Family:
+    def inference_model(
+        cls, cfg: DistillConfig, image_shape: tuple[int, int, int], num_classes: int
+    ) -> Family:
         """The student for inference: a plain `gan` model of the student's widths (no teacher
-        needed), with the run's manifest."""
-        path = ckf.resolve_checkpoint(target)
-        tensors, man = ckf.load_checkpoint(path)
-        if man.get("family") != cls.name:
-            raise UserError(f"{path} holds a {man.get('family')} model, not a {cls.name} model")
-        saved = man["config"]
-        try:
-            cfg = cls.config_from(saved["model"])
-            model = student_model(cfg, cfg.width, tuple(man["image_shape"]), man["num_classes"])
-            model.sample_defaults = model.sample_options(None, **saved.get("sample", {}))
-        except UserError as e:
-            raise UserError(
-                f"{path} claims a distill model but its settings do not fit: {e}"
-            ) from None
-        model.add_ema_copies()
-        if not any(k.startswith("net/G/") for k in tensors):  # a file that keeps the average alone
-            tensors.update(
-                {"net/G/" + k[10:]: v for k, v in tensors.items() if k.startswith("net/G_ema/")}
-            )
-        try:
-            ckf.load_networks(model.networks, tensors)
-        except RuntimeError as e:
-            raise UserError(
-                f"{path} does not match its own manifest ({str(e).splitlines()[0]})"
-            ) from None
-        model.manifest, model.checkpoint = man, path
-        return model.to(device).eval()
+        needed); from_checkpoint loads the run's weights and manifest into it."""
+        return student_model(cfg, cfg.width, image_shape, num_classes)
 
     def to(self, device: str | torch.device) -> Family:
         """Move the networks and the teacher to `device`."""
