@@ -67,26 +67,54 @@ def build(name: str, model: Family, workdir: Path) -> Backend:
     elif name == "compile":
         fn = torch.compile(copy.deepcopy(net), dynamic=False)
     else:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise UserError(
-                "onnxruntime is not installed (pip install 'pixelsmith[deploy]')"
-            ) from None
-        path = export_onnx(model, workdir / "model.onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        names = [i.name for i in session.get_inputs()]
-
-        def fn(**feeds: Tensor) -> Tensor:
-            return torch.from_numpy(session.run(None, {k: feeds[k].numpy() for k in names})[0])
+        ort_run = onnx_runner(export_onnx(model, workdir / "model.onnx"))
+        fn = lambda **feeds: ort_run(feeds)  # noqa: E731
 
     def run(feeds: dict[str, Tensor]) -> Tensor:
         with torch.inference_mode():
             return fn(**feeds)
 
     return Backend(name, run, time.perf_counter() - t0)
+
+
+def onnx_runner(path: str | Path) -> Callable[[dict[str, Tensor]], Tensor]:
+    """An ONNX Runtime session over an ONNX file as feeds -> the first output, at torch's
+    intra-op thread count."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError("onnxruntime is not installed (pip install 'pixelsmith[deploy]')") from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+
+    def run(feeds: dict[str, Tensor]) -> Tensor:
+        return torch.from_numpy(session.run(None, {k: feeds[k].numpy() for k in names})[0])
+
+    return run
+
+
+def interleaved(
+    runs: Sequence[Callable[[dict[str, Tensor]], Any]],
+    one: dict[str, Tensor],
+    big: dict[str, Tensor],
+    rounds: int,
+    throughput_rounds: int,
+) -> tuple[list[list[float]], list[list[float]]]:
+    """Each run timed on `one` (ms per call, `rounds` calls) and on `big` (s per call), round by
+    round with the order rotating, so no run always goes first."""
+    ms: list[list[float]] = [[] for _ in runs]
+    secs: list[list[float]] = [[] for _ in runs]
+    order = list(range(len(runs)))
+    for total, feeds, out, scale in ((rounds, one, ms, 1000), (throughput_rounds, big, secs, 1)):
+        for i in range(total):
+            k = i % len(order)
+            for j in order[k:] + order[:k]:
+                t0 = time.perf_counter()
+                runs[j](feeds)
+                out[j].append(scale * (time.perf_counter() - t0))
+    return ms, secs
 
 
 @dataclass
@@ -146,18 +174,10 @@ def latency(
         for n, b in built.items():
             diff = float((b.run(big) - reference).abs().max())
             rows[n].max_abs_diff, rows[n].agrees = diff, diff <= AGREE
-        order = list(built.items())
-        for i in range(rounds):  # the order rotates, so no backend always runs first
-            for n, b in order[i % len(order) :] + order[: i % len(order)]:
-                t0 = time.perf_counter()
-                b.run(one)
-                rows[n].samples_ms.append(1000 * (time.perf_counter() - t0))
-        times: dict[str, list[float]] = {n: [] for n in built}
-        for i in range(throughput_rounds):
-            for n, b in order[i % len(order) :] + order[: i % len(order)]:
-                t0 = time.perf_counter()
-                b.run(big)
-                times[n].append(time.perf_counter() - t0)
+        ms, secs = interleaved([b.run for b in built.values()], one, big, rounds, throughput_rounds)
+        for n, samples in zip(built, ms, strict=True):
+            rows[n].samples_ms = samples
+        times = dict(zip(built, secs, strict=True))
     for n in built:
         s = sorted(rows[n].samples_ms)
         rows[n].p50_ms = statistics.median(s)

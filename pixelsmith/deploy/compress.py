@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pixelsmith.deploy.backends import Backend, build
+from pixelsmith.deploy.backends import Backend, build, interleaved, onnx_runner
 from pixelsmith.deploy.export import INSTALL_HINT, export_onnx
 from pixelsmith.errors import UserError
 from pixelsmith.models.base import Family
@@ -234,17 +234,8 @@ def quantize_int8(
 
 def ort_backend(path: str | Path, name: str = "onnxruntime") -> Backend:
     """An ONNX Runtime backend over an ONNX file (z -> images in [0, 1])."""
-    ort, _ = _ort()
     t0 = time.perf_counter()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-
-    def run(feeds: dict[str, Tensor]) -> Tensor:
-        return torch.from_numpy(session.run(None, {k: feeds[k].numpy() for k in names})[0])
-
-    return Backend(name, run, time.perf_counter() - t0)
+    return Backend(name, onnx_runner(path), time.perf_counter() - t0)
 
 
 class _BackendGenerator(nn.Module):
@@ -355,19 +346,10 @@ def measure(
             rows.append(row)
         if log:
             log(f"built {v.name}")
-    for i in range(rounds):
-        k = i % len(runs)
-        for row, b in runs[k:] + runs[:k]:
-            t0 = time.perf_counter()
-            b.run(one)
-            row.samples_ms.append(1000 * (time.perf_counter() - t0))
-    times: dict[int, list[float]] = {id(r): [] for r, _ in runs}
-    for i in range(throughput_rounds):
-        k = i % len(runs)
-        for row, b in runs[k:] + runs[:k]:
-            t0 = time.perf_counter()
-            b.run(big)
-            times[id(row)].append(time.perf_counter() - t0)
+    ms, secs = interleaved([b.run for _, b in runs], one, big, rounds, throughput_rounds)
+    times: dict[int, list[float]] = {}
+    for (row, _), samples, sec in zip(runs, ms, secs, strict=True):
+        row.samples_ms, times[id(row)] = samples, sec
     for row, _ in runs:
         row.p50_ms = statistics.median(row.samples_ms)
         row.images_per_s = batch / statistics.median(times[id(row)])
