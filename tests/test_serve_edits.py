@@ -347,6 +347,11 @@ def test_fuzz_every_malformed_request_is_a_4xx_with_one_line_and_the_server_live
         "text to a form endpoint": ("text/plain", b"hello"),
         "multipart without boundary": ("multipart/form-data", b"--x\r\n"),
         "garbage multipart": ("multipart/form-data; boundary=zz", rng.bytes(2000)),
+        "cut-off multipart": (
+            "multipart/form-data; boundary=zz",
+            b'--zz\r\nContent-Disposition: form-data; name="operation"\r\n\r\nsr\r\n--zz\r\n'
+            b'Content-Disposition: form-data; name="image"; filename="p.png"\r\n\r\n' + good_png,
+        ),
     }
     for name, (ctype, body) in raw.items():
         answers.append(
@@ -369,6 +374,7 @@ def test_fuzz_every_malformed_request_is_a_4xx_with_one_line_and_the_server_live
     assert "20000x20000" in by["denoise 20000x20000 header"].json()["error"]["message"]
     assert by["huge upload"].status_code == 413 and by["huge json"].status_code == 413
     assert by["json to a form endpoint"].status_code == 415
+    assert "cut short" in by["cut-off multipart"].json()["error"]["message"]
     assert c.get("/healthz").json() == {"status": "ok"}
     assert _decoded(_edit(c, {"operation": "enhance", "method": "gamma"}, good_png))
 

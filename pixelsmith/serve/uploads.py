@@ -56,7 +56,7 @@ def _size(n: int) -> str:
 
 def parse_form(body: bytes, content_type: str, max_parts: int = 16) -> dict[str, Part]:
     """The parts of a multipart/form-data body by field name (the last one wins)."""
-    from python_multipart.multipart import MultipartParser, parse_options_header
+    from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
     kind, params = parse_options_header(content_type or "")
     if kind != b"multipart/form-data":
@@ -118,4 +118,6 @@ def parse_form(body: bytes, content_type: str, max_parts: int = 16) -> dict[str,
         raise
     except Exception as e:
         raise UserError(f"the multipart body cannot be parsed ({type(e).__name__})") from None
+    if parser.state != MultipartState.END:  # finalize() accepts a body cut off mid-part
+        raise UserError("the multipart body is cut short (no closing boundary); send it whole")
     return {p.name: p for p in parts}
