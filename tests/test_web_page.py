@@ -340,6 +340,7 @@ def test_an_uploaded_photo_is_edited_and_offered_for_download(driver, live, tmp_
     assert driver.execute_script("return arguments[0].naturalWidth", result) >= 40
     link = driver.find_element(By.ID, "download")
     assert link.is_displayed() and link.get_attribute("href") == result.get_attribute("src")
+    assert link.get_attribute("href").startswith("blob:")  # not megabytes of data URL
     name = link.get_attribute("download")
     assert name.startswith("my_photo-" + op) and name.endswith(".png")
     # a photo dropped on the edit card replaces the chosen one

@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const KEY = "pixelsmith-api-key";
-const state = { models: [], edits: [], selected: [], photo: null, photoUrl: null, painting: false };
+const state = { models: [], edits: [], selected: [], photo: null, photoUrl: null, resultUrl: null, painting: false };
 
 // ---- status line and the API ---------------------------------------------------------------
 
@@ -299,6 +299,8 @@ function setPhoto(file) {
 function clearResult() {
   const result = $("result");
   result.querySelectorAll("img").forEach((i) => i.remove());
+  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+  state.resultUrl = null;
   $("result-caption").textContent = "";
   $("result-hint").hidden = false;
   $("download").hidden = true;
@@ -398,14 +400,20 @@ async function applyEdit() {
   const answer = await api("/v1/images/edits", { method: "POST", body: form });
   const b64 = answer.data[0].b64_json;
   clearResult();
-  const img = pixelImage(b64, `${edit.title || edit.id} of ${state.photo.name}`);
+  // a Blob URL, not a data URL: a super-resolved photo is megabytes, and the link keeps it once
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  state.resultUrl = URL.createObjectURL(new Blob([bytes], { type: "image/png" }));
+  const img = document.createElement("img");
+  img.src = state.resultUrl;
+  img.alt = `${edit.title || edit.id} of ${state.photo.name}`;
+  img.draggable = false;
   $("result").prepend(img);
   $("result-hint").hidden = true;
   $("result-caption").textContent = `${edit.title || edit.id} · ${answer.width}×${answer.height}`;
   const base = (state.photo.name || "photo").replace(/\.[^.]*$/, "").replace(/[^\w.-]+/g, "_") || "photo";
   const tag = [edit.id, ...chosen].join("-").replace(/[^\w.-]+/g, "_");
   const link = $("download");
-  link.href = dataUrl(b64);
+  link.href = state.resultUrl;
   link.download = `${base}-${tag}.png`;
   link.hidden = false;
   return `${edit.title || edit.id} done: ${answer.width}×${answer.height}.`;
