@@ -102,7 +102,11 @@ def _check(pairs: list[tuple[Path, Path]], op: str, scale: int, mask: Path | Non
 
 def read_mask(path: Path) -> torch.Tensor:
     """A mask image as (1, 1, H, W) float, 1 where it is white (luminance above half)."""
-    p = read_photo(path)
+    return mask_of(read_photo(path))
+
+
+def mask_of(p: Photo) -> torch.Tensor:
+    """A mask photo as (1, 1, H, W) float, 1 where it is white (luminance above half)."""
     grey = p.colour if p.colour.shape[0] == 1 else p.colour.mean(0, keepdim=True)
     return (grey > 0.5).float()[None]
 

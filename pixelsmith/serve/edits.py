@@ -106,7 +106,7 @@ def apply_edit(
     image_bytes: bytes | None = None,
 ) -> Photo:
     """One checked edit on a decoded upload; `check()` runs between tiles (the queue's timeout)."""
-    from pixelsmith.edit.files import edit_photo
+    from pixelsmith.edit.files import edit_photo, mask_of
 
     progress = lambda _done, _total: check()  # noqa: E731
     if operation == "sr":
@@ -122,11 +122,10 @@ def apply_edit(
                 f"the mask is {mask.size[1]}x{mask.size[0]} but the image is "
                 f"{photo.size[1]}x{photo.size[0]}; they must be the same size"
             )
-        grey = mask.colour if mask.colour.shape[0] == 1 else mask.colour.mean(0, keepdim=True)
         return edit_photo(
             "inpaint",
             photo,
-            mask=(grey > 0.5).float()[None],
+            mask=mask_of(mask),
             method=options["method"],
             progress=progress,
         )

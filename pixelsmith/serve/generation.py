@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import io
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ class Served:
     model: Family
     source: str
     backend: Any = None  # a pixelsmith.deploy.backends.Backend; None = the model's own sample
+    _space: Any = field(default=None, init=False, repr=False)
 
     def label_of(self, seed: int, label: int | None = None) -> int | None:
         """The class a seed's image is drawn in: `label`, else seed mod classes (None when the
@@ -50,13 +52,19 @@ class Served:
         if self.backend is None or self.backend.name == "eager" or options:
             extra = {} if labels is None else {"labels": labels}
             return self.model.sample(1, seed=seed, **extra, **(options or {}))[0]
-        from pixelsmith.edit.latent.space import latent_space
-
-        space = latent_space(self.model, "z")
+        space = self._z_space()
         feeds = {"z": space.from_seeds([seed]).cpu()}
         if space.classes:
             feeds["labels"] = torch.tensor(labels or [0])
         return self.backend.run(feeds)[0].clamp(0, 1)
+
+    def _z_space(self) -> Any:
+        """The model's z space, made once (each backend image draws its code from it)."""
+        if self._space is None:
+            from pixelsmith.edit.latent.space import latent_space
+
+            self._space = latent_space(self.model, "z")
+        return self._space
 
     def backend_name(self, options: dict[str, Any] | None = None) -> str:
         """The backend an image with these sampling options is drawn on."""
@@ -229,8 +237,6 @@ def choose_backends(
                     s.model, candidates or ladder.BACKENDS, rounds=12, batch=1, throughput_rounds=1
                 )
                 pick = ladder.fastest(rows, by="p50_ms")
-            import tempfile
-
             with tempfile.TemporaryDirectory() as tmp:
                 s.backend = ladder.build(pick, s.model, Path(tmp))
             chosen[name] = pick
