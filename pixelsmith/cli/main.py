@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pixelsmith import __version__
 from pixelsmith.errors import UserError, cli_warnings
+from pixelsmith.version import __version__
 
 
 def _train(args: argparse.Namespace) -> int:

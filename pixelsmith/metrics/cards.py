@@ -12,8 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from pixelsmith import __version__
 from pixelsmith.errors import UserError
+from pixelsmith.version import __version__
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pixelsmith import __version__
 from pixelsmith.errors import UserError, warn
 from pixelsmith.generate import sample_batches
 from pixelsmith.metrics.cards import Card, Score
@@ -28,6 +27,7 @@ from pixelsmith.metrics.family import family_metrics
 from pixelsmith.metrics.family import score as family_score
 from pixelsmith.metrics.features import FOR_SOURCE, FeatureNet, check_spec, feature_net
 from pixelsmith.models.base import Family, SampleConfig
+from pixelsmith.version import __version__
 
 METRICS = ("fid", "kid", "is", "pr")
 # Data options that change which real images a run saw (passed on to load_images).

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from pixelsmith import __version__
 from pixelsmith import config as cfglib
 from pixelsmith.data.augment import Augment
 from pixelsmith.data.sources import ImageSet, load_images
@@ -43,6 +42,7 @@ from pixelsmith.train.transfer import describe_init
 from pixelsmith.train.transfer import setup as transfer_setup
 from pixelsmith.utils import checkpoint_file as ckf
 from pixelsmith.utils.rng import BatchRandom
+from pixelsmith.version import __version__
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
