@@ -22,9 +22,11 @@ def gan():
     return m.eval()
 
 
-def test_each_backend_agrees_with_eager_and_is_timed(gan):
-    rows = backends.latency(gan, ["eager", "channels_last", "onnxruntime"], rounds=5, batch=8)
-    assert [r.backend for r in rows] == ["eager", "channels_last", "onnxruntime"]
+def test_each_backend_agrees_with_eager_and_is_timed(gan, tmp_path):
+    seen = []
+    names = ["eager", "channels_last", "onnxruntime"]
+    rows = backends.latency(gan, names, 5, 8, progress=seen.append, workdir=tmp_path)
+    assert [r.backend for r in rows] == names and seen == names
     for r in rows:
         assert r.agrees and r.max_abs_diff < 1e-4, r
         assert 0 < r.p50_ms <= r.p99_ms and r.images_per_s > 0 and r.first_call_s >= 0
@@ -33,6 +35,12 @@ def test_each_backend_agrees_with_eager_and_is_timed(gan):
     assert backends.fastest(rows) in {"eager", "channels_last", "onnxruntime"}
     text = backends.table(rows, 8)
     assert text.count("\n") == 4 and "| onnxruntime |" in text
+    kept = backends.build(
+        "onnxruntime", gan, tmp_path / "unused", onnx_file=tmp_path / "model.onnx"
+    )
+    assert backends.max_diff(kept, gan, n=4) < 1e-4 and not (tmp_path / "unused").exists()
+    wrong = backends.Backend("wrong", lambda feeds: kept.run(feeds) + 0.25, 0.0)
+    assert backends.max_diff(wrong, gan) == pytest.approx(0.25, abs=1e-4)
 
 
 def test_a_broken_backend_is_reported_and_never_picked(gan, monkeypatch):

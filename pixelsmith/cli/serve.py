@@ -40,11 +40,24 @@ def _serve(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         max_output_pixels=max(args.max_pixels, ServeConfig.max_output_pixels),
     )
-    from pixelsmith.serve.generation import choose_backends
+    from pixelsmith.deploy.choice import choose_backend
 
     served = load_served(args.runs)
-    for name, pick in choose_backends(served, args.backend).items():
-        print(f"{name}: serving through {pick}", flush=True)
+    for name, s in served.items():
+        if not s.model.abilities.generates:
+            continue
+        choice = choose_backend(
+            s.model,
+            args.backend,
+            log=lambda line, name=name: print(f"{name}: {line}", flush=True),
+            retime=args.retime,
+        )
+        s.backend = choice.backend
+        if choice.remembered:
+            about = f"{choice.name} (remembered from an earlier start; --retime to time again)"
+        else:
+            about = choice.description
+        print(f"{name}: serving through {about}", flush=True)
     app = create_app(served, api_key=key, config=config)
     print(
         f"pixelsmith serving {', '.join(args.runs)} on http://{args.host}:{args.port}/", flush=True
@@ -78,8 +91,14 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
         "--backend",
         default="auto",
         choices=("auto", "eager", "channels_last", "compile", "onnxruntime"),
-        help="how generators run; auto (default) measures the ladder at start and takes the "
-        "fastest that agrees with eager",
+        help="how generators run; auto (default) times the ladder at the first start, takes the "
+        "fastest that agrees with eager and remembers the choice for later starts",
+    )
+    p.add_argument(
+        "--retime",
+        action="store_true",
+        help="with --backend auto, time the backends again instead of taking the choice "
+        "remembered from an earlier start (the new choice is remembered)",
     )
     p.add_argument(
         "--max-pixels", type=int, default=d.max_pixels, help="the most pixels an upload may declare"

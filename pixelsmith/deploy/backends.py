@@ -53,8 +53,10 @@ def _inputs(model: Family, n: int, seed: int) -> dict[str, Tensor]:
     return out
 
 
-def build(name: str, model: Family, workdir: Path) -> Backend:
-    """Build one backend for `model`'s network (UserError when it cannot be had here)."""
+def build(name: str, model: Family, workdir: Path, onnx_file: Path | None = None) -> Backend:
+    """Build one backend for `model`'s network (UserError when it cannot be had here); ONNX
+    Runtime loads `onnx_file`, an earlier export of this model, when given, else exports to
+    `workdir`/model.onnx."""
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; use {', '.join(BACKENDS)}")
     t0 = time.perf_counter()
@@ -67,7 +69,7 @@ def build(name: str, model: Family, workdir: Path) -> Backend:
     elif name == "compile":
         fn = torch.compile(copy.deepcopy(net), dynamic=False)
     else:
-        ort_run = onnx_runner(export_onnx(model, workdir / "model.onnx"))
+        ort_run = onnx_runner(onnx_file or export_onnx(model, workdir / "model.onnx"))
         fn = lambda **feeds: ort_run(feeds)  # noqa: E731
 
     def run(feeds: dict[str, Tensor]) -> Tensor:
@@ -93,6 +95,14 @@ def onnx_runner(path: str | Path) -> Callable[[dict[str, Tensor]], Tensor]:
         return torch.from_numpy(session.run(None, {k: feeds[k].numpy() for k in names})[0])
 
     return run
+
+
+def max_diff(backend: Backend, model: Family, n: int = 1, seed: int = 0) -> float:
+    """The largest |difference| of `backend`'s images from eager's on n random inputs."""
+    feeds = _inputs(model, n, seed)
+    with torch.inference_mode():
+        reference = exportable(model).module.eval()(**feeds)
+    return float((backend.run(feeds) - reference).abs().max())
 
 
 def interleaved(
@@ -145,9 +155,13 @@ def latency(
     batch: int = 64,
     throughput_rounds: int = 5,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    workdir: Path | None = None,
 ) -> list[LatencyRow]:
     """Batch-1 latency (p50, p99 over `rounds`), images/s at `batch`, first-call cost and
-    agreement with eager, every backend interleaved round by round."""
+    agreement with eager, every backend interleaved round by round; `progress` is told each
+    backend's name before it is built, and the backends' files (model.onnx) go to `workdir`
+    (default: a temporary folder)."""
     if rounds < 2 or batch < 1 or throughput_rounds < 1:
         raise UserError("rounds must be >= 2, batch and throughput rounds >= 1")
     names = ["eager", *[b for b in backends if b != "eager"]]
@@ -157,8 +171,10 @@ def latency(
     built: dict[str, Backend] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in names:
+            if progress is not None:
+                progress(n)
             try:
-                b = build(n, model, Path(tmp))
+                b = build(n, model, workdir or Path(tmp))
                 t0 = time.perf_counter()
                 b.run(one)  # the first call pays for compilation / session start
                 rows[n].first_call_s = b.build_s + time.perf_counter() - t0
