@@ -59,7 +59,7 @@ ISA = (
     "sve",
 )
 _PREPARING = {
-    "compile": " (torch.compile compiles on the first call: up to a minute)",
+    "compile": " (torch.compile compiles on its first call: a minute or more)",
     "onnxruntime": " (exports the network to ONNX first)",
 }
 
@@ -107,7 +107,7 @@ def choose_backend(
     if key is not None and not retime:
         remembered = _remembered(key, names, say)
         if remembered is not None:
-            say(f"{remembered}: remembered from an earlier start on this CPU and thread count")
+            say(f"building {remembered}, chosen at an earlier start on this CPU and thread count")
             try:
                 built = _build(remembered, model, cache, say)
                 return Choice(built, f"{remembered} (remembered from an earlier start)", True)
