@@ -57,6 +57,10 @@ class ImageReadError(UserError):
         super().__init__(f"image {path} {reason}; {fix}")
 
 
+class ImageTooLarge(ImageReadError):
+    """An image that declares more pixels than the limit: readable, but refused."""
+
+
 @dataclass(frozen=True)
 class ImageHeader:
     """What an image file's header declares; width and height as read_image returns them."""
@@ -161,13 +165,13 @@ def _declared_size(path: Path, data: bytes | None = None) -> tuple[int, int] | N
     return None
 
 
-def _too_big(path: Path, size: tuple[int, int] | None, pixels: int, cap: int) -> ImageReadError:
+def _too_big(path: Path, size: tuple[int, int] | None, pixels: int, cap: int) -> ImageTooLarge:
     """The error for an image that declares more pixels than the cap."""
     dims = f"{size[0]}x{size[1]} pixels" if size else f"{pixels:,} pixels"
-    return ImageReadError(
+    return ImageTooLarge(
         path,
         f"declares {dims} ({_mp(pixels)}), more than pixelsmith reads ({_mp(cap)})",
-        f"shrink it first, or raise the limit with {MAX_PIXELS_ENV}",
+        f"shrink it first, or raise the limit (--max-pixels, or {MAX_PIXELS_ENV})",
     )
 
 
@@ -246,24 +250,24 @@ def _opened(
             yield im, header
 
 
-def probe_image(path: str | os.PathLike) -> ImageHeader:
+def probe_image(path: str | os.PathLike, cap: int | None = None) -> ImageHeader:
     """The header of an image file (format, mode, size) without decoding any pixels.
 
     Raises ImageReadError (a UserError naming the file) for a file that is missing, not an image
-    pixelsmith reads, or declares more pixels than max_pixels().
+    pixelsmith reads, or declares more pixels than `cap` (default max_pixels()).
     """
-    with _opened(path, max_pixels()) as (_, header):
+    with _opened(path, max_pixels() if cap is None else cap) as (_, header):
         return header
 
 
-def read_image(path: str | os.PathLike) -> Image.Image:
+def read_image(path: str | os.PathLike, cap: int | None = None) -> Image.Image:
     """Decode an image file: the whole image, EXIF orientation applied, in its natural mode.
 
-    The size is checked against max_pixels() from the header before anything is decoded; any
-    failure is an ImageReadError (a UserError) naming the file, and Pillow's warnings stay quiet.
-    The returned image is fully loaded and holds no open file.
+    The size is checked against `cap` (default max_pixels()) from the header before anything is
+    decoded; any failure is an ImageReadError (a UserError) naming the file, and Pillow's
+    warnings stay quiet. The returned image is fully loaded and holds no open file.
     """
-    return _decode(Path(path), max_pixels())
+    return _decode(Path(path), max_pixels() if cap is None else cap)
 
 
 def _decode(path: Path, cap: int, data: bytes | None = None) -> Image.Image:

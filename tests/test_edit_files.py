@@ -1,6 +1,7 @@
 """`pixelsmith edit sr|denoise|inpaint|enhance` on files: modes and formats round trip, every
-refusal comes before the first write, folders keep their layout, inpainting keeps the known
-pixels, and the in-memory operations (batches, grey through colour, tiles) agree.
+refusal comes before the first write, unreadable files in a folder are skipped and counted,
+folders keep their layout, inpainting keeps the known pixels, and the in-memory operations
+(batches, grey through colour, tiles) agree.
 
 The models are tiny runs trained for two steps on the procedural shapes, once per module.
 """
@@ -19,12 +20,11 @@ from PIL import Image
 
 from pixelsmith.cli.main import main
 from pixelsmith.data.degrade import imresize
-from pixelsmith.edit import files as edit_files_module
 from pixelsmith.edit import ops
-from pixelsmith.edit.files import edit_files
 from pixelsmith.edit.photo import read_photo, write_photo
 from pixelsmith.errors import UserError
 from pixelsmith.generate import load_model
+from pixelsmith.jobs import edit_files
 
 TINY = [
     "data.source=shapes",
@@ -65,8 +65,8 @@ def inpaint_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _max_pixels_restored(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI's --max-pixels sets the environment; put it back after every test."""
+def _max_pixels_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A default pixel limit of this test module's own (the CLI's --max-pixels overrides it)."""
     monkeypatch.setenv("PIXELSMITH_MAX_PIXELS", "50000000")
 
 
@@ -199,7 +199,7 @@ def test_every_mode_and_format_keeps_its_mode_and_format(
 ) -> None:
     made = mode_folder(tmp_path / "in")
     model = runs["sr2"] if op == "sr" else runs["denoise"]
-    written = edit_files(op, tmp_path / "in", tmp_path / "out", progress=False, model=model)
+    written = edit_files(op, tmp_path / "in", tmp_path / "out", log=None, model=model).written
     assert sorted(p.name for p in written) == sorted(made)
     factor = 2 if op == "sr" else 1
     for name, (mode, pixels) in made.items():
@@ -245,11 +245,18 @@ def test_sr_x4_size_and_alpha_resized_with_the_pixels(tmp_path: Path, runs: dict
     assert (alpha[:, :24] == 0).all() and (alpha[:, 40:] == 255).all()
 
 
-def test_sr_x2_of_the_x4_model_is_refused(tmp_path: Path, runs: dict, capsys) -> None:
+def test_a_model_of_your_own_upscales_by_its_own_factor_and_x2_of_it_is_refused(
+    tmp_path: Path, runs: dict, capsys
+) -> None:
     src = save(make_image("RGB"), tmp_path / "in.png", "RGB")
-    rc, _, err = cli(capsys, "sr", src, "-o", tmp_path / "out", "--model", runs["sr4"])
+    rc, _, err = cli(capsys, "sr", src, "-o", tmp_path / "out", "--model", runs["sr4"],
+                     "--scale", 2)  # fmt: skip
     assert rc == 2 and "x4" in err
     assert files_under(tmp_path / "out") == []
+    rc, _, err = cli(capsys, "sr", src, "-o", tmp_path / "own", "--model", runs["sr4"])
+    assert rc == 0, err
+    with Image.open(tmp_path / "own" / "in.png") as got:
+        assert got.size == (13 * 4, 9 * 4)
 
 
 @pytest.mark.parametrize("op", ["denoise", "enhance", "inpaint"])
@@ -269,7 +276,7 @@ def test_same_size_edits_keep_alpha_bit_exact(
         src,
         tmp_path / "out.png",
         mask=mask if op == "inpaint" else None,
-        progress=False,
+        log=None,
         model=model,
     )
     with Image.open(tmp_path / "out.png") as got:
@@ -296,11 +303,28 @@ def assert_refused(rc: int, err: str, out_dir: Path, *words: str) -> None:
         assert w in lines[0], lines[0]
 
 
-def test_unreadable_last_file_refused_before_any_write(tmp_path: Path, runs, capsys) -> None:
+def test_unreadable_files_in_a_folder_are_skipped_counted_and_said_in_one_line(
+    tmp_path: Path, runs, capsys
+) -> None:
     src = good_folder(tmp_path / "in")
     (src / "zz.png").write_bytes(b"this is not a png at all" * 10)
-    rc, _, err = cli(capsys, "sr", src, "-o", tmp_path / "out", "--model", runs["sr2"])
-    assert_refused(rc, err, tmp_path / "out", "zz.png")
+    good = (src / "a0.png").read_bytes()
+    (src / "half.png").write_bytes(good[: len(good) // 2])  # the header reads, the data not
+    rc, out, err = cli(capsys, "sr", src, "-o", tmp_path / "out", "--model", runs["sr2"])
+    assert rc == 0, err
+    assert sorted(p.name for p in files_under(tmp_path / "out")) == ["a0.png", "a1.png", "a2.png"]
+    [line] = [ln for ln in err.splitlines() if "skipped" in ln]
+    assert line.startswith("pixelsmith: warning: skipped 2 unreadable")
+    assert "zz.png" in line and "half.png" in line
+    assert "skipped 2 unreadable" in out
+    # a folder of nothing readable, or one unreadable file given alone, is refused
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_bytes(b"nope")
+    rc, _, err = cli(capsys, "sr", bad, "-o", tmp_path / "o2", "--model", runs["sr2"])
+    assert_refused(rc, err, tmp_path / "o2", "no readable images", "x.png")
+    rc, _, err = cli(capsys, "sr", src / "zz.png", "-o", tmp_path / "o3", "--model", runs["sr2"])
+    assert_refused(rc, err, tmp_path / "o3", "zz.png")
 
 
 def test_missing_input_refused(tmp_path: Path, runs, capsys) -> None:
@@ -337,12 +361,10 @@ def test_transparent_palette_into_jpeg_refused_before_any_editing(
     alpha channel the header names (a large photo would run the whole model first)."""
     src = save(make_image("Pt"), tmp_path / "in.png", "Pt")
     calls = []
-    real = edit_files_module.edit_photo
-    monkeypatch.setattr(
-        edit_files_module, "edit_photo", lambda *a, **k: calls.append(1) or real(*a, **k)
-    )
+    real = ops.denoise
+    monkeypatch.setattr(ops, "denoise", lambda *a, **k: calls.append(1) or real(*a, **k))
     with pytest.raises(UserError, match="alpha"):
-        edit_files("denoise", src, tmp_path / "x.jpg", progress=False, model=runs["denoise"])
+        edit_files("denoise", src, tmp_path / "x.jpg", log=None, model=runs["denoise"])
     assert calls == [], "the image was edited before its output was refused"
     assert not (tmp_path / "x.jpg").exists()
 
@@ -438,22 +460,34 @@ def test_sigma_reaches_the_network(runs: dict) -> None:
     assert (a - b).abs().max() > 1e-3
 
 
-def test_max_pixels_option_does_not_outlive_the_command(tmp_path: Path, runs, capsys) -> None:
-    before = os.environ.get("PIXELSMITH_MAX_PIXELS")
-    src = good_folder(tmp_path / "in", n=1)
-    cli(
-        capsys,
-        "denoise",
-        src,
-        "-o",
-        tmp_path / "out",
-        "--max-pixels",
-        200,
-        "--quiet",
-        "--model",
-        runs["denoise"],
-    )
-    assert os.environ.get("PIXELSMITH_MAX_PIXELS") == before
+def test_max_pixels_travels_as_an_argument_not_through_the_environment(
+    tmp_path: Path, runs, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = good_folder(tmp_path / "in", n=1)  # 117 pixels
+    seen = []
+    monkeypatch.setattr(os, "environ", _Watched(os.environ, seen))
+    rc, _, err = cli(capsys, "denoise", src, "-o", tmp_path / "out", "--max-pixels", 100,
+                     "--model", runs["denoise"])  # fmt: skip
+    assert_refused(rc, err, tmp_path / "out", "a0.png")
+    assert seen == [], f"the command wrote the environment: {seen}"
+    with pytest.raises(UserError, match="a0.png"):
+        edit_files("denoise", src, tmp_path / "o2", max_pixels=100, model=runs["denoise"])
+
+
+class _Watched(dict):
+    """os.environ that records every write."""
+
+    def __init__(self, env: os._Environ, seen: list) -> None:
+        super().__init__(env)
+        self.seen = seen
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.seen.append(key)
+        super().__setitem__(key, value)
+
+    def pop(self, key: str, *default: object) -> object:
+        self.seen.append(key)
+        return super().pop(key, *default)
 
 
 # ---- folders, progress, overwriting ---------------------------------------------------------

@@ -22,9 +22,9 @@ from pixelsmith.faces.blend import (
     feather_mask,
     paste,
 )
-from pixelsmith.faces.files import read_boxes
 from pixelsmith.faces.restore import restore_faces
 from pixelsmith.faces.types import Face
+from pixelsmith.jobs.faces import read_boxes
 from pixelsmith.models.stylegan import StyleGAN, StyleGANConfig
 
 

@@ -13,9 +13,9 @@ from torch import nn
 import pixelsmith
 from pixelsmith.cli.main import main
 from pixelsmith.data.sources import load_images
-from pixelsmith.edit.translate import translate_files
 from pixelsmith.errors import UserError
 from pixelsmith.generate import load_model
+from pixelsmith.jobs import edit_files
 from pixelsmith.metrics.family import score, translation_scores
 from pixelsmith.models.base import Batch, StepContext
 from pixelsmith.models.cyclegan import CycleGAN, CycleGANConfig, query_pool
@@ -379,9 +379,11 @@ def test_edit_translate_file_and_folder(tiny_run, tmp_path, capsys):
     )
     assert "3 images" in capsys.readouterr().out
     written = sorted(
-        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")
     )
-    assert written == ["gray.png", "sub/alpha.png", "wide.png"]
+    assert written == ["gray.bmp", "sub/alpha.png", "wide.png"]  # names and formats kept
+    with Image.open(tmp_path / "out" / "sub" / "alpha.png") as im:
+        assert im.mode == "RGB"  # a translation has no alpha
 
     # The library function agrees with the model's own translate on the converted input.
     model = pixelsmith.load(str(tiny_run))
@@ -397,30 +399,35 @@ def test_edit_translate_file_and_folder(tiny_run, tmp_path, capsys):
     # The CLI translated three images in one batch, this one alone (other kernels): to within
     # one 8-bit level of the model's translation.
     expect = as_png(model.translate(grey, "b2a"))
-    assert (png(tmp_path / "out" / "gray.png") - expect).abs().max() <= 1
-    [path] = translate_files(model, src / "gray.bmp", tmp_path / "lib", "b2a")
-    assert path == tmp_path / "lib" / "gray.png"
-    assert (png(path) - expect).abs().max() <= 1
+    assert (png(tmp_path / "out" / "gray.bmp") - expect).abs().max() <= 1
+    done = edit_files(
+        "translate", src / "gray.bmp", tmp_path / "lib", translator=model, direction="b2a", log=None
+    )
+    assert done.written == [tmp_path / "lib" / "gray.bmp"]
+    assert (png(done.written[0]) - expect).abs().max() <= 1
 
     for args, needle in [
         ([str(src / "missing.png"), "-o", str(tmp_path / "x.png")], "does not exist"),
         ([str(src), "-o", str(tmp_path / "x.png")], "needs an output folder"),
-        ([str(src / "wide.png"), "-o", str(tmp_path / "x.jpg")], "must be a .png"),
+        ([str(src / "wide.png"), "-o", str(tmp_path / "x.gif")], "cannot write"),
         ([str(src), "-o", str(src)], "overwrite an input"),
     ]:
         assert main(["edit", "translate", str(tiny_run), *args]) == 2
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1, err
     (src / "broken.png").write_bytes(b"not a png")
-    assert main(["edit", "translate", str(tiny_run), str(src), "-o", str(tmp_path / "o2")]) == 2
-    assert "broken.png" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+    argv = ["edit", "translate", str(tiny_run), str(src), "-o", str(tmp_path / "o2"), "--quiet"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 unreadable" in err and "broken.png" in err
+    assert len(list((tmp_path / "o2").rglob("*.*"))) == 3
 
 
 def test_edit_translate_refuses_other_families(tmp_path, tiny):
     run = train(build_config("dcgan", overrides=tiny + ["train.steps=1"]), tmp_path, progress=False)
     Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
     with pytest.raises(UserError, match="a gan model does not translate images"):
-        translate_files(run, tmp_path / "a.png", tmp_path / "o.png")
+        edit_files("translate", tmp_path / "a.png", tmp_path / "o.png", translator=run)
 
 
 # ---- the translation score -----------------------------------------------------------------

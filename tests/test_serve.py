@@ -18,7 +18,8 @@ pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from pixelsmith.models.gan import GAN, GANConfig  # noqa: E402
-from pixelsmith.serve.app import MAX_N, Served, create_app, load_served  # noqa: E402
+from pixelsmith.serve.app import Served, create_app, load_served  # noqa: E402
+from pixelsmith.serve.schemas import MAX_N  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,8 @@ BAD = [
     ('{"quality": 0}', "quality"),
     ('{"labels": [7]}', "not a class"),
     ('{"labels": "a"}', "labels"),
-    ('{"size": "1024x1024"}', "unknown field"),
+    ('{"size": "1024x1024"}', "size must be 16x16"),
+    ('{"style": "vivid"}', "unknown field"),
     ("[" * 5000 + "]" * 5000, "not JSON"),  # too deep for the parser
     ('{"seed": ' + "9" * 5000 + "}", "not JSON"),  # past Python's integer-text limit
     ('{"n": ' + "1" * 4400 + "}", "not JSON"),
@@ -167,13 +169,14 @@ def test_cli_refuses_to_bind_beyond_loopback_without_a_key(monkeypatch, capsys):
 def test_a_faster_backend_serves_the_same_images_and_seeds_still_remake_them(backend):
     if backend == "onnxruntime":
         pytest.importorskip("onnxruntime", reason="the deploy extra (onnxruntime) is missing")
-    from pixelsmith.serve.generation import choose_backends
+    from pixelsmith.deploy.choice import choose_backend
 
     torch.manual_seed(0)
     gan = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (3, 16, 16), 3)
     gan.add_ema_copies()
     served = {"tiny": Served("tiny", gan.eval(), "test")}
-    assert choose_backends(served, backend) == {"tiny": backend}
+    served["tiny"].backend = choose_backend(gan, backend, cache=False).backend
+    assert served["tiny"].backend.name == backend
     c = TestClient(create_app(served))
     assert c.get("/v1/models").json()["data"][0]["backend"] == backend
     body = {"model": "tiny", "n": 3, "seed": 4, "labels": [2]}
@@ -184,22 +187,6 @@ def test_a_faster_backend_serves_the_same_images_and_seeds_still_remake_them(bac
         got = np.asarray(_png(d["b64_json"])).astype(float)
         want = gan.sample(1, seed=d["seed"], labels=[2])[0].permute(1, 2, 0).numpy() * 255
         assert np.abs(got - want).max() <= 1.0
-
-
-def test_auto_backend_picks_an_agreeing_one_and_refuses_unknown_names():
-    from pixelsmith.errors import UserError
-    from pixelsmith.serve.generation import choose_backends
-
-    torch.manual_seed(0)
-    served = {
-        "tiny": Served(
-            "tiny", GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4), (1, 16, 16)).eval(), "t"
-        )
-    }
-    pick = choose_backends(served, "auto", ("eager", "channels_last"))["tiny"]
-    assert pick in ("eager", "channels_last") and served["tiny"].backend.name == pick
-    with pytest.raises(UserError, match="unknown backend"):
-        choose_backends(served, "tpu")
 
 
 def test_a_stylegan_takes_its_truncation_per_request_and_the_answer_says_which():

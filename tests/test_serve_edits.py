@@ -27,12 +27,14 @@ pytest.importorskip("python_multipart", reason="the serve extra (python-multipar
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from pixelsmith.edit.files import edit_photo  # noqa: E402
 from pixelsmith.edit.photo import encode_photo, read_photo_bytes  # noqa: E402
+from pixelsmith.jobs import apply  # noqa: E402
 from pixelsmith.models.cyclegan import CycleGAN, CycleGANConfig  # noqa: E402
 from pixelsmith.models.gan import GAN, GANConfig  # noqa: E402
-from pixelsmith.serve import app as serve_app  # noqa: E402
-from pixelsmith.serve import work  # noqa: E402
+from pixelsmith.serve import (
+    generation,  # noqa: E402
+    work,  # noqa: E402
+)
 from pixelsmith.serve.app import ServeConfig, Served, create_app  # noqa: E402
 
 
@@ -92,8 +94,10 @@ def test_edits_are_listed_with_their_options_and_translate_names_the_served_cycl
         "translate",
     } <= set(ops)
     assert ops["inpaint"]["needs_mask"] and not ops["sr"]["needs_mask"]
-    assert ops["sr"]["options"]["scale"] == [2, 4]
-    assert ops["translate"]["options"]["model"] == ["cyc"]
+    sr = {o["name"]: o for o in ops["sr"]["options"]}
+    assert sr["scale"]["choices"] == [2, 4] and "model" not in sr  # no server paths offered
+    assert ops["sr"]["variants"] == ["sr-x2", "sr-x4"]
+    assert ops["translate"]["models"] == ["cyc"]
     only_gan = TestClient(create_app({"tiny": Served("tiny", _gan(), "test")}))
     assert "translate" not in {o["id"] for o in only_gan.get("/v1/edits").json()["data"]}
 
@@ -102,9 +106,10 @@ def test_edits_are_listed_with_their_options_and_translate_names_the_served_cycl
     "operation, fields, options",
     [
         ("sr", {"scale": "2"}, {"scale": 2}),
+        ("sr-x4", {}, {"scale": 4}),
         ("denoise", {"sigma": "25"}, {"sigma": 25.0}),
-        ("enhance", {"method": "autocontrast"}, {"methods": ("autocontrast",)}),
-        ("enhance", {}, {"methods": ("learned",)}),
+        ("enhance", {"methods": "autocontrast,gamma"}, {"methods": ["autocontrast", "gamma"]}),
+        ("enhance", {}, {}),
     ],
 )
 def test_each_edit_answers_exactly_what_the_library_makes_of_the_upload(
@@ -113,10 +118,11 @@ def test_each_edit_answers_exactly_what_the_library_makes_of_the_upload(
     c, _, _ = served
     upload = _png(_photo())
     got = _decoded(_edit(c, {"operation": operation, **fields}, upload))
-    want = edit_photo(operation, read_photo_bytes(upload, "x"), **options)
+    want = apply(operation, read_photo_bytes(upload, "x"), **options)
     assert got == encode_photo(want, __import__("pathlib").Path("r.png"))
-    if operation == "sr":
-        assert Image.open(io.BytesIO(got)).size == (80, 96)
+    if operation.startswith("sr"):
+        s = options["scale"]
+        assert Image.open(io.BytesIO(got)).size == (40 * s, 48 * s)
 
 
 def test_inpaint_fills_the_painted_mask_only_and_refuses_a_missing_or_misfit_mask(served):
@@ -261,13 +267,13 @@ def test_a_running_job_stops_at_its_next_check_once_timed_out():
 
 def test_the_app_answers_429_and_503_with_retry_after(monkeypatch):
     gate = threading.Event()
-    real = serve_app.generate
+    real = generation.generate
 
     def slow(req, served, check):
         gate.wait(3)
         return real(req, served, check)
 
-    monkeypatch.setattr(serve_app, "generate", slow)
+    monkeypatch.setattr(generation, "generate", slow)
     c = TestClient(
         create_app(
             {"tiny": Served("tiny", _gan(), "test")},
@@ -376,7 +382,7 @@ def test_fuzz_every_malformed_request_is_a_4xx_with_one_line_and_the_server_live
     assert by["json to a form endpoint"].status_code == 415
     assert "cut short" in by["cut-off multipart"].json()["error"]["message"]
     assert c.get("/healthz").json() == {"status": "ok"}
-    assert _decoded(_edit(c, {"operation": "enhance", "method": "gamma"}, good_png))
+    assert _decoded(_edit(c, {"operation": "enhance", "methods": "gamma"}, good_png))
 
 
 def test_the_service_caps_upload_and_answer_pixels_before_any_work():

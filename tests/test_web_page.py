@@ -312,13 +312,18 @@ def _choose_edit(driver: Any, wanted: tuple[str, ...]) -> str:
 
 
 def _quick_method(driver: Any) -> None:
-    """Pick a classical method over the learned one where the edit offers a choice."""
+    """Pick a classical method over the learned one where the edit offers a choice: in a list
+    of choices, or in a list of ticks applied in order (enhance's methods)."""
     for select in driver.find_elements(By.CSS_SELECTOR, "#options select[name=method]"):
         values = [o.get_attribute("value") for o in Select(select).options]
         classical = [v for v in ("telea", "harmonic", "unsharp", "clahe") if v in values]
         others = [v for v in values if v != "learned"]
         if classical or others:
             Select(select).select_by_value((classical or others)[0])
+    for ticks in driver.find_elements(By.CSS_SELECTOR, "#options span[data-list=methods]"):
+        for tick in ticks.find_elements(By.CSS_SELECTOR, "input[type=checkbox]"):
+            if tick.is_selected() != (tick.get_attribute("value") == "unsharp"):
+                tick.click()
 
 
 def test_an_uploaded_photo_is_edited_and_offered_for_download(driver, live, tmp_path):

@@ -17,7 +17,7 @@ def _log(args: argparse.Namespace):
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from pixelsmith.faces.detect import detect_files
+    from pixelsmith.jobs.detect import detect_files
 
     rows = detect_files(
         args.input,
@@ -25,6 +25,7 @@ def _detect(args: argparse.Namespace) -> int:
         min_size=args.min_size,
         threshold=args.threshold,
         out=args.out,
+        cap=args.max_pixels,
         log=None if args.json else _log(args),
     )
     if args.json:
@@ -47,7 +48,7 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 def _align(args: argparse.Namespace) -> int:
-    from pixelsmith.faces.align import align_files
+    from pixelsmith.jobs.detect import align_files
 
     paths = align_files(
         args.input,
@@ -57,6 +58,7 @@ def _align(args: argparse.Namespace) -> int:
         padding=args.padding,
         min_size=args.min_size,
         threshold=args.threshold,
+        cap=args.max_pixels,
         log=_log(args),
     )
     print(f"wrote {len(paths)} aligned face(s) to {args.out}")
@@ -75,6 +77,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="drop faces scoring below this (mtcnn: O-Net probability, default 0.7; haar: "
         "OpenCV's level weight, default none; lbp scores every face 1)",
     )
+    p.add_argument("--max-pixels", type=int, help="refuse images above this many pixels (memory)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -106,6 +109,6 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     )
     a.set_defaults(func=_align)
 
-    from pixelsmith.cli.faces_edit import add_parsers as add_face_edits
+    from pixelsmith.cli.edit import add_aliases
 
-    add_face_edits(fv)
+    add_aliases(fv, "faces")

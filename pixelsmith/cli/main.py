@@ -202,15 +202,6 @@ def _data_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _edit_translate(args: argparse.Namespace) -> int:
-    from pixelsmith.edit.translate import translate_files
-
-    paths = translate_files(args.run, args.input, args.out, args.direction, device=args.device)
-    where = paths[0] if len(paths) == 1 else f"{len(paths)} images in {args.out}"
-    print(f"wrote {where}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pixelsmith",
@@ -373,17 +364,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     ed = verbs.add_parser("edit", help="edit images with a trained model")
     ev = ed.add_subparsers(dest="edit_verb", metavar="ACTION", required=True)
-    tr = ev.add_parser("translate", help="translate images between a CycleGAN's two domains")
-    tr.add_argument("run", metavar="RUN|CHECKPOINT", help="a cyclegan run folder or checkpoint")
-    tr.add_argument(
-        "input", metavar="IMAGE|FOLDER", help="an image file, or a folder of them (recursive)"
-    )
-    tr.add_argument(
-        "-o", "--out", required=True, help="OUT.png for one image, or a folder (one PNG each)"
-    )
-    tr.add_argument("--direction", choices=["a2b", "b2a"], default="a2b")
-    tr.add_argument("--device", default="cpu")
-    tr.set_defaults(func=_edit_translate)
     from pixelsmith.cli.edit import add_parsers as add_edits
 
     add_edits(ev)

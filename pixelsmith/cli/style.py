@@ -28,13 +28,13 @@ class _Lines:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pixelsmith.edit.style import style_file
     from pixelsmith.errors import UserError
+    from pixelsmith.jobs.style import style_files
 
     if args.progress_every < 1:
         raise UserError(f"--progress-every must be a positive integer, got {args.progress_every}")
     t0 = time.monotonic()
-    path = style_file(
+    paths = style_files(
         args.content,
         args.style,
         args.out,
@@ -47,8 +47,11 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         init=args.init,
         progress=None if args.quiet else _Lines(args.progress_every),
+        cap=args.max_pixels,
+        log=None if args.quiet else lambda m: print(m, file=sys.stderr, flush=True),
     )
-    print(f"wrote {path} ({time.monotonic() - t0:.0f} s)")
+    where = paths[0] if len(paths) == 1 else f"{len(paths)} images in {args.out}"
+    print(f"wrote {where} ({time.monotonic() - t0:.0f} s)")
     return 0
 
 
@@ -61,10 +64,13 @@ def add_parsers(actions: argparse._SubParsersAction) -> None:
         "matrices match STYLE's; needs pip install 'pixelsmith[inception]'"
     )
     p = actions.add_parser("style", help="neural style transfer onto an image", description=about)
-    p.add_argument("content", metavar="CONTENT", help="the image to restyle")
+    p.add_argument("content", metavar="IMAGE|FOLDER", help="the image (or folder) to restyle")
     p.add_argument("--style", required=True, metavar="STYLE", help="the image whose style to take")
     p.add_argument(
-        "-o", "--out", required=True, help="output image (the content's size and mode, its alpha)"
+        "-o",
+        "--out",
+        required=True,
+        help="output image, or a folder (each in its content's size, mode and alpha)",
     )
     p.add_argument("--steps", type=int, default=st.STEPS, help=f"Adam steps (default {st.STEPS})")
     p.add_argument(
@@ -109,5 +115,6 @@ def add_parsers(actions: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0, help="seed of the per-step shifts and of --init noise"
     )
     p.add_argument("--progress-every", type=int, default=10, help="a progress line every N steps")
+    p.add_argument("--max-pixels", type=int, help="refuse images above this many pixels (memory)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_run)

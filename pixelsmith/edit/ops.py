@@ -50,14 +50,15 @@ def _default(task: str, key: int) -> str:
 
 
 def restorer(
-    task: str, model: Family | str | Path | None = None, key: int = 3, device: str = "cpu"
+    task: str, model: Family | str | Path | None = None, key: int | None = 3, device: str = "cpu"
 ) -> Family:
     """The restoration model for `task`: `model` (a run, checkpoint, zoo:NAME or a loaded model)
-    or the shipped default; refuses a model made for another task or scale."""
+    or the shipped default for the scale or channels `key`; refuses a model made for another task
+    or (with a `key`) another scale."""
     if isinstance(model, Family):
         m = model
     else:
-        target = str(model) if model is not None else _default(task, key)
+        target = str(model) if model is not None else _default(task, 3 if key is None else key)
         if not target.startswith("zoo:"):  # a run may be retrained: load it afresh
             m = load_model(target, device=device)
         else:  # the shipped files never change: load each once
@@ -69,7 +70,7 @@ def restorer(
     got = m.cfg.task
     if got != task:
         raise UserError(f"that model is a {got} model, not a {task} model")
-    if task == "sr" and m.cfg.scale != key:
+    if task == "sr" and key is not None and m.cfg.scale != key:
         raise UserError(f"that model upscales x{m.cfg.scale}, not x{key}")
     return m
 

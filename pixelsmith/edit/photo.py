@@ -67,9 +67,10 @@ def _tensor(arr: np.ndarray, scale: float) -> Tensor:
     return torch.from_numpy(arr.astype(np.float32) / scale).permute(2, 0, 1).contiguous()
 
 
-def read_photo(path: str | Path) -> Photo:
-    """An image file as a Photo (see the module doc for the mode rules)."""
-    return photo_of(read_image(path))
+def read_photo(path: str | Path, cap: int | None = None) -> Photo:
+    """An image file as a Photo (see the module doc for the mode rules); `cap` is the most pixels
+    its header may declare (default: imageio.max_pixels())."""
+    return photo_of(read_image(path, cap))
 
 
 def read_photo_bytes(data: bytes, name: str, cap: int | None = None) -> Photo:
@@ -153,3 +154,16 @@ def write_photo(photo: Photo, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)
     return path
+
+
+def mask_of(mask: Photo) -> Tensor:
+    """A mask photo as (1, 1, H, W) float, 1 = the pixels to edit.
+
+    A mask with transparent pixels marks them by transparency (alpha below half), as OpenAI's
+    images API does; any other mask marks them white (luminance above half), as pixelsmith's own
+    masks do (a fully opaque RGBA mask is read by its colour).
+    """
+    if mask.alpha is not None and bool((mask.alpha < 0.5).any()):
+        return (mask.alpha < 0.5).float()[None]
+    grey = mask.colour if mask.colour.shape[0] == 1 else mask.colour.mean(0, keepdim=True)
+    return (grey > 0.5).float()[None]

@@ -21,15 +21,12 @@ Matrices are (2, 3) float64 tensors in the convention of OpenCV's warpAffine: th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pixelsmith.errors import UserError, warn
+from pixelsmith.errors import UserError
 from pixelsmith.faces.types import Face
 
 # ArcFace's template (pixels of a 112x112 crop), symmetrised about x = 56: eye, nose and mouth
@@ -228,65 +225,3 @@ def paste_back(image: Tensor, crop: Tensor, matrix: Tensor, feather: float = 0.0
     a = region[-1:].clamp(0, 1).to(image.device)
     out[:, y0:y1, x0:x1] = image[:, y0:y1, x0:x1] * (1 - a) + region[:-1].to(image.device) * a
     return out
-
-
-def align_files(
-    src: str | Path,
-    out: str | Path,
-    size: int = 112,
-    detector: str = "auto",
-    padding: float = 0.0,
-    min_size: float = 20,
-    threshold: float | None = None,
-    log: Callable[[str], None] | None = None,
-) -> list[Path]:
-    """One aligned PNG per detected face (OUT/NAME_face0.png, ...) of an image or a folder.
-
-    Crops keep the input's mode (grey, 16-bit, alpha); a folder's subfolders are kept under OUT.
-    Everything is checked before the first file is written; unreadable files in a folder are
-    reported (a warning) and skipped.
-    """
-    from pixelsmith.edit.photo import read_photo, write_photo
-    from pixelsmith.faces.detect import check_detector, detect_faces, list_inputs
-
-    if int(size) != size or size < MIN_SIZE:
-        raise UserError(f"--size must be a whole number of pixels >= {MIN_SIZE}, not {size}")
-    if not 0 <= padding <= 2:
-        raise UserError(f"--padding must be between 0 and 2, not {padding}")
-    if not (min_size >= 1 and math.isfinite(min_size)):
-        raise UserError(f"--min-size must be at least 1 pixel, not {min_size}")
-    name = check_detector(detector)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"-o {out} is a file; align writes a folder of crops, name a folder")
-    inputs, skipped = list_inputs(src)
-    here = Path(src).resolve()
-    if here.is_dir() and (out.resolve() == here or here in out.resolve().parents):
-        raise UserError(f"-o {out} is inside the input folder {src}; choose a folder outside it")
-    sources = {f.resolve() for f, _ in inputs}
-    stems = [rel.parent / rel.stem for _, rel in inputs]
-    shared = {st for st in stems if stems.count(st) > 1}  # a.png and a.jpg: keep the suffix
-    for reason in skipped:
-        warn(f"skipped: {reason}")
-    written: list[Path] = []
-    for i, (f, rel) in enumerate(inputs):
-        if log:
-            log(f"[{i + 1}/{len(inputs)}] {f}")
-        try:
-            photo = read_photo(f)
-        except UserError as e:
-            warn(f"skipped: {e}")
-            continue
-        faces = detect_faces(photo.colour, name, min_size, threshold)
-        pixels = photo.colour if photo.alpha is None else torch.cat([photo.colour, photo.alpha])
-        for k, face in enumerate(faces):
-            crop, _ = align_face(pixels, face, int(size), padding)
-            c = photo.colour.shape[0]
-            alpha = crop[c:] if photo.alpha is not None else None
-            aligned = replace(photo, colour=crop[:c].clamp(0, 1), alpha=alpha)
-            stem = rel.name if rel.parent / rel.stem in shared else rel.stem
-            target = out / rel.parent / f"{stem}_face{k}.png"
-            if target.resolve() in sources:
-                raise UserError(f"writing {target} would overwrite a file; choose another -o")
-            written.append(write_photo(aligned, target))
-    return written

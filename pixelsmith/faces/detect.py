@@ -12,21 +12,16 @@ keeping all).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from pixelsmith.data.folder import IMAGE_EXTENSIONS, list_images
-from pixelsmith.edit.photo import Photo, output_format, read_photo, write_photo
 from pixelsmith.errors import UserError, warn
 from pixelsmith.faces import mtcnn as _mtcnn
 from pixelsmith.faces.types import Face
-from pixelsmith.imageio import probe_image
 from pixelsmith.utils.colour import luma
 
 DETECTORS = ("mtcnn", "haar", "lbp")
@@ -47,6 +42,13 @@ def available_detectors() -> list[str]:
     return [d for d in DETECTORS if _present(d)]
 
 
+_WEAKER = {
+    "haar": "OpenCV's Haar cascade, which misses more faces (turned and small ones above all), "
+    "finds more false ones and no landmarks but the eyes",
+    "lbp": "scikit-image's LBP cascade, which misses more faces and finds no landmarks",
+}
+
+
 def default_detector() -> str:
     """mtcnn when its weights are installed, else haar, else lbp."""
     for d in DETECTORS:
@@ -58,10 +60,31 @@ def default_detector() -> str:
     )
 
 
+def fallback_note(detector: str) -> str | None:
+    """One line saying that `auto` chose a weaker detector than MTCNN, why, and how to get MTCNN
+    (None when it chose MTCNN)."""
+    if detector == "mtcnn" or detector not in _WEAKER:
+        return None
+    return (
+        f"face detection fell back to {_WEAKER[detector]}: the MTCNN weights are not installed; "
+        f"{_mtcnn.INSTALL_HINT} installs them"
+    )
+
+
+_noted: set[str] = set()
+
+
 def check_detector(detector: str) -> str:
-    """The detector a name asks for ("auto" resolved), refused when unknown or not installed."""
+    """The detector a name asks for ("auto" resolved), refused when unknown or not installed.
+
+    When `auto` falls back to a weaker detector, a warning says so once per process."""
     if detector == "auto":
-        return default_detector()
+        name = default_detector()
+        note = fallback_note(name)
+        if note is not None and name not in _noted:
+            _noted.add(name)
+            warn(note)
+        return name
     if detector not in DETECTORS:
         raise UserError(f"unknown face detector {detector!r}; use one of {', '.join(DETECTORS)}")
     if detector == "mtcnn":
@@ -205,101 +228,3 @@ def draw_faces(image: Any, faces: list[Face], width: int | None = None) -> Tenso
             r = line + 1
             draw.ellipse((px - r, py - r, px + r, py + r), fill=c)
     return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255
-
-
-# ---------------------------------------------------------------- files (the CLI's verbs)
-
-
-def list_inputs(src: str | Path) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(file, name relative to the input) of an image or every readable image under a folder.
-
-    A missing input, a single unreadable file or a folder with no readable image is a UserError;
-    in a folder, unreadable files are listed in the second value (one reason each) and skipped.
-    """
-    src = Path(src)
-    if not src.exists():
-        raise UserError(f"input {src} does not exist; pass an image file or a folder of images")
-    if not src.is_dir():
-        probe_image(src)
-        return [(src, Path(src.name))], []
-    files, _ = list_images(src)
-    good, skipped = [], []
-    for f in files:
-        try:
-            probe_image(f)
-        except UserError as e:
-            skipped.append(str(e))
-            continue
-        good.append((f, f.relative_to(src)))
-    if not good:
-        why = f" ({len(skipped)} unreadable)" if skipped else ""
-        raise UserError(
-            f"folder {src} holds no readable images{why} (looked for "
-            f"{' '.join(IMAGE_EXTENSIONS)}); pass a folder of images"
-        )
-    return good, skipped
-
-
-def _drawn_outputs(inputs: list[tuple[Path, Path]], out: Path, single: bool) -> list[Path]:
-    """Where -o puts each drawn picture: the named file, or PNGs under a folder."""
-    names_file = bool(out.suffix) and not out.is_dir()
-    if names_file and not single:
-        raise UserError(f"a folder of inputs needs an output folder for -o, not the file {out}")
-    targets = [out] if names_file else [out / rel.with_suffix(".png") for _, rel in inputs]
-    for t in targets:
-        output_format(t)
-    sources = {f.resolve() for f, _ in inputs}
-    seen: set[Path] = set()
-    for t in targets:
-        r = t.resolve()
-        if r in sources:
-            raise UserError(f"writing {t} would overwrite an input; choose another output")
-        if r in seen:
-            raise UserError(f"two inputs would both be drawn to {t}; rename one of them")
-        seen.add(r)
-    return targets
-
-
-def detect_files(
-    src: str | Path,
-    detector: str = "auto",
-    min_size: float = 20,
-    threshold: float | None = None,
-    out: str | Path | None = None,
-    log: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Faces in an image or a folder: [{file, width, height, faces: [Face.to_dict()]}].
-
-    Everything is checked before the first picture is written (`out`: boxes drawn, one file or
-    a folder of PNGs); unreadable files in a folder are reported through `log` and skipped.
-    """
-    name = check_detector(detector)
-    if not (min_size >= 1 and math.isfinite(min_size)):
-        raise UserError(f"--min-size must be at least 1 pixel, not {min_size}")
-    inputs, skipped = list_inputs(src)
-    targets = _drawn_outputs(inputs, Path(out), Path(src).is_file()) if out is not None else None
-    for reason in skipped:
-        warn(f"skipped: {reason}")
-    results = []
-    for i, (f, rel) in enumerate(inputs):
-        if log:
-            log(f"[{i + 1}/{len(inputs)}] {f}")
-        try:
-            photo = read_photo(f)
-        except UserError as e:
-            warn(f"skipped: {e}")
-            continue
-        faces = detect_faces(photo.colour, name, min_size, threshold)
-        h, w = photo.size
-        results.append(
-            {
-                "file": str(rel if Path(src).is_dir() else f),
-                "width": w,
-                "height": h,
-                "faces": [face.to_dict() for face in faces],
-            }
-        )
-        if targets is not None:
-            drawn = draw_faces(photo.colour, faces)
-            write_photo(Photo(drawn, None, False, "RGB"), targets[i])
-    return results

@@ -1,161 +1,160 @@
-"""The edit operations the service offers, each one call into the library.
+"""Edits over HTTP: the operations declared in pixelsmith.jobs, on an upload held in memory.
 
-`operations` lists them with their options (what GET /v1/edits answers and the web page builds
-its form from); `check_edit` refuses a bad operation or option before any pixel is decoded;
-`apply_edit` runs one on a decoded upload. sr / denoise / inpaint / enhance go through
-`pixelsmith.edit.files.edit_photo` (the shipped zoo models), anonymise and restore-faces
-through `pixelsmith.faces`, translate through a served CycleGAN's own `translate`.
+The edit is named by `operation`, or by OpenAI's `model` field: an operation or one of its
+variants (`sr-x4`), or a served CycleGAN (which translates). The operation's options arrive as
+form fields and are checked by its declaration (`GET /v1/edits` lists them); options that name
+files on the server (a model of your own, a boxes file) are never offered. The upload is decoded
+by content under the service's pixel cap, the answer's size is checked against its own cap
+before any work, and `check()` runs between tiles so a timed-out job stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pixelsmith.edit import classical
-from pixelsmith.edit.photo import Photo
+from pydantic import ValidationError
+
+from pixelsmith.edit.photo import Photo, encode_photo, mask_of, read_photo_bytes
 from pixelsmith.errors import UserError
+from pixelsmith.faces.detect import default_detector, fallback_note
+from pixelsmith.imageio import ImageReadError
+from pixelsmith.jobs import Context, Operation, operations, resolve
 from pixelsmith.models.base import Family
+from pixelsmith.serve.errors import validation_message
+from pixelsmith.serve.generation import check_size, quality_of
+from pixelsmith.serve.schemas import EDIT_FIELDS, EditFields
 
-# The face restorer's chains of ops, offered as single choices (with sr the photo doubles).
-FACE_OPS = ("denoise,enhance", "denoise", "enhance", "denoise,enhance,sr")
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One edit: its id, a title for people, and each option's allowed values (first = default)."""
-
-    id: str
-    title: str
-    options: dict[str, list[Any]] = field(default_factory=dict)
-    needs_mask: bool = False
-
-    def card(self) -> dict[str, Any]:
-        """What GET /v1/edits says of it."""
-        return {
-            "id": self.id,
-            "title": self.title,
-            "options": self.options,
-            "needs_mask": self.needs_mask,
-        }
+PROMPT_IGNORED = (
+    "prompt is ignored: pixelsmith's edits take no text; the operation and its options say "
+    "what to do"
+)
 
 
-def operations(translators: dict[str, Family]) -> dict[str, Operation]:
-    """The edits on offer: the restorers always, translate when a CycleGAN is served."""
-    from pixelsmith.faces.anonymise import METHODS
-
-    ops = [
-        Operation("sr", "Super-resolution", {"scale": [2, 4]}),
-        Operation("denoise", "Denoise", {"sigma": ["auto", 5, 15, 25, 50]}),
-        Operation("inpaint", "Inpaint", {"method": ["learned", *classical.FILLS]}, True),
-        Operation("enhance", "Enhance", {"method": ["learned", *classical.ENHANCERS]}),
-        Operation("anonymise", "Anonymise faces", {"method": list(METHODS)}),
-        Operation("restore-faces", "Restore faces", {"ops": list(FACE_OPS)}),
-    ]
-    if translators:
-        ops.append(
-            Operation(
-                "translate",
-                "Translate (CycleGAN)",
-                {"model": list(translators), "direction": ["a2b", "b2a"]},
-            )
-        )
-    return {o.id: o for o in ops}
+def cards(translators: dict[str, Family]) -> list[dict[str, Any]]:
+    """GET /v1/edits: every operation with its options; translate names the served CycleGANs
+    (and is left out when none is served)."""
+    out = []
+    for op in operations().values():
+        card = op.card()
+        if "translator" in op.needs:
+            if not translators:
+                continue
+            card["models"] = list(translators)
+        out.append(card)
+    return out
 
 
-def check_edit(
-    operation: str | None, fields: dict[str, str], offered: dict[str, Operation]
-) -> dict[str, Any]:
-    """The operation's options from the form's text fields, each checked; UserError otherwise."""
-    if operation not in offered:
+@dataclass
+class Edit:
+    """A checked edit request."""
+
+    op: Operation
+    options: dict[str, Any]
+    model: Family | None
+    fmt: str
+    quality: int
+    size: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _operation(
+    fields: EditFields, translators: dict[str, Family], generators: set[str]
+) -> tuple[Operation, dict[str, Any], Family | None]:
+    """The operation a request names (see the module doc), the options its name sets, and the
+    model it translates with."""
+    name, model = fields.operation, fields.model
+    if model in translators:
+        if name not in (None, "translate"):
+            raise UserError(f"model {model!r} is a CycleGAN, which translates; it cannot {name}")
+        return operations()["translate"], {}, translators[model]
+    if model in generators:
         raise UserError(
-            f"unknown operation {operation!r}; GET /v1/edits lists {', '.join(offered)}"
+            f"{model} is a generator (POST /v1/images/generations draws from it); an edit's model "
+            "is an operation (GET /v1/edits) or a served CycleGAN"
         )
-    op = offered[operation]
-    chosen: dict[str, Any] = {}
-    for name, allowed in op.options.items():
-        text = fields.get(name)
-        if text is None or text == "":
-            chosen[name] = allowed[0]
-            continue
-        match = next((v for v in allowed if str(v) == text), None)
-        if match is None:
-            raise UserError(
-                f"{operation}: {name} must be one of {', '.join(map(str, allowed))}, got {text!r}"
-            )
-        chosen[name] = match
-    return chosen
-
-
-def output_pixels(operation: str, options: dict[str, Any], height: int, width: int) -> int:
-    """How many pixels the edit's answer will have."""
-    scale = int(options.get("scale", 1)) if operation == "sr" else 1
-    if operation == "restore-faces" and "sr" in options.get("ops", ""):
-        scale = 2
-    return height * width * scale * scale
-
-
-def apply_edit(
-    operation: str,
-    options: dict[str, Any],
-    photo: Photo,
-    mask: Photo | None,
-    translators: dict[str, Family],
-    check: Callable[[], None],
-    image_bytes: bytes | None = None,
-) -> Photo:
-    """One checked edit on a decoded upload; `check()` runs between tiles (the queue's timeout)."""
-    from pixelsmith.edit.files import edit_photo, mask_of
-
-    progress = lambda _done, _total: check()  # noqa: E731
-    if operation == "sr":
-        return edit_photo("sr", photo, scale=options["scale"], progress=progress)
-    if operation == "denoise":
-        sigma = None if options["sigma"] == "auto" else float(options["sigma"])
-        return edit_photo("denoise", photo, sigma=sigma, progress=progress)
-    if operation == "inpaint":
-        if mask is None:
-            raise UserError("inpaint needs a mask: a `mask` image part, white = the pixels to fill")
-        if mask.size != photo.size:
-            raise UserError(
-                f"the mask is {mask.size[1]}x{mask.size[0]} but the image is "
-                f"{photo.size[1]}x{photo.size[0]}; they must be the same size"
-            )
-        return edit_photo(
-            "inpaint",
-            photo,
-            mask=mask_of(mask),
-            method=options["method"],
-            progress=progress,
+    if name == "translate" and model is not None:
+        served = ", ".join(translators) or "none"
+        raise UserError(
+            f"unknown model {model!r} to translate with; the served CycleGANs: {served}"
         )
-    if operation == "enhance":
-        return edit_photo("enhance", photo, methods=(options["method"],), progress=progress)
-    if operation == "anonymise":
-        from pixelsmith.faces.anonymise import anonymise
-        from pixelsmith.faces.detect import detect_faces
+    if name is None and model is None:
+        raise UserError(
+            f"name the edit: operation (or OpenAI's model) is one of {', '.join(operations())}"
+        )
+    op, preset = resolve(model or name)  # type: ignore[arg-type]
+    if name is not None and model is not None and resolve(name)[0] is not op:
+        raise UserError(f"operation {name!r} and model {model!r} name different edits; give one")
+    if "translator" not in op.needs:
+        return op, preset, None
+    if len(translators) != 1:
+        served = ", ".join(translators) or "none is served"
+        raise UserError(f"translate needs model: the CycleGAN to translate with ({served})")
+    return op, preset, next(iter(translators.values()))
 
-        faces = detect_faces(photo.colour)
-        check()
-        return photo.with_pixels(anonymise(photo.colour, faces, options["method"]).image)
-    if operation == "restore-faces":
-        from pixelsmith.faces.detect import detect_faces
-        from pixelsmith.faces.restore import restore_faces
 
-        faces = detect_faces(photo.colour)
-        check()
-        out, _ = restore_faces(photo.colour, faces, tuple(options["ops"].split(",")))
-        alpha = photo.alpha
-        if alpha is not None and out.shape[-2:] != alpha.shape[-2:]:
-            from pixelsmith.data.degrade import imresize
+def plan_edit(
+    form: dict[str, str], translators: dict[str, Family], generators: set[str], has_mask: bool
+) -> Edit:
+    """The edit a form's text fields ask for, every field and option checked; UserError (a 400)
+    otherwise."""
+    try:
+        fields = EditFields.model_validate({k: v for k, v in form.items() if k in EDIT_FIELDS})
+    except ValidationError as e:
+        raise UserError(validation_message(list(e.errors()), EditFields)) from None
+    op, preset, model = _operation(fields, translators, generators)
+    given = {k: v for k, v in form.items() if k not in EDIT_FIELDS}
+    clash = sorted(set(given) & set(preset))
+    if clash:
+        raise UserError(f"{fields.model} sets {clash[0]} itself; leave it out, or name {op.name}")
+    options = op.parse({**preset, **given}, remote=True)
+    ctx = Context(model=model)
+    if op.check is not None:
+        op.check(options, ctx)
+    notes: list[str] = []
+    if fields.prompt:
+        notes.append(PROMPT_IGNORED)
+    if has_mask and "mask" not in op.needs:
+        notes.append(f"the mask is ignored: {op.name} takes none")
+    if options.get("detector") == "auto" and (note := fallback_note(default_detector())):
+        notes.append(note)
+    quality = quality_of(fields.quality, notes)
+    return Edit(op, options, model, fields.output_format, quality, fields.size, notes)
 
-            alpha = imresize(alpha[None], scale=2)[0].clamp(0, 1)
-        return photo.with_pixels(out, alpha)
-    if operation == "translate":
-        from pixelsmith.edit.translate import read_for_model
 
-        model = translators[options["model"]]
-        x = read_for_model("upload", model.image_shape, data=image_bytes)  # type: ignore[arg-type]
-        out = model.translate(x, options["direction"])[0]
-        return Photo(out.clamp(0, 1), None, False, "RGB" if out.shape[0] == 3 else "L")
-    raise UserError(f"unknown operation {operation!r}")
+def read_upload(data: bytes, what: str, cap: int) -> Photo:
+    """An uploaded image as a Photo, decoded by content under the pixel cap."""
+    try:
+        return read_photo_bytes(data, what, cap)
+    except ImageReadError as e:  # the reader's fix names a CLI setting; say the service's
+        raise UserError(f"the {what} {e.reason}") from None
+
+
+def run_edit(
+    edit: Edit,
+    upload: bytes,
+    mask: bytes | None,
+    max_pixels: int,
+    max_output_pixels: int,
+    check: Any,
+) -> tuple[bytes, tuple[int, int], dict[str, Any]]:
+    """The edited image's bytes, its (height, width) and what the edit found; decoding runs here
+    too, off the event loop."""
+    op = edit.op
+    photo = read_upload(upload, "upload", max_pixels)
+    ctx = Context(model=edit.model, tiles=lambda _done, _total: check())
+    if mask is not None and "mask" in op.needs:
+        ctx.mask = mask_of(read_upload(mask, "mask", max_pixels))
+    h, w = photo.size
+    oh, ow = op.size(h, w, edit.options, ctx)
+    if oh * ow > max_output_pixels:
+        raise UserError(
+            f"{op.name} would answer {oh * ow:,} pixels, over the service's limit of "
+            f"{max_output_pixels:,}; send a smaller image"
+        )
+    check_size(edit.size, f"{ow}x{oh}", f"{op.name} of this {w}x{h} image answers")
+    if photo.alpha is not None and edit.fmt == "jpeg" and op.keeps_alpha:
+        raise UserError("the image has alpha, which JPEG cannot hold; ask for png or webp")
+    out = op.run(photo, edit.options, ctx)
+    return encode_photo(out, Path(f"result.{edit.fmt}"), edit.quality), out.size, ctx.report

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import base64
 import io
-import tempfile
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,8 +18,6 @@ import torch
 from pixelsmith.errors import UserError
 from pixelsmith.models.base import Family
 
-MAX_N = 16
-MAX_SEED = 2**63 - 1
 FORMATS = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
 MEDIA = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 
@@ -104,66 +101,19 @@ def encode(image: torch.Tensor, fmt: str, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def _model_of(body: Any, fields: set[str], models: dict[str, Served]) -> str:
-    """The model a JSON request names (the only one, when it names none), after refusing a
-    body that is not an object or has a field outside `fields` + model, output_format, quality."""
-    if not isinstance(body, dict):
-        raise UserError("the request body must be a JSON object")
-    known = fields | {"model", "output_format", "quality"}
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise UserError(f"unknown field {unknown[0]!r}; the fields are {', '.join(sorted(known))}")
-    name = body.get("model") or (next(iter(models)) if len(models) == 1 else None)
+def model_name(name: str | None, models: dict[str, Served]) -> str:
+    """The served model a request names (the only one, when it names none)."""
+    name = name or (next(iter(models)) if len(models) == 1 else None)
     if name not in models:
         raise UserError(f"unknown model {name!r}; GET /v1/models lists {', '.join(models)}")
     return name
 
 
-def check_request(body: Any, models: dict[str, Served]) -> dict[str, Any]:
-    """The generation request's fields, checked; UserError (a 400) on anything wrong."""
-    name = _model_of(body, {"n", "seed", "response_format", "labels", "options"}, models)
-    n = body.get("n", 1)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
-        raise UserError(f"n must be a whole number from 1 to {MAX_N}, got {n!r}")
-    seed = body.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED - MAX_N:
-        raise UserError(f"seed must be a whole number from 0 to {MAX_SEED - MAX_N}, got {seed!r}")
-    fmt = body.get("output_format", "png")
-    if fmt not in FORMATS:
-        raise UserError(f"output_format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    response = body.get("response_format", "b64_json")
-    if response not in ("b64_json", "seed"):
-        raise UserError(f"response_format must be b64_json or seed, got {response!r}")
-    quality = body.get("quality", 90)
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise UserError(f"quality must be a whole number from 1 to 100, got {quality!r}")
-    labels = body.get("labels")
-    if labels is not None:
-        if not isinstance(labels, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in labels
-        ):
-            raise UserError("labels must be a list of class numbers")
-        models[name].model.check_labels(labels)
-    options = check_options(body.get("options"), models[name].model)
-    return dict(
-        model=name,
-        n=n,
-        seed=seed,
-        fmt=fmt,
-        response=response,
-        quality=quality,
-        labels=labels,
-        options=options,
-    )
-
-
-def check_options(options: Any, model: Family) -> dict[str, Any]:
+def check_options(options: dict[str, Any] | None, model: Family) -> dict[str, Any]:
     """Sampling options (those /v1/models lists for the model, e.g. truncation), checked by the
     model itself; {} when none are given."""
-    if options is None:
+    if not options:
         return {}
-    if not isinstance(options, dict):
-        raise UserError('options must be an object of sampling options, e.g. {"truncation": 0.7}')
     if "labels" in options:
         raise UserError("give classes as the request's labels, not as an option")
     try:
@@ -173,8 +123,98 @@ def check_options(options: Any, model: Family) -> dict[str, Any]:
     return dict(options)
 
 
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def class_of(prompt: str, names: list[str]) -> int | None:
+    """The class a prompt names: the class (or a part of a name like "T-shirt/top") whose words
+    appear together in the prompt, the longest when several do; None when none does."""
+    words, best, best_len = _tokens(prompt), None, 0
+    for i, name in enumerate(names):
+        for alias in (name, *name.split("/")):
+            t = _tokens(alias)
+            found = any(words[j : j + len(t)] == t for j in range(len(words) - len(t) + 1))
+            if t and found and len(t) > best_len:
+                best, best_len = i, len(t)
+    return best
+
+
+def size_text(model: Family) -> str:
+    """The model's image size as OpenAI writes sizes: WxH."""
+    return f"{model.image_shape[2]}x{model.image_shape[1]}"
+
+
+def check_size(size: str | None, offered: str, what: str) -> None:
+    """Refuse a size other than the one offered (or auto), naming it."""
+    if size is not None and size != "auto" and size.strip().lower() != offered:
+        raise UserError(f"{what} {offered} images; size must be {offered} (or auto), got {size!r}")
+
+
+def quality_of(quality: int | str, notes: list[str]) -> int:
+    """The JPEG/WebP quality: a whole number as given; OpenAI's words are noted and ignored."""
+    if isinstance(quality, str):
+        notes.append(
+            f"quality {quality!r} is ignored: each model here has one quality (a whole number "
+            "1-100 sets the JPEG/WebP quality)"
+        )
+        return 90
+    return quality
+
+
+@dataclass
+class Generation:
+    """A checked generation request: what `generate` draws."""
+
+    model: str
+    n: int
+    seed: int
+    fmt: str
+    response: str
+    quality: int
+    labels: list[int] | None
+    options: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_generation(body: Any, models: dict[str, Served]) -> Generation:
+    """The generation a typed request asks for, checked against its model; UserError (a 400)
+    on anything the model cannot do."""
+    name = model_name(body.model, models)
+    model = models[name].model
+    check_size(body.size, size_text(model), f"{name} draws")
+    notes: list[str] = []
+    labels = body.labels
+    if labels is not None:
+        model.check_labels(labels)
+    if body.prompt:
+        names = list(model.manifest.get("classes") or [])
+        if labels is not None:
+            notes.append("prompt is ignored: labels name the classes")
+        elif not model.classes:
+            notes.append(f"prompt is ignored: {name} is unconditional and draws from seeds alone")
+        elif (k := class_of(body.prompt, names[: model.classes])) is not None:
+            labels = [k]
+            notes.append(f"prompt names the class {names[k]!r} ({k})")
+        else:
+            shown = ", ".join(names[: model.classes]) or f"0-{model.classes - 1}"
+            notes.append(f"prompt names none of the classes ({shown}); each image's class "
+                         "follows its seed")  # fmt: skip
+    return Generation(
+        model=name,
+        n=body.n,
+        seed=body.seed,
+        fmt=body.output_format,
+        response=body.response_format,
+        quality=quality_of(body.quality, notes),
+        labels=labels,
+        options=check_options(body.options, model),
+        notes=notes,
+    )
+
+
 def generate(
-    req: dict[str, Any], served: Served, check: Callable[[], None] = lambda: None
+    req: Generation, served: Served, check: Callable[[], None] = lambda: None
 ) -> list[dict[str, Any]]:
     """Each image of a checked request: its seed, and its bytes unless only seeds are asked.
 
@@ -183,14 +223,14 @@ def generate(
     image (the queue's timeout).
     """
     out = []
-    for i in range(req["n"]):
+    for i in range(req.n):
         check()
-        s = req["seed"] + i
-        label = served.label_of(s, req["labels"][i % len(req["labels"])] if req["labels"] else None)
+        s = req.seed + i
+        label = served.label_of(s, req.labels[i % len(req.labels)] if req.labels else None)
         item: dict[str, Any] = {"seed": s} if label is None else {"seed": s, "label": label}
-        if req["response"] == "b64_json":
-            image = served.image(s, label, req["options"])
-            item["b64_json"] = base64.b64encode(encode(image, req["fmt"], req["quality"])).decode()
+        if req.response == "b64_json":
+            image = served.image(s, label, req.options)
+            item["b64_json"] = base64.b64encode(encode(image, req.fmt, req.quality)).decode()
         out.append(item)
     return out
 
@@ -215,76 +255,8 @@ def load_served(targets: list[str]) -> dict[str, Served]:
     return out
 
 
-def choose_backends(
-    served: dict[str, Served], backend: str = "auto", candidates: tuple[str, ...] | None = None
-) -> dict[str, str]:
-    """Put each generator on `backend`, or with "auto" on the one of `candidates` (default: the
-    whole ladder) that `bench latency` finds fastest at batch 1 among those agreeing with eager
-    (eager when none beats it or the model does not export); returns name -> the backend
-    chosen, with the reason on a fallback."""
-    from pixelsmith.deploy import backends as ladder
-
-    if backend != "auto" and backend not in ladder.BACKENDS:
-        raise UserError(f"unknown backend {backend!r}; use auto or {', '.join(ladder.BACKENDS)}")
-    chosen: dict[str, str] = {}
-    for name, s in served.items():
-        if not s.model.abilities.generates:
-            continue
-        pick = backend
-        try:
-            if backend == "auto":
-                rows = ladder.latency(
-                    s.model, candidates or ladder.BACKENDS, rounds=12, batch=1, throughput_rounds=1
-                )
-                pick = ladder.fastest(rows, by="p50_ms")
-            with tempfile.TemporaryDirectory() as tmp:
-                s.backend = ladder.build(pick, s.model, Path(tmp))
-            chosen[name] = pick
-        except UserError as e:
-            s.backend = None
-            chosen[name] = f"eager ({e})"
-    return chosen
-
-
-def _whole(body: dict[str, Any], key: str, lo: int, hi: int, default: int) -> int:
-    v = body.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise UserError(f"{key} must be a whole number from {lo} to {hi}, got {v!r}")
-    return v
-
-
-def check_interpolation(body: Any, models: dict[str, Served]) -> dict[str, Any]:
-    """The interpolation request's fields, checked; UserError (a 400) on anything wrong."""
-    name = _model_of(body, {"seeds", "steps", "label"}, models)
-    seeds = body.get("seeds")
-    if (
-        not isinstance(seeds, list)
-        or len(seeds) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in seeds)
-        or not all(0 <= v <= MAX_SEED for v in seeds)
-    ):
-        raise UserError(f"seeds must be a list of two whole numbers from 0 to {MAX_SEED}")
-    fmt = body.get("output_format", "png")
-    if fmt not in FORMATS:
-        raise UserError(f"output_format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    model = models[name].model
-    label = body.get("label")
-    if label is not None:
-        if isinstance(label, bool) or not isinstance(label, int):
-            raise UserError(f"label must be a class number, got {label!r}")
-        model.check_labels([label])
-    return dict(
-        model=name,
-        seeds=seeds,
-        steps=_whole(body, "steps", 2, MAX_N, 8),
-        label=label,
-        fmt=fmt,
-        quality=_whole(body, "quality", 1, 100, 90),
-    )
-
-
 def interpolate_seeds(
-    req: dict[str, Any], served: Served, check: Callable[[], None] = lambda: None
+    req: Any, served: Served, check: Callable[[], None] = lambda: None
 ) -> list[dict[str, Any]]:
     """The images on the path between the two seeds' codes (the family's own rule: slerp in z,
     lerp in W), each with its position t, in one class (`label`, else the first seed's); the
@@ -295,19 +267,19 @@ def interpolate_seeds(
     space = latent_space(served.model)
     if space.kind == "w+":  # W: a seed's code is the same in every layer
         space = latent_space(served.model, "w")
-    codes = space.from_seeds(req["seeds"])
-    path = interpolate(space, codes[:1], codes[1:], req["steps"])[0]
+    codes = space.from_seeds(req.seeds)
+    path = interpolate(space, codes[:1], codes[1:], req.steps)[0]
     labels = None
-    label = served.label_of(req["seeds"][0], req["label"])
+    label = served.label_of(req.seeds[0], req.label)
     if label is not None:
-        labels = [label] * req["steps"]
+        labels = [label] * req.steps
     check()
-    images = space.images(path, space.check_labels(labels, req["steps"]))
-    t = torch.linspace(0, 1, req["steps"]).tolist()
+    images = space.images(path, space.check_labels(labels, req.steps))
+    t = torch.linspace(0, 1, req.steps).tolist()
     return [
         {
             "t": round(ti, 6),
-            "b64_json": base64.b64encode(encode(im, req["fmt"], req["quality"])).decode(),
+            "b64_json": base64.b64encode(encode(im, req.output_format, req.quality)).decode(),
         }
         for ti, im in zip(t, images, strict=True)
     ]

@@ -236,35 +236,80 @@ function fillEdits(edits) {
   operationChanged();
 }
 
+// One form field per declared option (GET /v1/edits): a list for choices, a number box for
+// numbers (empty = auto), a box per value for an ordered list of values, text otherwise.
+function optionField(opt) {
+  const words = opt.name.replace(/_/g, " ");
+  const field = document.createElement("div");
+  field.className = "field";
+  const label = document.createElement("label");
+  label.textContent = words.charAt(0).toUpperCase() + words.slice(1);
+  label.title = opt.help || "";
+  let input;
+  if (opt.type === "choice") {
+    input = document.createElement("select");
+    if (opt.default === null && opt.auto) input.append(new Option(`auto (${opt.auto})`, ""));
+    for (const v of opt.choices) input.append(new Option(String(v), String(v)));
+    if (opt.default !== null) input.value = String(opt.default);
+  } else if (opt.type === "list") {
+    input = document.createElement("span");
+    input.className = "choices";
+    input.dataset.list = opt.name;
+    for (const v of opt.choices) {
+      const box = document.createElement("label");
+      const tick = document.createElement("input");
+      tick.type = "checkbox";
+      tick.value = v;
+      tick.checked = opt.default.includes(v);
+      box.append(tick, " " + v);
+      input.append(box);
+    }
+  } else {
+    input = document.createElement("input");
+    input.type = opt.type === "number" ? "number" : "text";
+    if (opt.type === "number") {
+      input.step = opt.whole ? "1" : "any";
+      if (opt.min !== null) input.min = String(opt.min);
+      if (opt.max !== null) input.max = String(opt.max);
+    }
+    input.placeholder = opt.auto ? `auto: ${opt.auto}` : "";
+    input.value = opt.default === null ? "" : String(opt.default);
+  }
+  if (input.tagName !== "SPAN") {
+    input.id = "opt-" + opt.name;
+    input.name = opt.name;
+    label.htmlFor = input.id;
+  }
+  field.append(label, input);
+  return field;
+}
+
 function operationChanged() {
   const edit = currentEdit();
   const box = $("options");
   box.replaceChildren();
-  for (const [name, values] of Object.entries((edit && edit.options) || {})) {
-    const field = document.createElement("div");
-    field.className = "field";
-    const label = document.createElement("label");
-    label.htmlFor = "opt-" + name;
-    const words = name.replace(/_/g, " ");
-    label.textContent = words.charAt(0).toUpperCase() + words.slice(1);
-    let input;
-    if (Array.isArray(values)) {
-      input = document.createElement("select");
-      for (const v of values) input.append(new Option(String(v), String(v)));
-    } else {
-      input = document.createElement("input");
-      input.type = typeof values === "number" ? "number" : "text";
-      input.value = values === null ? "" : String(values);
-    }
-    input.id = "opt-" + name;
-    input.name = name;
-    field.append(label, input);
-    box.append(field);
+  if (edit && edit.models) {  // translate: the served CycleGAN to run
+    box.append(optionField({ name: "model", type: "choice", choices: edit.models, default: edit.models[0], help: "the CycleGAN" }));
   }
+  for (const opt of (edit && edit.options) || []) box.append(optionField(opt));
   const needsMask = Boolean(edit && edit.needs_mask);
   $("mask-tools").hidden = !needsMask;
   $("mask-canvas").hidden = !needsMask;
   refreshButtons();
+}
+
+// The chosen options as form fields: [name, value] pairs, lists joined by commas in order.
+function chosenOptions() {
+  const out = [];
+  for (const el of $("options").querySelectorAll("select[name], input[name], span[data-list]")) {
+    if (el.dataset.list) {
+      const picked = [...el.querySelectorAll("input:checked")].map((t) => t.value);
+      out.push([el.dataset.list, picked.join(",")]);
+    } else {
+      out.push([el.name, el.value]);
+    }
+  }
+  return out;
 }
 
 function setPhoto(file) {
@@ -388,9 +433,10 @@ async function applyEdit() {
   form.append("image", state.photo, state.photo.name || "photo.png");
   form.append("operation", edit.id);
   const chosen = [];
-  for (const input of $("options").querySelectorAll("select, input")) {
-    form.append(input.name, input.value);
-    chosen.push(input.value);
+  for (const [name, value] of chosenOptions()) {
+    if (value === "") continue;  // auto: the declaration's own default
+    form.append(name, value);
+    chosen.push(value);
   }
   if (edit.needs_mask) {
     if (!state.masked) throw new ApiError("Paint the mask over what to fill first.", 0);

@@ -1,0 +1,199 @@
+"""An operation on files: `pixelsmith edit NAME IN -o OUT`, and the same from Python.
+
+Everything that can be refused is refused before the first file is written (jobs.plan's rules,
+then each operation's own): the options, the operation's models, every input's header, the size
+of each result against the pixel cap, the mask against each image, alpha against each output's
+format, the operation's per-file inputs (boxes). Then each file is read, edited and written
+atomically in its own mode (`pixelsmith.edit.photo`), with a progress line per file and per tile
+on large images. A file whose header read but whose data does not is skipped and counted with
+the unreadable ones.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixelsmith import imageio
+from pixelsmith.edit.photo import mask_of, read_photo, write_photo
+from pixelsmith.errors import UserError, warn
+from pixelsmith.generate import load_model
+from pixelsmith.jobs.catalog import resolve
+from pixelsmith.jobs.operation import Context, Operation
+from pixelsmith.jobs.plan import Item, Plan, check_alpha, plan, short_reason
+from pixelsmith.models.base import Family
+
+Log = Callable[[str], None]
+
+
+def stderr(line: str) -> None:
+    """A progress line on stderr."""
+    print(line, file=sys.stderr, flush=True)
+
+
+class Progress:
+    """A line per file, and tile progress on large images (at most every 2 s)."""
+
+    def __init__(self, total: int, log: Log | None):
+        self.total, self.log, self.last = total, log, 0.0
+
+    def file(self, i: int, item: Item) -> None:
+        if self.log:
+            self.log(f"[{i}/{self.total}] {item.source}")
+
+    def tiles(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.log and total > 1 and (now - self.last > 2 or done == total):
+            self.last = now
+            self.log(f"    tile {done}/{total}")
+
+    def note(self, text: str) -> None:
+        if self.log:
+            self.log(f"    {text}")
+
+
+@dataclass
+class Result:
+    """What a run over files did: the files written, a report per file, the files skipped."""
+
+    written: list[Path] = field(default_factory=list)
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self, out: str | Path) -> str:
+        """One line: what was written where, and how many files were skipped."""
+        n = len(self.written)
+        where = str(self.written[0]) if n == 1 else f"{n} images in {out}"
+        skipped = f" (skipped {len(self.skipped)} unreadable)" if self.skipped else ""
+        return f"wrote {where}{skipped}"
+
+
+def _load(model: Family | str | Path | None, device: str) -> Family | None:
+    if model is None or isinstance(model, Family):
+        return model
+    return load_model(model, device=device)
+
+
+def prepare(
+    name: str | Operation,
+    options: dict[str, Any],
+    translator: Family | str | Path | None = None,
+    device: str = "cpu",
+) -> tuple[Operation, dict[str, Any], Context]:
+    """The operation, its options checked and typed, and a context holding the model it
+    translates with; every refusal that needs no image has happened."""
+    op, preset = (name, {}) if isinstance(name, Operation) else resolve(name)
+    opts = op.parse({**preset, **{k: v for k, v in options.items() if v is not None}})
+    ctx = Context(model=_load(translator, device))
+    if "translator" in op.needs and ctx.model is None:
+        raise UserError(f"{op.name} needs a model to translate with (a cyclegan run)")
+    if op.check is not None:
+        op.check(opts, ctx)
+    return op, opts, ctx
+
+
+def _check_items(
+    op: Operation, opts: dict[str, Any], ctx: Context, p: Plan, mask: Path | None, cap: int
+) -> None:
+    """Each input's refusals, from its header alone."""
+    mh = imageio.probe_image(mask, cap) if mask is not None else None
+    for item in p.items:
+        h = item.header
+        oh, ow = op.size(h.height, h.width, opts, ctx)
+        if oh * ow > cap:
+            raise UserError(
+                f"{item.source}: {op.name} makes {oh * ow:,} pixels, over the limit of {cap:,}; "
+                "raise --max-pixels (or PIXELSMITH_MAX_PIXELS) or use a smaller image"
+            )
+        check_alpha(item, op.keeps_alpha)
+        if mh is not None and (mh.width, mh.height) != (h.width, h.height):
+            raise UserError(
+                f"the mask {mask.name} is {mh.width}x{mh.height} but {item.source.name} is "
+                f"{h.width}x{h.height}; they must be the same size"
+            )
+
+
+def edit_files(
+    name: str | Operation,
+    src: str | Path,
+    out: str | Path,
+    *,
+    mask: str | Path | None = None,
+    translator: Family | str | Path | None = None,
+    max_pixels: int | None = None,
+    device: str = "cpu",
+    log: Log | None = stderr,
+    **options: Any,
+) -> Result:
+    """Run one operation on an image file or a folder of them (see the module doc).
+
+    `mask`: the mask image of an operation that needs one (white, or transparent, = edit);
+    `translator`: the model of an operation that translates (a CycleGAN run or model);
+    `max_pixels`: the most pixels an input may declare and a result may have; `log`: where the
+    progress lines go (None: nowhere); `options`: the operation's own (`pixelsmith edit NAME -h`).
+    """
+    cap = imageio.max_pixels() if max_pixels is None else int(max_pixels)
+    if cap < 1:
+        raise UserError(f"the pixel limit must be at least 1, got {cap}")
+    op, opts, ctx = prepare(name, options, translator, device)
+    mask_path = Path(mask) if mask is not None else None
+    if "mask" in op.needs and mask_path is None:
+        raise UserError(
+            f"{op.name} needs --mask MASK (white, or transparent, = the pixels to fill)"
+        )
+    if "mask" not in op.needs and mask_path is not None:
+        raise UserError(f"{op.name} takes no mask")
+    p = plan(src, out, inputs=[mask_path], cap=cap)
+    _check_items(op, opts, ctx, p, mask_path, cap)
+    given = op.prepare(opts, [(i.source, i.rel) for i in p.items]) if op.prepare else {}
+    mask_tensor = mask_of(read_photo(mask_path, cap)) if mask_path is not None else None
+    progress = Progress(len(p), log)
+    result = Result(skipped=p.skipped)
+    for i, item in enumerate(p.items, 1):
+        progress.file(i, item)
+        try:
+            photo = read_photo(item.source, cap)
+        except UserError as e:
+            if p.single:
+                raise
+            p.skip(short_reason(e, item.source))
+            continue
+        file_ctx = Context(mask_tensor, ctx.model, given.get(item.source), progress.tiles)
+        edited = op.run(photo, opts, file_ctx)
+        result.written.append(write_photo(edited, item.target))
+        result.reports.append(
+            {"file": str(item.source), "out": str(item.target), **file_ctx.report}
+        )
+        if "note" in file_ctx.report:  # something the user should know, progress or not
+            warn(f"{item.source}: {file_ctx.report['note']}")
+        elif "faces" in file_ctx.report:
+            n = file_ctx.report["faces"]
+            progress.note(f"{n} face(s)" if n else "no face found (written unchanged)")
+    p.say_skipped()
+    return result
+
+
+def apply(
+    name: str | Operation,
+    image: Any,
+    *,
+    mask: torch.Tensor | None = None,
+    translator: Family | str | Path | None = None,
+    **options: Any,
+) -> Any:
+    """One operation on an image in memory: a `Photo`, or a (C, H, W) float tensor in [0, 1]
+    (C = 1 or 3), returned the same way; `mask` (H, W) or (1, 1, H, W), 1 = edit."""
+    from pixelsmith.edit.photo import Photo
+
+    op, opts, ctx = prepare(name, options, translator)
+    photo = image if isinstance(image, Photo) else Photo(image, None, False, "")
+    if mask is not None:
+        ctx.mask = (mask.reshape(1, 1, *mask.shape[-2:]) > 0.5).float()
+    out = op.run(photo, opts, ctx)
+    return out if isinstance(image, Photo) else out.colour

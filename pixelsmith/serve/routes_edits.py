@@ -1,0 +1,143 @@
+"""Edits of uploaded images (OpenAI's images.edit, multipart) and face detection.
+
+Uploads are read into memory and parsed there (serve/uploads.py: Starlette's own form parser
+spools large parts to disk), so these routes declare their multipart bodies for OpenAPI
+themselves, from the same declarations that check them.
+"""
+
+import base64
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from pixelsmith.errors import UserError
+from pixelsmith.faces.detect import default_detector, detect_faces, fallback_note
+from pixelsmith.jobs import operations
+from pixelsmith.serve import edits, generation, work
+from pixelsmith.serve.routes_images import ERRORS, wants_image
+from pixelsmith.serve.schemas import (
+    DetectionResponse,
+    EditFields,
+    EditResponse,
+    ImageItem,
+    Listing,
+)
+from pixelsmith.serve.uploads import Part, parse_form
+
+FILES = ("image", "image[]", "mask")
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def _options_schema() -> dict[str, Any]:
+    """Every operation's options as form fields, each saying which operations take it."""
+    said: dict[str, list[str]] = {}
+    for op in operations().values():
+        for o in op.remote_options():
+            allowed = o.card().get("choices")
+            text = f"{op.name}: {o.help}" + (
+                f" ({', '.join(map(str, allowed))})" if allowed else ""
+            )
+            said.setdefault(o.name, []).append(text)
+    return {name: {"type": "string", "description": "; ".join(t)} for name, t in said.items()}
+
+
+def _form(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties, "required": required}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }
+
+
+def _edit_form() -> dict[str, Any]:
+    fields = EditFields.model_json_schema()["properties"]
+    fields["operation"]["description"] = "the edit (GET /v1/edits), or give it as model"
+    fields["model"]["description"] = (
+        "OpenAI's name for the edit: an operation, a variant such as sr-x4, or a served CycleGAN"
+    )
+    image = {**_BINARY, "description": "the image to edit"}
+    mask = {**_BINARY, "description": "inpaint: white, or transparent (OpenAI's rule), = to fill"}
+    return _form({"image": image, "mask": mask, **fields, **_options_schema()}, ["image"])
+
+
+def _image(parts: dict[str, Part]) -> Part:
+    part = parts.get("image") or parts.get("image[]")
+    if part is None or not part.data:
+        raise UserError("the form needs an `image` file part holding an image")
+    return part
+
+
+async def _parts(request: Request) -> dict[str, Part]:
+    return parse_form(await request.body(), request.headers.get("content-type", ""))
+
+
+def add_routes(app: FastAPI, svc: Any) -> None:
+    """Register the edit and face routes on `app` for the service `svc`."""
+
+    @app.get("/v1/edits", response_model=Listing, summary="the edits on offer, with their options")
+    def list_edits() -> Listing:
+        return Listing(data=edits.cards(svc.translators))
+
+    @app.post(
+        "/v1/images/edits",
+        response_model=EditResponse,
+        response_model_exclude_none=True,
+        responses={**ERRORS, 415: ERRORS[400]},
+        openapi_extra=_edit_form(),
+        summary="an uploaded image edited",
+    )
+    async def edit(request: Request) -> Any:
+        parts = await _parts(request)
+        form = {k: p.text() for k, p in parts.items() if k not in FILES}
+        upload, mask = _image(parts), parts.get("mask")
+        mask_data = mask.data if mask is not None and mask.data else None
+        job = edits.plan_edit(form, svc.translators, set(svc.generators), mask_data is not None)
+        cfg = svc.cfg
+        data, (oh, ow), report = await svc.queue.run(
+            lambda: edits.run_edit(
+                job, upload.data, mask_data, cfg.max_pixels, cfg.max_output_pixels, work.check
+            )
+        )
+        if wants_image(request):
+            return Response(data, media_type=generation.MEDIA[job.fmt])
+        return EditResponse(
+            created=int(time.time()),
+            operation=job.op.name,
+            options={
+                o.name: list(v) if isinstance(v := job.options[o.name], tuple) else v
+                for o in job.op.remote_options()
+            },
+            width=ow,
+            height=oh,
+            size=f"{ow}x{oh}",
+            output_format=job.fmt,
+            data=[ImageItem(b64_json=base64.b64encode(data).decode())],
+            notes=job.notes,
+            report=report,
+        )
+
+    @app.post(
+        "/v1/faces/detections",
+        response_model=DetectionResponse,
+        responses={**ERRORS, 415: ERRORS[400]},
+        openapi_extra=_form({"image": {**_BINARY, "description": "the photo"}}, ["image"]),
+        summary="the faces of an uploaded image",
+    )
+    async def detections(request: Request) -> Any:
+        upload = _image(await _parts(request))
+
+        def run() -> tuple[Any, str, list[Any]]:
+            photo = edits.read_upload(upload.data, "upload", svc.cfg.max_pixels)
+            name = default_detector()
+            return photo.size, name, detect_faces(photo.colour, name)
+
+        (h, w), name, faces = await svc.queue.run(run)
+        note = fallback_note(name)
+        return DetectionResponse(
+            width=w,
+            height=h,
+            detector=name,
+            faces=[f.to_dict() for f in faces],
+            notes=[note] if note else [],
+        )
