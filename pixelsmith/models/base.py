@@ -9,7 +9,13 @@ signatures or attributes:
   mix styles), each answered by one method of this class;
 - `SampleConfig`: its typed sampling options (`labels` for conditional families, a diffusion
   model's `steps`, a StyleGAN's `truncation`, ...); every score's protocol card records them;
-- `ema_pairs`: the networks whose moving average the engine builds and keeps;
+- `ema_pairs`: the networks whose moving average the engine builds and keeps, and
+  `generator_net`: the network that makes its images (`inference_net` gives the one to infer
+  with: its moving average when the family keeps one);
+- `latent_spaces`: the latent spaces a generator's codes live in (first = default), each
+  described by `latent_spec` and served by the `latent_*` methods, which the latent tools
+  (`pixelsmith.edit.latent`) call instead of reaching into the networks;
+- `not_exported`: why its inference network does not export to ONNX (empty when it does);
 - `max_size` and `REQUIRED_DATA`: what data it is made for, checked before a run folder exists.
 
 Per instance, `classes` is the number of classes it conditions on (0 = unconditional).
@@ -61,6 +67,34 @@ class Abilities:
     style_mix: bool = False
     # Encodes images into its latent space and decodes them back (`reconstruct`).
     encodes: bool = False
+    # Renders codes of its `latent_spaces` (the `latent_*` methods): inversion, interpolation,
+    # directions and, where a space's codes mix, style mixing apply.
+    latent: bool = False
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """One of a family's latent spaces, as the family declares it (`Family.latent_spec`)."""
+
+    kind: str
+    # One image's code: (dim,), or (layers, dim) for per-layer codes such as StyleGAN's W+.
+    shape: tuple[int, ...]
+    # How to move between two codes: "slerp" for Gaussian codes, "lerp" for others.
+    interpolation: str = "lerp"
+    # Per-layer codes: the space each layer's code lives in (W+: "w"), so its codes extend.
+    layer_of: str = ""
+    # Whether codes can be style-mixed: layers [0, k) from one code, the rest from another.
+    mixes: bool = False
+    # The space where directions that move these codes are found ("" = none for this space).
+    directions: str = ""
+
+    @property
+    def dim(self) -> int:
+        return self.shape[-1]
+
+    @property
+    def layers(self) -> int:
+        return self.shape[0] if len(self.shape) == 2 else 1
 
 
 @dataclass
@@ -148,6 +182,12 @@ class Family(ABC):
     presets: ClassVar[dict[str, Preset]] = {}
     # Networks whose exponential moving average the engine keeps: {source: average}.
     ema_pairs: ClassVar[dict[str, str]] = {}
+    # The network that makes the family's images (None: no single one, e.g. two translators).
+    generator_net: ClassVar[str | None] = None
+    # The latent spaces of its generator (abilities.latent); the first is the default.
+    latent_spaces: ClassVar[tuple[str, ...]] = ()
+    # Why its inference network does not export to ONNX ("" when it does).
+    not_exported: ClassVar[str] = ""
     # The largest image side the family is made for (data.size above it is refused).
     max_size: ClassVar[int] = 256
     # Data settings the family cannot train without, checked before a run folder is made:
@@ -200,16 +240,34 @@ class Family(ABC):
             if dst not in self.networks:
                 self.networks[dst] = copy.deepcopy(self.networks[src]).requires_grad_(False).eval()
 
-    @contextlib.contextmanager
-    def inference(self, name: str, average: bool = True) -> Iterator[nn.Module]:
-        """The network to infer with, in eval mode: the moving average of `name` if there is one
-        (and `average`), else `name` itself, whose train/eval mode is restored afterwards.
+    def _network_name(self, name: str | None = None) -> str:
+        """`name`, or the family's generator network when None (ValueError if it has none)."""
+        name = name or self.generator_net
+        if name is None:
+            raise ValueError(f"the {self.name} family names no generator network; name one")
+        return name
+
+    def inference_net(self, name: str | None = None) -> nn.Module:
+        """The network to infer with: the moving average of `name` (default: `generator_net`)
+        if the family keeps one and has built it, else `name` itself. Its mode is unchanged.
 
         A family built outside the engine has no averages yet and uses `name` itself.
         """
-        net = self.networks.get(self.ema_pairs.get(name, name)) if average else None
-        if net is None:
-            net = self.networks[name]
+        name = self._network_name(name)
+        net = self.networks.get(self.ema_pairs.get(name, name))
+        return self.networks[name] if net is None else net
+
+    def with_average(self, name: str | None = None) -> tuple[str, ...]:
+        """The keys of network `name` (default: `generator_net`) and of its moving average,
+        if the family keeps one: what a change to the network must change alike."""
+        name = self._network_name(name)
+        return (name, self.ema_pairs[name]) if name in self.ema_pairs else (name,)
+
+    @contextlib.contextmanager
+    def inference(self, name: str, average: bool = True) -> Iterator[nn.Module]:
+        """The network to infer with, in eval mode: `inference_net(name)` (`name` itself without
+        `average`), whose train/eval mode is restored afterwards."""
+        net = self.inference_net(name) if average else self.networks[name]
         mode = net.training
         net.eval()
         try:
@@ -373,6 +431,40 @@ class Family(ABC):
     ) -> Tensor:
         """A style-mixing grid: coarse styles of each row seed, fine ones of each column seed."""
         raise UserError(f"the {self.name} family cannot mix styles")
+
+    # ---- the latent space (families with abilities.latent; see `latent_spaces`) -------------
+
+    def latent_spec(self, kind: str) -> LatentSpec:
+        """The codes of latent space `kind` (one of `latent_spaces`): shape and rules."""
+        raise UserError(f"the {self.name} family has no latent space")
+
+    def latent_prior(self, n: int, seed: int) -> Tensor:
+        """n draws of the generator's Gaussian input z (on the CPU), as `sample(n, seed=seed)`
+        draws them: z ~ N(0, I) of the "z" space's width, from one generator seeded `seed`."""
+        dim = self.latent_spec("z").dim
+        return torch.randn(n, dim, generator=torch.Generator().manual_seed(int(seed)))
+
+    def latent_from_z(self, z: Tensor, kind: str, truncation: float = 1.0) -> Tensor:
+        """Codes in space `kind` of the images z draws (mapped, for spaces other than z, at
+        the truncation), on z's device."""
+        if kind == "z":
+            return z
+        raise UserError(f"the {self.name} family has no {kind} space")
+
+    def latent_mean(self, kind: str) -> Tensor:
+        """The code of the 'average' image in space `kind`, one row (1, *shape)."""
+        shape = self.latent_spec(kind).shape
+        return torch.zeros(1, *shape, device=self.device)
+
+    def latent_render(self, codes: Tensor, kind: str, labels: Tensor | None = None) -> Tensor:
+        """Images in about [0, 1] (not clamped) from codes (N, *shape) of space `kind`, through
+        `inference_net()`, differentiable in the codes; `labels` for a conditional model."""
+        raise UserError(f"the {self.name} family has no latent space")
+
+    def latent_encode(self, images: Tensor, kind: str) -> Tensor | None:
+        """The family's own exact encoder's codes in space `kind` for images in [0, 1] (the
+        VAE's posterior mean), or None when it has none for that space."""
+        return None
 
     def sample_settings(self, opts: SampleConfig | None = None) -> dict[str, Any]:
         """Sampling options as they go on a protocol card (the model's own by default)."""

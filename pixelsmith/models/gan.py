@@ -17,7 +17,15 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 from pixelsmith.config import require
 from pixelsmith.errors import UserError
 from pixelsmith.models.adversarial import LOSSES, AdversarialLoss, adversarial_step, augmenter
-from pixelsmith.models.base import Batch, Family, LabelledSampleConfig, Preset, StepContext
+from pixelsmith.models.base import (
+    Abilities,
+    Batch,
+    Family,
+    LabelledSampleConfig,
+    LatentSpec,
+    Preset,
+    StepContext,
+)
 from pixelsmith.utils.rng import BatchRandom
 
 
@@ -212,8 +220,11 @@ class GAN(Family):
     name = "gan"
     Config = GANConfig
     SampleConfig = GANSampleConfig
+    abilities = Abilities(latent=True)
     presets = PRESETS
     ema_pairs = {"G": "G_ema"}
+    generator_net = "G"
+    latent_spaces = ("z",)
 
     def __init__(self, cfg: GANConfig, image_shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__(cfg, image_shape, num_classes)
@@ -262,7 +273,7 @@ class GAN(Family):
 
     def draw(self, n: int, seed: int, opts: GANSampleConfig, labels: Tensor | None) -> Tensor:
         """n images in [0, 1] from the EMA generator, z drawn from the seed."""
-        z = torch.randn(n, self.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
+        z = self.latent_prior(n, seed)
         out = []
         with self.inference("G") as G:
             for i in range(0, n, 256):
@@ -270,3 +281,13 @@ class GAN(Family):
                 yi = None if labels is None else labels[i : i + 256].to(self.device)
                 out.append(((G(zi, yi) + 1) / 2).clamp(0, 1).cpu())
         return torch.cat(out)
+
+    # ---- the latent space: z, Gaussian (with the class for a conditional model) -------------
+
+    def latent_spec(self, kind: str) -> LatentSpec:
+        """z: (z_dim,) Gaussian codes, moved along great circles (slerp)."""
+        return LatentSpec("z", (self.cfg.z_dim,), "slerp", directions="z")
+
+    def latent_render(self, codes: Tensor, kind: str, labels: Tensor | None = None) -> Tensor:
+        """(G(z, labels) + 1) / 2 through the inference generator."""
+        return (self.inference_net()(codes, labels) + 1) / 2

@@ -24,7 +24,15 @@ from torch import nn
 from pixelsmith.config import require
 from pixelsmith.errors import UserError
 from pixelsmith.models.adversarial import AdversarialLoss, adversarial_step, augmenter
-from pixelsmith.models.base import Abilities, Batch, Family, Preset, SampleConfig, StepContext
+from pixelsmith.models.base import (
+    Abilities,
+    Batch,
+    Family,
+    LatentSpec,
+    Preset,
+    SampleConfig,
+    StepContext,
+)
 from pixelsmith.utils.rng import BatchRandom
 
 NOISE_MODES = ("const", "random", "none")
@@ -405,9 +413,11 @@ class StyleGAN(Family):
     name = "stylegan"
     Config = StyleGANConfig
     SampleConfig = StyleGANSampleConfig
-    abilities = Abilities(style_mix=True)
+    abilities = Abilities(style_mix=True, latent=True)
     presets = PRESETS
     ema_pairs = {"G": "G_ema"}
+    generator_net = "G"
+    latent_spaces = ("w+", "w", "z")
     max_size = MAX_SIZE
 
     def __init__(
@@ -468,7 +478,7 @@ class StyleGAN(Family):
     # ---- sampling -------------------------------------------------------------------------
 
     def _z(self, n: int, seed: int) -> torch.Tensor:
-        return torch.randn(n, self.cfg.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+        return self.latent_prior(n, seed)
 
     def _render(self, ws: torch.Tensor, noise: str, seed: int = 0) -> torch.Tensor:
         """Images in [0, 1] from W+ codes, 256 at a time; noise="random" draws from `seed`."""
@@ -528,3 +538,44 @@ class StyleGAN(Family):
             codes += [rows[i : i + 1], torch.where(coarse, rows[i : i + 1], cols)]
         images = self._render(torch.cat(codes), "const")
         return torch.cat([torch.ones(1, *images.shape[1:]), images])
+
+    # ---- the latent spaces: W+ (one w per layer), W and the Gaussian z ----------------------
+
+    def latent_spec(self, kind: str) -> LatentSpec:
+        """W+ (num_ws, w_dim) codes that style-mix, W (w_dim,) and z (z_dim,); directions live
+        in W. W is not Gaussian, so W and W+ codes move along straight lines."""
+        if kind == "z":
+            return LatentSpec("z", (self.cfg.z_dim,), "slerp")
+        if kind == "w":
+            return LatentSpec("w", (self.cfg.w_dim,), "lerp", directions="w")
+        layers = self.networks["G"].num_ws
+        return LatentSpec("w+", (layers, self.cfg.w_dim), "lerp", "w", True, "w")
+
+    def _as_kind(self, w: torch.Tensor, kind: str) -> torch.Tensor:
+        """W codes (N, w_dim) as codes of `kind` (W+: the same w on every layer)."""
+        if kind != "w+":
+            return w
+        return w[:, None].expand(-1, self.networks["G"].num_ws, -1).clone()
+
+    def latent_from_z(self, z: torch.Tensor, kind: str, truncation: float = 1.0) -> torch.Tensor:
+        """z itself, or z through the inference generator's mapping at the truncation."""
+        if kind == "z":
+            return z
+        return self._as_kind(self.inference_net().mapping(z, truncation), kind)
+
+    def latent_mean(self, kind: str) -> torch.Tensor:
+        """Zeros for z; the tracked average w for W and W+."""
+        if kind == "z":
+            return torch.zeros(1, self.cfg.z_dim, device=self.device)
+        return self._as_kind(self.inference_net().mapping.w_avg[None].clone(), kind)
+
+    def latent_render(
+        self, codes: torch.Tensor, kind: str, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Images from z (through the mapping), W or W+ codes, with each layer's constant
+        noise, as `sample` draws them; StyleGAN is unconditional, so `labels` are unused."""
+        G = self.inference_net()
+        if kind == "z":
+            return (G(codes) + 1) / 2
+        ws = codes[:, None].expand(-1, G.num_ws, -1) if kind == "w" else codes
+        return (G.synthesize(ws, "const") + 1) / 2

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from pixelsmith.config import require
 from pixelsmith.errors import UserError
-from pixelsmith.models.base import Abilities, Batch, Family, Preset, StepContext
+from pixelsmith.models.base import Abilities, Batch, Family, LatentSpec, Preset, StepContext
 from pixelsmith.nn.likelihood import bits_per_dim, bound_log_scale, discretized_logistic_logp
 
 LIKELIHOODS = ("logistic", "bernoulli", "gaussian")
@@ -219,9 +219,11 @@ class VAE(Family):
 
     name = "vae"
     Config = VAEConfig
-    abilities = Abilities(likelihood=True, encodes=True)
+    abilities = Abilities(likelihood=True, encodes=True, latent=True)
     presets = PRESETS
     ema_pairs = {"vae": "vae_ema"}
+    generator_net = "vae"
+    latent_spaces = ("z",)
 
     def __init__(self, cfg: VAEConfig, image_shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__(cfg, image_shape, num_classes)
@@ -322,8 +324,7 @@ class VAE(Family):
         discrete distribution up to rounding to a level; for Bernoulli the mean sigmoid(logit);
         for Gaussian the mean, clamped to [0, 1].
         """
-        z = torch.randn(n, self.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
-        return self._decode_images(z)
+        return self._decode_images(self.latent_prior(n, seed))
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor) -> Tensor:
@@ -340,6 +341,20 @@ class VAE(Family):
             raise UserError("interpolate takes one image for each end")
         t = torch.linspace(0, 1, steps, device=z.device)[:, None]
         return self._decode_images(torch.lerp(z[0:1], z[1:2], t))
+
+    # ---- the latent space: z, decoded as `sample` shows it ----------------------------------
+
+    def latent_spec(self, kind: str) -> LatentSpec:
+        """z: (z_dim,) codes, moved along straight lines as `interpolate` does."""
+        return LatentSpec("z", (self.cfg.z_dim,), "lerp", directions="z")
+
+    def latent_render(self, codes: Tensor, kind: str, labels: Tensor | None = None) -> Tensor:
+        """The decoder's picture of each code (see `sample`), through the inference network."""
+        return self.to_image(self.inference_net().decode(codes)).float()
+
+    def latent_encode(self, images: Tensor, kind: str) -> Tensor | None:
+        """The posterior means of images (uint8, or float in [0, 1])."""
+        return self._posterior_mean(images)
 
     # ---- likelihood bounds ------------------------------------------------------------------
 
