@@ -206,3 +206,43 @@ def test_a_stylegan_takes_its_truncation_per_request_and_the_answer_says_which()
     assert np.abs(got - want).max() <= 0.5 and np.abs(got - plain).max() > 2
     r = c.post("/v1/images/generations", json={"options": {"truncation": "lots"}})
     assert r.status_code == 400 and "truncation" in r.json()["error"]["message"]
+
+
+def test_a_prompt_naming_a_class_picks_it_and_other_prompts_are_said_to_be_ignored():
+    from pixelsmith.serve.generation import class_of
+
+    names = ["Shirt", "T-shirt/top", "Ankle boot"]
+    assert class_of("an ankle boot, please", names) == 2
+    assert class_of("a t-shirt", names) == 1 and class_of("shirt", names) == 0
+    assert class_of("a bag", names) is None
+    torch.manual_seed(0)
+    gan = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (3, 16, 16), 3)
+    gan.add_ema_copies()
+    gan.manifest = {"classes": names}
+    c = TestClient(create_app({"tiny": Served("tiny", gan.eval(), "test")}))
+    r = c.post("/v1/images/generations", json={"prompt": "Ankle boots", "n": 2, "seed": 5})
+    assert [d["label"] for d in r.json()["data"]] == [2, 2]
+    assert "Ankle boot" in r.json()["notes"][0]
+    r = c.post("/v1/images/generations", json={"prompt": "a bag", "n": 2, "seed": 5})
+    assert [d["label"] for d in r.json()["data"]] == [5 % 3, 6 % 3]  # the seeds' own classes
+    assert "none of the classes" in r.json()["notes"][0]
+    r = c.post("/v1/images/generations", json={"prompt": "shirt", "labels": [1]})
+    assert r.json()["data"][0]["label"] == 1 and "labels name" in r.json()["notes"][0]
+
+
+def test_openapi_documents_every_request_and_response_body(client):
+    c, _ = client
+    spec = c.get("/openapi.json").json()
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if method == "post":
+                body = op["requestBody"]["content"]
+                schema = next(iter(body.values()))["schema"]
+                assert schema.get("$ref") or schema.get("properties"), (path, body)
+            ok = op["responses"]["200"]["content"]
+            assert any(v.get("schema") for v in ok.values()), (method, path)
+            assert "422" not in op["responses"]  # a body that fails its model is a 400
+    form = spec["paths"]["/v1/images/edits"]["post"]["requestBody"]["content"]
+    fields = form["multipart/form-data"]["schema"]["properties"]
+    assert {"image", "mask", "model", "prompt", "operation", "scale", "methods"} <= set(fields)
+    assert "boxes" not in fields  # a server path is never offered

@@ -124,7 +124,13 @@ def check_options(options: dict[str, Any] | None, model: Family) -> dict[str, An
 
 
 def _tokens(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
+    """Lower-case words, plurals made singular (boots -> boot, dresses -> dress)."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return [
+        w[:-2] if w.endswith("sses") else w[:-1] if w.endswith("s") and not w.endswith("ss")
+        and len(w) > 3 else w
+        for w in words
+    ]  # fmt: skip
 
 
 def class_of(prompt: str, names: list[str]) -> int | None:
