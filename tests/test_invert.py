@@ -155,7 +155,8 @@ def test_encoder_cache_is_keyed_and_reloads(sg_space, _cache):
     assert info == {"trained": False, "seconds": 0.0, "path": str(path)}
     again = load_encoder(save_encoder(enc, _cache / "copy.safetensors"))
     x, _ = _targets(sg_space, 4)
-    assert torch.equal(enc(x), again(x))
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in enc.state_dict().items())
+    torch.testing.assert_close(enc(x), again(x), rtol=0, atol=1e-6)  # two calls: rounding only
     assert cache_path(sg_space, ENCODER_STEPS + 1) != path
     assert cache_path(latent_space(sg_space.model, "w"), ENCODER_STEPS) != path
 
@@ -169,8 +170,8 @@ def test_vae_starts_from_its_posterior_mean(_cache):
     r = invert(space, x, steps=0, perceptual="none")
     with torch.no_grad():
         mu, _ = vae.networks["vae"].encode(x)
-    assert torch.equal(r.codes, mu)
-    assert r.start.startswith("encoder (the VAE")
+    torch.testing.assert_close(r.codes, mu, rtol=0, atol=1e-5)  # with and without grad
+    assert r.start == "encoder (exact: the vae model's own)"
     assert set(_cache.rglob("*.safetensors")) == before  # no encoder trained for a VAE
     moved = invert(space, x, steps=20, perceptual="none")
     assert float(moved.loss[-1]) < float(moved.loss[0])
@@ -183,7 +184,8 @@ def test_saved_codes_round_trip_and_check_the_model(sg_space, tmp_path):
     codes, meta = load_code(path, sg_space)
     assert torch.equal(codes, r.codes)
     assert meta["space"] == "w+" and meta["steps"] == 2 and meta["loss"] == [1.0, 2.0, 3.0]
-    assert torch.equal(sg_space.images(codes), r.images)
+    # Rendered again from the loaded codes (other memory: AVX-512 kernels round differently)
+    torch.testing.assert_close(sg_space.images(codes), r.images, rtol=0, atol=1e-5)
     # a W code loads into W+ as the same w on every layer: the same image
     w = latent_space(sg_space.model, "w")
     wcode = w.random(2, seed=3)
@@ -301,7 +303,7 @@ def test_cli_inverts_a_folder_and_reuses_its_encoder(tmp_path, capsys, _cache):
         [torch.from_numpy(np.array(Image.open(out / f"im{i}.png"))) for i in range(2)]
     )
     again = (space.images(codes) * 255).round().to(torch.uint8)[:, 0]
-    assert torch.equal(again, saved)
+    assert (again.int() - saved.int()).abs().max() <= 1  # rendered again: rounding may flip
     # the second call finds the cached encoder
     assert (
         main(

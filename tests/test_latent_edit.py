@@ -123,11 +123,13 @@ def test_interpolation_end_points_are_the_inputs_in_codes_and_images(request, wh
     path = interpolate(space, a, b, 7)
     assert path.shape == (2, 7, *space.shape)
     assert torch.equal(path[:, 0], a) and torch.equal(path[:, -1], b)
-    # Rendered in the same batch layout, the ends are the same images bit for bit.
+    # The ends render as the end points' images (the codes are exact; a second render of them
+    # may round differently on AVX-512 CPUs).
     ends = space.images(torch.cat([path[:, 0], path[:, -1]]))
-    assert torch.equal(ends, space.images(torch.cat([a, b])))
+    torch.testing.assert_close(ends, space.images(torch.cat([a, b])), rtol=0, atol=1e-5)
     inner = space.images(path[0, 1:-1])
-    assert not any(torch.equal(x, space.images(a[:1])[0]) for x in inner)  # the path moves
+    start = space.images(a[:1])[0]
+    assert all((x - start).abs().max() > 1e-5 for x in inner)  # the path moves (untrained: a bit)
     rule = slerp if space.interpolation == "slerp" else lerp
     assert space.interpolation == ("slerp" if kind == "z" else "lerp")
     torch.testing.assert_close(path[1, 3], rule(a[1], b[1], 0.5), rtol=1e-6, atol=1e-6)
@@ -178,7 +180,7 @@ def test_strength_zero_is_the_identity(style, gan):
         d = Direction(v / v.norm(), 1.7, "w" if space.kind != "z" else "z", "mean", "test")
         moved = apply_in(space, codes, d, 0.0)
         assert torch.equal(moved, codes)
-        assert torch.equal(space.images(moved), space.images(codes))
+        torch.testing.assert_close(space.images(moved), space.images(codes), rtol=0, atol=1e-5)
         assert not torch.equal(apply_in(space, codes, d, 0.5), codes)
     wplus = latent_space(style, "w+").from_seeds([1])
     step = apply(wplus, d, 2.0) - wplus  # every layer alike, by strength x scale

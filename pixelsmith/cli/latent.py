@@ -11,12 +11,11 @@ import math
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pixelsmith.errors import UserError
 
-CODE_SUFFIX = ".safetensors"
 _NEGATIVE_LIST = re.compile(r"^-\.?\d[\d.,eE+-]*$")
 RUN_HELP = "a gan, stylegan or vae run folder, checkpoint or zoo:NAME"
 
@@ -24,30 +23,8 @@ RUN_HELP = "a gan, stylegan or vae run folder, checkpoint or zoo:NAME"
 # ---------------------------------------------------------------- parsing option texts
 
 
-def _int(text: str, what: str, low: int | None = None) -> int:
-    t = str(text).strip()
-    if not t.lstrip("-").isdigit():
-        raise UserError(f"{what} takes a whole number, got {text!r}")
-    value = int(t)
-    if low is not None and value < low:
-        raise UserError(f"{what} must be at least {low}, got {value}")
-    return value
-
-
-def _ints(text: str, what: str, low: int | None = None) -> list[int]:
-    parts = [p for p in str(text).split(",") if p.strip()]
-    if not parts:
-        raise UserError(f"{what} takes numbers separated by commas, got {text!r}")
-    try:
-        return [_int(p, what, low) for p in parts]
-    except UserError:
-        raise UserError(f"{what} takes whole numbers separated by commas, got {text!r}") from None
-
-
 def parse_strengths(text: str) -> list[float]:
     """ "-3,-1.5,0,1.5,3" -> [-3.0, -1.5, 0.0, 1.5, 3.0], or UserError."""
-    import math
-
     parts = [p.strip() for p in str(text).split(",")]
     try:
         values = [float(p) for p in parts]
@@ -58,62 +35,6 @@ def parse_strengths(text: str) -> list[float]:
     return values
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where codes come from: seeds, image files or code files (one kind per source)."""
-
-    kind: str  # "seeds", "images" or "codes"
-    items: tuple
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-def _files(text: str, what: str, suffixes: tuple[str, ...] | None = None) -> tuple[Path, ...]:
-    from pixelsmith.imageio import probe_image
-
-    paths = tuple(Path(p.strip()).expanduser() for p in str(text).split(",") if p.strip())
-    if not paths:
-        raise UserError(f"{what} takes file names separated by commas, got {text!r}")
-    for p in paths:
-        if suffixes is not None:
-            if p.suffix.lower() not in suffixes:
-                raise UserError(f"{what}: {p} is not a {' or '.join(suffixes)} code file")
-            if not p.is_file():
-                raise UserError(f"{what}: code file {p} does not exist")
-        else:
-            probe_image(p)
-    return paths
-
-
-def parse_item(text: str, what: str) -> Source:
-    """One SEED | IMAGE | CODE.safetensors list (comma separated, all of one kind)."""
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    if not parts:
-        raise UserError(f"{what} takes a seed, an image or a {CODE_SUFFIX} code file")
-    if all(p.isdigit() for p in parts):
-        return Source("seeds", tuple(int(p) for p in parts))
-    if all(p.lower().endswith(CODE_SUFFIX) for p in parts):
-        return Source("codes", _files(text, what, (CODE_SUFFIX,)))
-    if any(p.isdigit() or p.lower().endswith(CODE_SUFFIX) for p in parts):
-        raise UserError(f"{what} mixes seeds, images and code files; give one kind")
-    return Source("images", _files(text, what))
-
-
-def _one_source(
-    seeds: str | None, images: str | None, codes: str | None, flags: tuple[str, str, str]
-) -> Source:
-    given = [(f, v) for f, v in zip(flags, (seeds, images, codes), strict=True) if v is not None]
-    if len(given) != 1:
-        raise UserError(f"give exactly one of {', '.join(flags)}")
-    flag, value = given[0]
-    if value is seeds:
-        return Source("seeds", tuple(_ints(value, flag, low=0)))
-    if value is codes:
-        return Source("codes", _files(value, flag, (CODE_SUFFIX,)))
-    return Source("images", _files(value, flag))
-
-
 def _check_png(out: str) -> Path:
     path = Path(out)
     if path.suffix.lower() != ".png":
@@ -122,75 +43,17 @@ def _check_png(out: str) -> Path:
 
 
 def _check_label(text: str | None) -> int | None:
-    return None if text is None else _int(text, "--label", low=0)
+    from pixelsmith.edit.latent import whole_number
+
+    return None if text is None else whole_number(text, "--label", low=0)
 
 
-# ---------------------------------------------------------------- codes from sources
-
-
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, space: str | None = None) -> Any:
+    """The model's latent space `space` (a LatentSpace)."""
     from pixelsmith.edit.latent import latent_space
     from pixelsmith.generate import load_model
 
-    model = load_model(args.run, device=args.device)
-    return latent_space(model, args.space)
-
-
-def _labels(space, label: int | None, n: int):
-    """One class per code for a conditional model (--label, default 0), else None."""
-    import torch
-
-    if not space.classes:
-        if label is not None:
-            raise UserError("this model is unconditional: leave out --label")
-        return None
-    return space.check_labels(torch.full((n,), label or 0, dtype=torch.long), n)
-
-
-def _saved_labels(space, source: Source, label: int | None):
-    """A conditional model's classes saved with code files, used when --label is not given."""
-    import torch
-
-    if source.kind != "codes" or label is not None or not space.classes:
-        return None
-    from pixelsmith.edit.latent.invert import load_code
-
-    found = []
-    for p in source.items:
-        codes, meta = load_code(p, space)
-        saved = meta.get("labels")
-        if saved is None:
-            return None
-        found.append(torch.as_tensor(saved, dtype=torch.long).reshape(-1).expand(len(codes)))
-    return space.check_labels(torch.cat(found), sum(len(f) for f in found))
-
-
-def _load_code(space, path: Path):
-    from pixelsmith.edit.latent.invert import load_code
-
-    codes, _meta = load_code(path, space)
-    return codes
-
-
-def codes_of(
-    space, source: Source, labels, steps: int, log: Callable[[str], None], start: str = "encoder"
-):
-    """The codes of a source: seeds (as sample() draws them), code files (`pixelsmith edit
-    invert`'s), or images inverted into the space (`steps` optimisation steps)."""
-    import torch
-
-    if source.kind == "seeds":
-        return space.from_seeds(list(source.items))
-    if source.kind == "codes":
-        return torch.cat([_load_code(space, p) for p in source.items])
-    from pixelsmith.edit.latent.invert import invert, read_targets
-
-    images, notes = read_targets(space, list(source.items))
-    for note in notes:
-        log(note)
-    log(f"inverting {len(images)} image(s) into {space.kind} ({steps} steps)")
-    result = invert(space, images, labels=labels, steps=steps, start=start, progress=log)
-    return result.codes.detach().to(space.device)
+    return latent_space(load_model(args.run, device=args.device), space)
 
 
 def _log(args: argparse.Namespace) -> Callable[[str], None]:
@@ -199,7 +62,7 @@ def _log(args: argparse.Namespace) -> Callable[[str], None]:
     return lambda m: print(m, file=sys.stderr, flush=True)
 
 
-def _write_png(image, out: Path) -> Path:
+def _write_png(image, out: Path) -> Path:  # noqa: ANN001
     from pixelsmith.imageio import save_image
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -210,21 +73,14 @@ def _write_png(image, out: Path) -> Path:
 
 
 def _interpolate(args: argparse.Namespace) -> int:
-    import torch
+    from pixelsmith.edit.latent import interpolation, one_source, strip, whole_number
+    from pixelsmith.edit.latent.interpolate import ANIMATION_SUFFIXES, write_animation
 
-    from pixelsmith.edit.latent.interpolate import (
-        ANIMATION_SUFFIXES,
-        interpolate,
-        strip,
-        write_animation,
-    )
-
-    flags = ("--seeds", "--images", "--codes")
-    source = _one_source(args.seeds, args.images, args.codes, flags)
+    source = one_source(args.seeds, args.images, args.codes, ("--seeds", "--images", "--codes"))
     if len(source) < 2:
         raise UserError(f"an interpolation needs at least two end points, got {len(source)}")
-    steps = _int(args.steps, "--steps", low=2)
-    scale = _int(args.scale, "--scale", low=1)
+    steps = whole_number(args.steps, "--steps", low=2)
+    scale = whole_number(args.scale, "--scale", low=1)
     try:
         fps = float(args.fps)
     except ValueError:
@@ -236,25 +92,14 @@ def _interpolate(args: argparse.Namespace) -> int:
     if suffix != ".png" and suffix not in ANIMATION_SUFFIXES:
         raise UserError(f"-o {out}: write a .png strip or a .webp / .gif animation")
     label = _check_label(args.label)
-    invert_steps = _int(args.invert_steps, "--invert-steps", low=0)
-    log = _log(args)
-    space = _load(args)
-    labels = _labels(space, label, 1)
-    saved = _saved_labels(space, source, label)
-    if saved is not None:  # the classes the codes were inverted with
-        if len(set(saved.tolist())) > 1:
-            raise UserError(
-                f"the code files hold classes {sorted(set(saved.tolist()))}; a path keeps one "
-                "class, so pass --label K"
-            )
-        labels = saved[:1]
-    per_code = None if labels is None else labels.expand(len(source))
-    codes = codes_of(space, source, per_code, invert_steps, log, args.start)
-    paths = [interpolate(space, codes[i], codes[i + 1], steps)[0] for i in range(len(codes) - 1)]
-    path = torch.cat([paths[0], *(p[1:] for p in paths[1:])])  # joints once
-    images = space.images(path, None if labels is None else labels.expand(len(path)))
+    invert_steps = whole_number(args.invert_steps, "--invert-steps", low=0)
+    space = _load(args, args.space)
+    made = interpolation(
+        space, source, steps, label, invert_steps=invert_steps, start=args.start, log=_log(args)
+    )
+    images = made.images
     if suffix == ".png":
-        nrow = steps if len(paths) > 1 else None
+        nrow = steps if made.legs > 1 else None
         written = _write_png(strip(images, nrow=nrow, scale=scale), out)
     else:
         written = write_animation(images, out, fps=fps, loop=0, pingpong=args.pingpong, scale=scale)
@@ -263,17 +108,14 @@ def _interpolate(args: argparse.Namespace) -> int:
 
 
 def _direction(args: argparse.Namespace) -> int:
-    import torch
-
-    from pixelsmith.edit.latent.directions import (
-        apply_in,
-        check_method,
-        label_direction,
-        label_images,
-        pca_directions,
-        shipped_labeller,
+    from pixelsmith.edit.latent import (
+        direction_grid,
+        one_source,
+        strip,
+        whole_number,
+        whole_numbers,
     )
-    from pixelsmith.imageio import make_grid
+    from pixelsmith.edit.latent.directions import check_method
 
     labelled = args.source is not None or args.target is not None
     if labelled and args.pca is not None:
@@ -284,7 +126,7 @@ def _direction(args: argparse.Namespace) -> int:
         raise UserError("name a direction: --from CLASS --to CLASS, or --pca K")
     if labelled and str(args.source).strip().lower() == str(args.target).strip().lower():
         raise UserError(f"--from and --to name the same class ({args.source})")
-    components = _ints(args.pca, "--pca", low=0) if args.pca is not None else []
+    components = whole_numbers(args.pca, "--pca", low=0) if args.pca is not None else []
     if args.strength is not None and args.strengths is not None:
         raise UserError("give --strength S or --strengths LIST, not both")
     if args.strength is not None:
@@ -297,95 +139,61 @@ def _direction(args: argparse.Namespace) -> int:
         default = "0,1,2,3" if labelled else "-3,-1.5,0,1.5,3"
         strengths = parse_strengths(args.strengths or default)
     check_method(args.method)
-    samples = _int(args.samples, "--samples", low=20)
-    scale = _int(args.scale, "--scale", low=1)
-    source = _one_source(args.seed, args.image, args.code, ("--seed", "IMAGE", "--code"))
+    samples = whole_number(args.samples, "--samples", low=20)
+    scale = whole_number(args.scale, "--scale", low=1)
+    source = one_source(args.seed, args.image, args.code, ("--seed", "IMAGE", "--code"))
     out = _check_png(args.out)
     label = _check_label(args.label)
-    invert_steps = _int(args.invert_steps, "--invert-steps", low=0)
-    log = _log(args)
-
-    space = _load(args)
-    labeller = None
-    if labelled:
-        if space.classes:
-            raise UserError(
-                "a conditional model takes its class as an input: draw another class with "
-                "--labels (pixelsmith sample) instead of moving along a label direction"
-            )
-        labeller = shipped_labeller(space)
-        a, b = labeller.class_id(args.source), labeller.class_id(args.target)
-        if a == b:
-            raise UserError(f"--from and --to name the same class ({labeller.classes[a]})")
-    else:
-        from pixelsmith.edit.latent.directions import base_space
-
-        dim = base_space(space).dim
-        if max(components) >= dim:
-            raise UserError(
-                f"--pca takes components 0-{dim - 1} (the code width), got {max(components)}"
-            )
-    labels = _labels(space, label, len(source))
-    saved = _saved_labels(space, source, label)
-    if saved is not None:  # the classes the codes were inverted with
-        labels = saved
-    codes = codes_of(space, source, labels, invert_steps, log, args.start)
-    if labelled:
-        names = f"{labeller.classes[a]} -> {labeller.classes[b]}"
-        log(f"finding the {args.method} direction {names} ({samples} samples; cached)")
-        found = [label_direction(space, a, b, args.method, samples, labeller=labeller)]
-    else:
-        log(f"finding {max(components) + 1} principal directions ({samples} samples; cached)")
-        every = pca_directions(space, max(components) + 1, samples)
-        found = [every[k] for k in components]
-    rows = []
-    for d in found:
-        for i in range(len(codes)):
-            moved = torch.cat([apply_in(space, codes[i : i + 1], d, s) for s in strengths])
-            lab = None if labels is None else labels[i : i + 1].expand(len(strengths))
-            rows.append(space.images(moved, lab))
-    images = torch.cat(rows)
-    grid = make_grid(images, nrow=len(strengths))
-    if scale != 1:
-        grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-    written = _write_png(grid, out)
-    print(f"wrote {written} ({len(rows)} rows x {len(strengths)} strengths)")
-    if labeller is not None:
-        probs = label_images(labeller.classify, images).reshape(len(rows), len(strengths), -1)
-        for c in (b, a):
-            mean = probs[..., c].mean(0).tolist()
-            text = "  ".join(f"{s:+g}: {p:.2f}" for s, p in zip(strengths, mean, strict=True))
-            print(f"p({labeller.classes[c]}) by strength  {text}")
+    invert_steps = whole_number(args.invert_steps, "--invert-steps", low=0)
+    grid = direction_grid(
+        _load(args, args.space),
+        source,
+        strengths,
+        classes=(args.source, args.target) if labelled else None,
+        components=components,
+        method=args.method,
+        samples=samples,
+        label=label,
+        invert_steps=invert_steps,
+        start=args.start,
+        log=_log(args),
+    )
+    written = _write_png(strip(grid.images, nrow=len(strengths), scale=scale), out)
+    print(f"wrote {written} ({grid.rows} rows x {len(strengths)} strengths)")
+    for name, mean in grid.probabilities:
+        text = "  ".join(f"{s:+g}: {p:.2f}" for s, p in zip(strengths, mean, strict=True))
+        print(f"p({name}) by strength  {text}")
     return 0
 
 
 def _mix(args: argparse.Namespace) -> int:
-    from pixelsmith.edit.latent import latent_space
-    from pixelsmith.edit.latent.mixing import check_crossover, mix, mix_grid, wplus_space
+    from pixelsmith.edit.latent import mix_sources, mixing_space, parse_source, strip, whole_number
     from pixelsmith.generate import load_model
-    from pixelsmith.imageio import make_grid
 
-    coarse = parse_item(args.coarse, "--coarse")
-    fine = parse_item(args.fine, "--fine")
-    crossover = None if args.crossover is None else _int(args.crossover, "--crossover")
+    coarse = parse_source(args.coarse, "--coarse")
+    fine = parse_source(args.fine, "--fine")
+    crossover = None if args.crossover is None else whole_number(args.crossover, "--crossover")
     out = _check_png(args.out)
-    scale = _int(args.scale, "--scale", low=1)
-    invert_steps = _int(args.invert_steps, "--invert-steps", low=0)
-    log = _log(args)
-
-    model = load_model(args.run, device=args.device)
-    space = wplus_space(latent_space(model, "w+" if model.name == "stylegan" else None))
-    crossover = check_crossover(crossover, space.layers)
-    c = codes_of(space, coarse, None, invert_steps, log, args.start)
-    f = codes_of(space, fine, None, invert_steps, log, args.start)
-    if len(c) == 1 and len(f) == 1 and not args.grid:
-        image = space.images(mix(space, c, f, crossover))[0]
-        what = f"layers 0-{crossover - 1} from --coarse" if crossover else "all from --fine"
+    scale = whole_number(args.scale, "--scale", low=1)
+    invert_steps = whole_number(args.invert_steps, "--invert-steps", low=0)
+    space = mixing_space(load_model(args.run, device=args.device))
+    made = mix_sources(
+        space,
+        coarse,
+        fine,
+        crossover,
+        args.grid,
+        invert_steps=invert_steps,
+        start=args.start,
+        log=_log(args),
+    )
+    if made.grid:
+        image = strip(made.images, nrow=made.nrow, scale=scale)
+        what = f"{made.coarse} x {made.fine} grid, crossover {made.crossover}"
     else:
-        image = make_grid(mix_grid(space, c, f, crossover), nrow=len(f) + 1)
-        what = f"{len(c)} x {len(f)} grid, crossover {crossover}"
-    if scale != 1:
-        image = image.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+        image = made.images[0].repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+        k = made.crossover
+        what = f"layers 0-{k - 1} from --coarse" if k else "all from --fine"
     written = _write_png(image, out)
     print(f"wrote {written} ({what})")
     return 0

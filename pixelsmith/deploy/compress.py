@@ -71,7 +71,8 @@ def capability_line(cap: dict[str, Any]) -> str:
 
 
 def _generators(model: Family) -> list[nn.Module]:
-    return [model.networks[k] for k in ("G", "G_ema") if k in model.networks]
+    """The generator and its moving average, as far as the model has them."""
+    return [model.networks[k] for k in model.with_average() if k in model.networks]
 
 
 def structured_prune(model: GAN, width: float) -> GAN:
@@ -81,8 +82,8 @@ def structured_prune(model: GAN, width: float) -> GAN:
     small = student_model(model.cfg, width, model.image_shape, model.num_classes)
     small.add_ema_copies()
     small.networks["D"] = copy.deepcopy(model.networks["D"])
-    for k in ("G", "G_ema"):
-        src = model.networks.get(k) or model.networks["G_ema"]
+    for k in small.with_average():  # each from its counterpart, else the inference net
+        src = model.networks.get(k) or model.inference_net()
         small.networks[k] = prune_generator(src, small.networks[k])
     small.manifest = model.manifest
     return small.eval()
@@ -106,7 +107,7 @@ def magnitude_prune(model: GAN, amount: float) -> GAN:
 
 def zero_fraction(model: Family) -> float:
     """The fraction of the inference generator's weights that are exactly zero."""
-    g = model.networks.get("G_ema") or model.networks["G"]
+    g = model.inference_net()
     ws = [p for n, p in g.named_parameters() if n.endswith("weight") and p.dim() > 1]
     return float(sum((w == 0).sum() for w in ws) / sum(w.numel() for w in ws))
 
@@ -255,7 +256,7 @@ def as_model(model: GAN, backend: Backend) -> GAN:
     """A copy of `model` whose generator is `backend` (for sampling and FID)."""
     out = copy.copy(model)
     gen = _BackendGenerator(backend)
-    out.networks = {**model.networks, "G": gen, "G_ema": gen}
+    out.networks = {**model.networks, **dict.fromkeys(model.with_average(), gen)}
     return out
 
 
@@ -292,7 +293,7 @@ class Row:
 
 
 def _params(model: Family) -> int:
-    g = model.networks.get("G_ema") or model.networks["G"]
+    g = model.inference_net()
     return sum(p.numel() for p in g.parameters())
 
 
@@ -317,7 +318,7 @@ def measure(
     round in rotating order; FID per variant from its eager model (int8: from ONNX Runtime)."""
     workdir = Path(workdir)
     g = torch.Generator().manual_seed(0)
-    z_dim = variants[0].model.cfg.z_dim
+    z_dim = variants[0].model.latent_spec("z").dim
     one = {"z": torch.randn(1, z_dim, generator=g)}
     big = {"z": torch.randn(batch, z_dim, generator=g)}
     rows: list[Row] = []

@@ -1,10 +1,11 @@
 """ONNX export of a model's inference network, weights and metadata in one file.
 
-What exports: the generators with a latent space (gan, stylegan, vae: latent z -> image in
-[0, 1], and the class for a conditional GAN) and CycleGAN's translators (image -> image). What
-does not, with the reason said: the diffusion and PixelCNN samplers (loops over network calls,
-whose one call is not the model) and the restoration family (its whole-image conditions, the
-noise estimate and the harmonic fill, run outside the network). The graph comes from
+What exports: the generators with a latent space (`abilities.latent`: gan, stylegan, vae: latent
+z -> image in [0, 1], and the class for a conditional GAN) and translators (`abilities.translates`:
+CycleGAN, image -> image). What does not is refused with the reason its family declares
+(`Family.not_exported`), or `NOT_ONE_SHOT`: the diffusion and PixelCNN samplers (loops over
+network calls, whose one call is not the model) and the restoration family (its whole-image
+conditions, the noise estimate and the harmonic fill, run outside the network). The graph comes from
 `torch.onnx.export(..., dynamo=True)` with a dynamic batch; the metadata holds the family, image
 shape, latent size, pixelsmith version and the source checkpoint's payload hash.
 """
@@ -23,19 +24,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import pixelsmith
 from pixelsmith.errors import UserError
 from pixelsmith.models.base import Family
+from pixelsmith.version import __version__
 
 INSTALL_HINT = "pip install 'pixelsmith[deploy]' (onnx, onnxscript and onnxruntime)"
-_NOT_EXPORTED = {
-    "diffusion": "its sampler runs the U-Net once per step in a loop (export covers one-shot "
-    "generators)",
-    "pixelcnn": "its sampler runs the network once per sub-pixel (export covers one-shot "
-    "generators)",
-    "restore": "its whole-image conditions (noise estimate, harmonic fill, exposure statistics) "
-    "run outside the network",
-}
+# What export covers; a family outside it that declares no reason of its own gets this one.
+NOT_ONE_SHOT = (
+    "its images come from neither one call of a generator on a latent code nor a translator "
+    "(a sampler that loops over network calls, or work outside the network, does not export)"
+)
 
 
 class _Generator(nn.Module):
@@ -70,13 +68,14 @@ class Exported:
 
 
 def exportable(model: Family, direction: str = "a2b") -> Exported:
-    """The network of `model` that `export_onnx` writes, or UserError saying why there is none."""
-    if model.name in _NOT_EXPORTED:
-        raise UserError(
-            f"a {model.name} model does not export to ONNX: {_NOT_EXPORTED[model.name]}"
-        )
+    """The network of `model` that `export_onnx` writes, or UserError saying why there is none
+    (the family's declared `not_exported` reason)."""
+    covered = model.abilities.translates or model.abilities.latent
+    why = model.not_exported or ("" if covered else NOT_ONE_SHOT)
+    if why:
+        raise UserError(f"a {model.name} model does not export to ONNX: {why}")
     meta = {
-        "pixelsmith_version": pixelsmith.__version__,
+        "pixelsmith_version": __version__,
         "family": model.name,
         "image_shape": json.dumps(list(model.image_shape)),
         "source_payload_sha256": str(model.manifest.get("payload_sha256", "")),
@@ -86,7 +85,7 @@ def exportable(model: Family, direction: str = "a2b") -> Exported:
         if direction not in ("a2b", "b2a"):
             raise UserError(f"direction must be a2b or b2a, got {direction!r}")
         name = "G_AB" if direction == "a2b" else "G_BA"
-        net = model.networks.get(model.ema_pairs.get(name, name)) or model.networks[name]
+        net = model.inference_net(name)
         meta.update(inputs="images: (N, C, H, W) float32 in [0, 1]", direction=direction)
         meta["outputs"] = "images: (N, C, H, W) float32 in [0, 1]"
         example = {"images": torch.rand(2, *model.image_shape)}

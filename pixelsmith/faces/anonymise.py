@@ -103,7 +103,7 @@ def _generated(crop: Tensor, seed: int, generator: Any) -> Tensor:
     """A generated grey face resized to the crop, given the crop's colour statistics."""
     from pixelsmith.edit.latent.space import latent_space
 
-    space = latent_space(generator, "w" if generator.name == "stylegan" else None)
+    space = latent_space(generator)  # the family's default space: a seed draws the same face
     face = space.images(space.from_seeds([seed]))[0]  # (c, h, w) in [0, 1]
     h, w = crop.shape[-2:]
     face = F.interpolate(face[None], size=(h, w), mode="bicubic", align_corners=False)[0]

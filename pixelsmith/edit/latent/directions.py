@@ -78,14 +78,20 @@ def _norm(name: str) -> str:
 
 
 def base_space(space: LatentSpace) -> LatentSpace:
-    """The space directions are found and applied in: W for StyleGAN (its W+ too), else z."""
-    if space.kind in ("w", "w+"):
-        return space if space.kind == "w" else latent_space(space.model, "w")
-    if space.model.name == "stylegan":
-        raise UserError(
-            "a StyleGAN's directions live in W: use the w or w+ space, not z (--space w+)"
-        )
-    return space
+    """The space directions are found and applied in, as the family declares it: W for
+    StyleGAN's W and W+ codes, z for a GAN's or a VAE's."""
+    where = space.spec.directions
+    if where:
+        return space if where == space.kind else latent_space(space.model, where)
+    model = space.model
+    ok = [k for k in model.latent_spaces if model.latent_spec(k).directions]
+    if not ok:
+        raise UserError(f"a {model.name} model has no directions to move its codes along")
+    home = model.latent_spec(ok[0]).directions
+    raise UserError(
+        f"a {model.name} model's directions live in {home.upper()}: use the {' or '.join(ok)} "
+        f"space, not {space.kind} (--space {ok[0]})"
+    )
 
 
 def apply(codes: Tensor, direction: Direction, strength: float) -> Tensor:
@@ -105,8 +111,7 @@ def apply(codes: Tensor, direction: Direction, strength: float) -> Tensor:
 def apply_in(space: LatentSpace, codes: Tensor, direction: Direction, strength: float) -> Tensor:
     """`apply` after checking that the codes are the space's and the direction fits it."""
     codes = space.check(codes)
-    want = "w" if space.kind in ("w", "w+") else "z"
-    if direction.space != want:
+    if direction.space != space.spec.directions:
         raise UserError(f"a direction in {direction.space} cannot move {space.kind} codes")
     return apply(codes, direction, strength)
 
@@ -249,7 +254,7 @@ def model_hash(space: LatentSpace) -> str:
         return str(sha)
     from pixelsmith.utils.checkpoint_file import payload_hash
 
-    return payload_hash(space._net("vae" if space.model.name == "vae" else "G").state_dict())
+    return payload_hash(space.model.inference_net().state_dict())
 
 
 def _cache_path(space: LatentSpace, key: dict[str, Any]) -> Path:
@@ -334,9 +339,10 @@ def label_direction(
     labeller: Labeller | None = None,
     cache: bool = True,
 ) -> Direction:
-    """The direction from class `source` to class `target` (by index or name) in W (StyleGAN) or
-    z: n prior codes, labelled by the classifier's most likely class, then the class-mean
-    difference ("mean") or a logistic regression's normal ("linear")."""
+    """The direction from class `source` to class `target` (by index or name) in the space the
+    family keeps its directions in (`base_space`: W for StyleGAN, else z): n prior codes,
+    labelled by the classifier's most likely class, then the class-mean difference ("mean") or
+    a logistic regression's normal ("linear")."""
     check_method(method)
     check_samples(n)
     if space.classes:
@@ -399,7 +405,7 @@ class _FirstOutput:
 @torch.no_grad()
 def first_layer_outputs(space: LatentSpace, codes: Tensor, batch: int = 500) -> Tensor:
     """The generator's first layer's outputs (N, F) for codes (a conditional model: class 0)."""
-    net = space._net("vae" if space.model.name == "vae" else "G")
+    net = space.model.inference_net()
     rows = []
     for i in range(0, len(codes), batch):
         c = codes[i : i + batch].to(space.device)
@@ -418,8 +424,9 @@ def first_layer_outputs(space: LatentSpace, codes: Tensor, batch: int = 500) -> 
 def pca_directions(
     space: LatentSpace, k: int, n: int = 2000, seed: int = 0, cache: bool = True
 ) -> list[Direction]:
-    """The top k GANSpace directions: principal components of W (StyleGAN), or of the first
-    layer's outputs carried back to z by least squares (z-space generators)."""
+    """The top k GANSpace directions: principal components of a mapped space's codes (W for
+    StyleGAN), or of the first layer's outputs carried back to z by least squares (Gaussian
+    z-space generators)."""
     check_samples(n)
     base = base_space(space)
     if not isinstance(k, int) or not 1 <= k <= base.dim:
@@ -428,7 +435,7 @@ def pca_directions(
 
     def compute() -> list[Direction]:
         codes = base.random(n, seed).cpu()
-        if base.kind == "w":
+        if base.kind != "z":  # mapped codes (W): their own components
             comps, var = pca(codes, k)
             info = {"explained": (var / codes.double().var(0).sum()).tolist()}
             via = "PCA of W"

@@ -173,7 +173,7 @@ def train_encoder(
     for step in range(steps):
         draw = int(torch.randint(0, 2**62, (1,), generator=g))
         codes = space.random(batch, seed=draw)
-        if space.kind == "w+" and space.layers > 1:
+        if space.spec.mixes and space.layers > 1:
             codes = _mixed(space, codes, space.random(batch, seed=draw + 1), g)
         labels = _labels(space, batch, g)
         with torch.no_grad():

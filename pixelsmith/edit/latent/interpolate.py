@@ -82,6 +82,17 @@ def interpolate(space: LatentSpace, a_codes: Tensor, b_codes: Tensor, steps: int
     return rule(a, b, t).transpose(0, 1).contiguous()
 
 
+def tour(space: LatentSpace, codes: Tensor, steps: int) -> Tensor:
+    """The codes of a path through codes[0], codes[1], ... in turn, `steps` per leg (both ends
+    included) by the space's rule, each joint once: ((len(codes) - 1) * (steps - 1) + 1, *shape).
+    """
+    codes = space.check(codes)
+    if len(codes) < 2:
+        raise UserError(f"an interpolation needs at least two end points, got {len(codes)}")
+    legs = [interpolate(space, codes[i], codes[i + 1], steps)[0] for i in range(len(codes) - 1)]
+    return torch.cat([legs[0], *(p[1:] for p in legs[1:])])
+
+
 def strip(images: Tensor, nrow: int | None = None, pad: int = 2, scale: int = 1) -> Tensor:
     """A batch (N, C, H, W) as one image (C, H', W'): one row, or rows of `nrow`; `scale` enlarges
     it with nearest neighbours."""

@@ -1,8 +1,9 @@
 """Inversion: the latent code whose image matches a given image, and saved codes.
 
 `invert(space, images)` starts from the encoder's guess (`encoder.encoder_for`, trained once on
-the generator's own samples and cached; the VAE's own posterior mean for a VAE), the mean code or
-a random one, then runs Adam on the codes (weights frozen) against
+the generator's own samples and cached; the family's own exact encoder where it has one, such as
+the VAE's posterior mean), the mean code or a random one, then runs Adam on the codes (weights
+frozen) against
 
     loss = pixel (MSE or L1) + perceptual_weight * feature distance [+ reg_weight * W+ spread]
 
@@ -337,7 +338,7 @@ def invert(
             step_lr,
             net,
             perceptual_weight if net is not None else 0.0,
-            reg_weight / var if space.kind == "w+" else 0.0,
+            reg_weight / var if space.layers > 1 else 0.0,
             pixel,
             progress,
             (i, len(x)),
@@ -345,6 +346,7 @@ def invert(
         codes.append(c)
         hist.append(h)
     seconds = time.monotonic() - t0 - seconds_training
+    exact = bool(info.get("exact"))
     found = torch.cat(codes)
     recon = space.images(found, y)
     psnr, ssim = _quality(recon, x)
@@ -369,7 +371,7 @@ def invert(
         ssim=ssim,
         feature_distance=fd,
         seconds=seconds,
-        start=start if not info.get("exact") else "encoder (the VAE's posterior mean)",
+        start=start if not exact else f"encoder (exact: the {space.model.name} model's own)",
         perceptual=kind,
         feature_net=report.name if report is not None else "",
         labels=None if y is None else y.cpu(),
@@ -560,7 +562,7 @@ def load_code(path: str | Path, space: LatentSpace | None = None) -> tuple[Tenso
                 f"this one is {want[:12]}…); invert the image with this model"
             )
         saved = meta.get("space")
-        if saved == "w" and space.kind == "w+":
+        if saved and saved == space.spec.layer_of:
             codes = codes[:, None].expand(-1, space.layers, -1).contiguous()
         elif saved != space.kind:
             raise UserError(

@@ -11,16 +11,27 @@ from torch import Tensor
 
 from pixelsmith.edit.latent.space import LatentSpace, latent_space
 from pixelsmith.errors import UserError
+from pixelsmith.models.base import Family
 
 
 def wplus_space(space: LatentSpace) -> LatentSpace:
-    """The W+ space of a StyleGAN's space, or UserError for a model without styles to mix."""
-    if space.model.name != "stylegan":
+    """The space of the model whose codes style-mix (StyleGAN's W+), or UserError for a model
+    without styles to mix."""
+    if space.spec.mixes:
+        return space
+    model = space.model
+    kind = next((k for k in model.latent_spaces if model.latent_spec(k).mixes), None)
+    if kind is None:
         raise UserError(
-            f"a {space.model.name} model has no styles to mix: style mixing needs a StyleGAN "
+            f"a {model.name} model has no styles to mix: style mixing needs a StyleGAN "
             "(its W+ codes)"
         )
-    return space if space.kind == "w+" else latent_space(space.model, "w+")
+    return latent_space(model, kind)
+
+
+def mixing_space(model: Family) -> LatentSpace:
+    """The model's space whose codes style-mix, or UserError (no latent space, no styles)."""
+    return wplus_space(latent_space(model))
 
 
 def default_crossover(layers: int) -> int:

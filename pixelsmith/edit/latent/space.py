@@ -8,13 +8,13 @@ one), W or W+ for StyleGAN, z for the VAE (whose encoder gives an exact start).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from pixelsmith.errors import UserError
-from pixelsmith.models.base import Family
+from pixelsmith.models.base import Family, LatentSpec
 
 SPACES = ("z", "w", "w+")
 
@@ -25,19 +25,37 @@ class LatentSpace:
 
     Codes of one image have shape `shape`: (dim,) for z and W, (layers, dim) for W+.
     `interpolation` is "slerp" for Gaussian z and "lerp" for W and W+ (as StyleGAN's W is not
-    Gaussian). Images are (N, C, H, W) in [0, 1] (clamped only by `images`, not `render`).
+    Gaussian) and the VAE's z. Images are (N, C, H, W) in [0, 1] (clamped only by `images`,
+    not `render`). Everything is asked of the family through its latent contract
+    (`Family.latent_spec`, `latent_from_z`, `latent_render`, ...).
     """
 
     model: Family
-    kind: str
-    dim: int
-    layers: int = 1
-    interpolation: str = "slerp"
-    _nets: dict = field(default_factory=dict, repr=False)
+    spec: LatentSpec
+
+    def __post_init__(self) -> None:
+        # Gradients reach the codes only: the network codes render through is frozen, in eval.
+        self.model.inference_net().eval().requires_grad_(False)
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    @property
+    def layers(self) -> int:
+        return self.spec.layers
+
+    @property
+    def interpolation(self) -> str:
+        return self.spec.interpolation
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (self.layers, self.dim) if self.kind == "w+" else (self.dim,)
+        return tuple(self.spec.shape)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -52,57 +70,35 @@ class LatentSpace:
     def device(self) -> torch.device:
         return self.model.device
 
-    def _z(self, seeds: Sequence[int]) -> Tensor:
-        zd = self.model.cfg.z_dim
-        return torch.cat(
-            [torch.randn(1, zd, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
-        ).to(self.device)
-
-    def _net(self, name: str) -> torch.nn.Module:
-        if name not in self._nets:
-            net = self.model.networks.get(self.model.ema_pairs.get(name, name))
-            if net is None:
-                net = self.model.networks[name]
-            self._nets[name] = net.eval().requires_grad_(False)
-        return self._nets[name]
-
-    def _map(self, z: Tensor, truncation: float = 1.0) -> Tensor:
-        w = self._net("G").mapping(z, truncation)
-        return w[:, None].expand(-1, self.layers, -1).clone() if self.kind == "w+" else w
-
     @torch.no_grad()
     def from_seeds(self, seeds: Sequence[int], truncation: float = 1.0) -> Tensor:
         """Codes of the images `model.sample(1, seed=s)` draws for each seed s (at truncation)."""
-        z = self._z(seeds)
-        return z if self.kind == "z" else self._map(z, truncation)
+        z = torch.cat([self.model.latent_prior(1, int(s)) for s in seeds]).to(self.device)
+        return self.model.latent_from_z(z, self.kind, truncation)
 
     @torch.no_grad()
     def random(self, n: int, seed: int = 0) -> Tensor:
         """n codes drawn from the generator's own prior (z ~ N(0, I), mapped for W / W+)."""
-        z = torch.randn(n, self.model.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
-        z = z.to(self.device)
-        return z if self.kind == "z" else self._map(z)
+        z = self.model.latent_prior(n, seed).to(self.device)
+        return self.model.latent_from_z(z, self.kind)
 
     @torch.no_grad()
     def mean(self) -> Tensor:
         """The code of the 'average' image, one row: zeros for z, the tracked mean w for W."""
-        if self.kind == "z":
-            return torch.zeros(1, self.dim, device=self.device)
-        w = self._net("G").mapping.w_avg[None].clone()
-        return w[:, None].expand(-1, self.layers, -1).clone() if self.kind == "w+" else w
+        return self.model.latent_mean(self.kind)
 
     def to_wplus(self, codes: Tensor) -> Tensor:
         """W codes as W+ (every layer the same); W+ codes unchanged."""
-        if self.kind == "w+" or codes.dim() == 3:
+        if self.layers > 1 or codes.dim() == 3:
             return codes
-        if self.kind != "w":
-            raise UserError("only StyleGAN's W codes extend to W+")
-        return codes[:, None].expand(-1, self.layers_of_model(), -1)
-
-    def layers_of_model(self) -> int:
-        """How many style inputs the synthesis network takes (StyleGAN), else 1."""
-        G = self._net("G")
-        return int(getattr(G, "num_ws", 1))
+        layered = [self.model.latent_spec(k) for k in self.model.latent_spaces]
+        target = next((s for s in layered if s.layer_of == self.kind), None)
+        if target is None:
+            raise UserError(
+                f"{self.kind} codes of a {self.model.name} model do not extend to per-layer "
+                "codes; only StyleGAN's W codes extend to W+"
+            )
+        return codes[:, None].expand(-1, target.layers, -1)
 
     def check(self, codes: Tensor) -> Tensor:
         """Codes as (N, *shape) on the model's device, or UserError."""
@@ -130,16 +126,7 @@ class LatentSpace:
 
     def render(self, codes: Tensor, labels: Tensor | None = None) -> Tensor:
         """Images in about [0, 1] from codes, with gradients to the codes (not the weights)."""
-        m = self.model
-        if m.name == "vae":
-            return m.to_image(self._net("vae").decode(codes)).float()
-        G = self._net("G")
-        if self.kind == "z" and m.name == "stylegan":
-            return (G(codes) + 1) / 2
-        if self.kind == "z":
-            return (G(codes, labels) + 1) / 2
-        ws = codes[:, None].expand(-1, self.layers_of_model(), -1) if self.kind == "w" else codes
-        return (G.synthesize(ws, "const") + 1) / 2
+        return self.model.latent_render(codes, self.kind, labels)
 
     @torch.no_grad()
     def images(self, codes: Tensor, labels: Tensor | None = None, batch: int = 256) -> Tensor:
@@ -155,30 +142,26 @@ class LatentSpace:
 
     def encode_exact(self, images: Tensor) -> Tensor | None:
         """The family's own encoder's code for images (the VAE's posterior mean), else None."""
-        if self.model.name != "vae":
-            return None
-        return self.model._posterior_mean(images).to(self.device)
+        codes = self.model.latent_encode(images, self.kind)
+        return None if codes is None else codes.to(self.device)
 
 
 def latent_space(model: Family, kind: str | None = None) -> LatentSpace:
-    """The latent space of a model: z (GAN, VAE) or W / W+ (StyleGAN; default W+).
+    """The latent space `kind` of a model (default: its family's first, e.g. W+ for StyleGAN,
+    z for the GAN and the VAE).
 
     Raises UserError for a family without a latent space or a space it does not have.
     """
     if kind is not None and kind not in SPACES:
         raise UserError(f"latent space {kind!r} is not one of {', '.join(SPACES)}")
-    cfg = model.cfg
-    if model.name == "stylegan":
-        kind = kind or "w+"
-        if kind == "z":
-            return LatentSpace(model, "z", cfg.z_dim, 1, "slerp")
-        layers = int(model.networks["G"].num_ws)
-        return LatentSpace(model, kind, cfg.w_dim, layers if kind == "w+" else 1, "lerp")
-    if model.name in ("gan", "vae"):
-        if kind not in (None, "z"):
-            raise UserError(f"a {model.name} model has only the z space; W and W+ are StyleGAN's")
-        return LatentSpace(model, "z", cfg.z_dim, 1, "slerp" if model.name == "gan" else "lerp")
-    raise UserError(
-        f"a {model.name} model has no latent space to edit in; the latent tools take gan, "
-        "stylegan and vae runs"
-    )
+    spaces = model.latent_spaces if model.abilities.latent else ()
+    if not spaces:
+        raise UserError(
+            f"a {model.name} model has no latent space to edit in; the latent tools take "
+            "generators with one (gan, stylegan and vae runs)"
+        )
+    kind = kind or spaces[0]
+    if kind not in spaces:
+        which = " and ".join(spaces) + (" spaces" if len(spaces) > 1 else " space")
+        raise UserError(f"a {model.name} model has only the {which}, not {kind}")
+    return LatentSpace(model, model.latent_spec(kind))
