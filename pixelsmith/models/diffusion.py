@@ -259,6 +259,9 @@ class Diffusion(Family):
     Config = DiffusionConfig
     SampleConfig = DiffusionSampleConfig
     presets = PRESETS
+    not_exported = (
+        "its sampler runs the U-Net once per step in a loop (export covers one-shot generators)"
+    )
     ema_pairs = {"net": "net_ema"}
 
     def __init__(

@@ -380,6 +380,9 @@ class PixelCNN(Family):
     SampleConfig = PixelCNNSampleConfig
     abilities = Abilities(likelihood=True)
     presets = PRESETS
+    not_exported = (
+        "its sampler runs the network once per sub-pixel (export covers one-shot generators)"
+    )
     ema_pairs = {"net": "net_ema"}
     # Sampling is sequential over every sub-pixel: 64x64 RGB is 12,288 network steps per image.
     max_size = 64

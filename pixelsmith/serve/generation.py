@@ -271,8 +271,8 @@ def interpolate_seeds(
     from pixelsmith.edit.latent.space import latent_space
 
     space = latent_space(served.model)
-    if space.kind == "w+":  # W: a seed's code is the same in every layer
-        space = latent_space(served.model, "w")
+    if space.spec.layer_of:  # per-layer codes: a seed's is the same in every layer
+        space = latent_space(served.model, space.spec.layer_of)
     codes = space.from_seeds(req.seeds)
     path = interpolate(space, codes[:1], codes[1:], req.steps)[0]
     labels = None
