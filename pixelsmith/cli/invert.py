@@ -14,7 +14,7 @@ _ABOUT = (
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pixelsmith.edit.latent.invert import invert_files
+    from pixelsmith.jobs.invert import invert_files
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -31,6 +31,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         encoder_steps=args.encoder_steps,
         device=args.device,
+        cap=args.max_pixels,
         progress=None if args.quiet else say,
     )
     for row in rows:
@@ -86,5 +87,6 @@ def add_parsers(actions: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random start")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--max-pixels", type=int, help="refuse images above this many pixels (memory)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_run)

@@ -11,33 +11,17 @@ from typing import Any
 
 import torch
 
-from pixelsmith.edit.photo import Photo, read_photo, write_photo
+from pixelsmith.edit.photo import Photo, write_photo
 from pixelsmith.errors import UserError
 from pixelsmith.faces.align import MIN_SIZE, align_face
 from pixelsmith.faces.detect import check_detector, detect_faces, draw_faces
-from pixelsmith.jobs.files import Log, Progress
-from pixelsmith.jobs.plan import Plan, find_inputs, plan
+from pixelsmith.jobs.files import Log, Progress, each_photo
+from pixelsmith.jobs.plan import find_inputs, plan
 
 
 def _check_min_size(min_size: float) -> None:
     if not (min_size >= 1 and math.isfinite(min_size)):
         raise UserError(f"--min-size must be at least 1 pixel, not {min_size}")
-
-
-def _photos(p: Plan, progress: Progress, cap: int | None) -> Any:
-    """Each item with its photo; a file whose data cannot be read is skipped and counted."""
-    for i, item in enumerate(p.items, 1):
-        progress.file(i, item)
-        try:
-            photo = read_photo(item.source, cap)
-        except UserError as e:
-            if p.single:
-                raise
-            from pixelsmith.jobs.plan import short_reason
-
-            p.skip(short_reason(e, item.source))
-            continue
-        yield item, photo
 
 
 def detect_files(
@@ -55,7 +39,7 @@ def detect_files(
     _check_min_size(min_size)
     p = find_inputs(src, cap=cap) if out is None else plan(src, out, suffix=".png", cap=cap)
     results = []
-    for item, photo in _photos(p, Progress(len(p), log), cap):
+    for item, photo in each_photo(p, Progress(len(p), log), cap):
         faces = detect_faces(photo.colour, name, min_size, threshold)
         h, w = photo.size
         results.append(
@@ -93,7 +77,7 @@ def align_files(
     name = check_detector(detector)
     p = plan(src, out, outputs="crops", suffix=".png", cap=cap)
     written: list[Path] = []
-    for item, photo in _photos(p, Progress(len(p), log), cap):
+    for item, photo in each_photo(p, Progress(len(p), log), cap):
         faces = detect_faces(photo.colour, name, min_size, threshold)
         pixels = photo.colour if photo.alpha is None else torch.cat([photo.colour, photo.alpha])
         c = photo.colour.shape[0]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from pixelsmith import imageio
-from pixelsmith.edit.photo import mask_of, read_photo, write_photo
+from pixelsmith.edit.photo import Photo, mask_of, read_photo, write_photo
 from pixelsmith.errors import UserError, warn
 from pixelsmith.generate import load_model
 from pixelsmith.jobs.catalog import resolve
@@ -56,6 +56,21 @@ class Progress:
     def note(self, text: str) -> None:
         if self.log:
             self.log(f"    {text}")
+
+
+def each_photo(p: Plan, progress: Progress, cap: int | None) -> Iterator[tuple[Item, Photo]]:
+    """Each planned input with its pixels, a progress line before each; a file whose data
+    cannot be read is skipped and counted in the plan (refused when it is the only input)."""
+    for i, item in enumerate(p.items, 1):
+        progress.file(i, item)
+        try:
+            photo = read_photo(item.source, cap)
+        except UserError as e:
+            if p.single:
+                raise
+            p.skip(short_reason(e, item.source))
+            continue
+        yield item, photo
 
 
 @dataclass
@@ -155,15 +170,7 @@ def edit_files(
     mask_tensor = mask_of(read_photo(mask_path, cap)) if mask_path is not None else None
     progress = Progress(len(p), log)
     result = Result(skipped=p.skipped)
-    for i, item in enumerate(p.items, 1):
-        progress.file(i, item)
-        try:
-            photo = read_photo(item.source, cap)
-        except UserError as e:
-            if p.single:
-                raise
-            p.skip(short_reason(e, item.source))
-            continue
+    for item, photo in each_photo(p, progress, cap):
         file_ctx = Context(mask_tensor, ctx.model, given.get(item.source), progress.tiles)
         edited = op.run(photo, opts, file_ctx)
         result.written.append(write_photo(edited, item.target))

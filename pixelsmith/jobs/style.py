@@ -9,7 +9,7 @@ from pixelsmith.edit import style as st
 from pixelsmith.edit.photo import read_photo, write_photo
 from pixelsmith.errors import UserError
 from pixelsmith.imageio import probe_image
-from pixelsmith.jobs.files import Log, Progress
+from pixelsmith.jobs.files import Log, Progress, each_photo
 from pixelsmith.jobs.plan import check_alpha, plan
 
 
@@ -44,11 +44,8 @@ def style_files(
         check_alpha(item)
     st.load_network()
     style_colour = read_photo(style, cap).colour  # the style's alpha, if any, plays no part
-    lines = Progress(len(p), log)
     written = []
-    for i, item in enumerate(p.items, 1):
-        lines.file(i, item)
-        photo = read_photo(item.source, cap)
+    for item, photo in each_photo(p, Progress(len(p), log), cap):
         result = st.style_transfer(
             photo.colour,
             style_colour,
