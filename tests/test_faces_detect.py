@@ -191,6 +191,22 @@ def test_default_detector_falls_back(monkeypatch, tmp_path):
         detect_faces(skimage_data.camera(), "dlib")
 
 
+def test_a_fallback_to_a_weaker_detector_is_said_in_one_line_naming_the_install(
+    monkeypatch, tmp_path, capsys
+):
+    pytest.importorskip("cv2")
+    monkeypatch.setattr(mtcnn_mod, "weights_dir", lambda: tmp_path)
+    monkeypatch.setattr(detect_mod, "_noted", set())
+    Image.fromarray(skimage_data.astronaut()).save(tmp_path / "a.png")
+    assert main(["faces", "detect", str(tmp_path / "a.png"), "--quiet"]) == 0
+    [line] = [ln for ln in capsys.readouterr().err.splitlines() if "fell back" in ln]
+    assert line.startswith("pixelsmith: warning: face detection fell back to OpenCV's Haar")
+    assert "MTCNN weights are not installed" in line and mtcnn_mod.INSTALL_HINT in line
+    assert main(["faces", "detect", str(tmp_path / "a.png"), "--detector", "haar"]) == 0
+    assert "fell back" not in capsys.readouterr().err  # asked for by name: no fallback
+    assert detect_mod.fallback_note("mtcnn") is None
+
+
 # ---------------------------------------------------------------- the cascades
 
 

@@ -218,6 +218,21 @@ def test_face_detections_find_the_astronaut(served):
     assert 150 < (x0 + x1) / 2 < 260 and 60 < (y0 + y1) / 2 < 170
 
 
+def test_a_detector_fallback_is_said_in_the_answers_notes(served, monkeypatch, tmp_path):
+    pytest.importorskip("cv2")
+    from pixelsmith.faces import mtcnn
+
+    skimage = pytest.importorskip("skimage.data")
+    c, _, _ = served
+    monkeypatch.setattr(mtcnn, "weights_dir", lambda: tmp_path)
+    files = {"image": ("a.png", _png(skimage.astronaut()[::2, ::2].copy()), "image/png")}
+    r = c.post("/v1/faces/detections", files=files)
+    assert r.status_code == 200 and r.json()["detector"] == "haar"
+    assert "fell back" in r.json()["notes"][0] and mtcnn.INSTALL_HINT in r.json()["notes"][0]
+    r = c.post("/v1/images/edits", data={"operation": "anonymise"}, files=files)
+    assert r.status_code == 200 and "fell back" in " ".join(r.json()["notes"])
+
+
 def test_the_queue_refuses_when_full_and_gives_up_on_slow_jobs():
     q = work.WorkQueue(workers=1, depth=1, timeout_s=0.3)
     gate = threading.Event()
