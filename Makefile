@@ -1,4 +1,5 @@
-# The two commands: `make demo` (train the default GAN on Fashion-MNIST) and `make test`.
+# The two commands: `make demo` (train the default GAN on Fashion-MNIST) and `make test`;
+# `make quick` runs the tests that are not slow, browser, distributed or zoo (tests/tiers.py).
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -6,7 +7,7 @@ BIN = $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 MINUTES ?= 10
 
-.PHONY: demo test install data photos lint bench clean
+.PHONY: demo test quick install data photos lint bench clean
 
 $(BIN)/pixelsmith: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +34,9 @@ demo: install data
 
 test: install
 	$(BIN)/python -m pytest
+
+quick: install
+	$(BIN)/python -m pytest -m "not slow and not browser and not distributed and not zoo"
 
 lint: install
 	$(BIN)/ruff format --check pixelsmith tests bench scripts

@@ -9,6 +9,8 @@ from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import train
 from pixelsmith.utils import checkpoint_file as ck
 
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
+
 SETTINGS = [
     "model.optimizer=sgd",
     "model.lr_g=0.05",

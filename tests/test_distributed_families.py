@@ -11,6 +11,8 @@ from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import train
 from pixelsmith.utils import checkpoint_file as ck
 
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
+
 DATA = ["data.source=shapes", "data.limit=32", "train.batch=8", "train.steps=3"]
 QUIET = [
     "train.threads=1",

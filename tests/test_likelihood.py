@@ -164,7 +164,9 @@ def _vae_params(n=3, shape=(3, 6, 6), seed=0):
     return mean, log_scale, levels
 
 
-def test_vae_logistic_likelihood_and_pixelcnn_single_component_agree_with_scipy(monkeypatch):
+def test_vae_logistic_likelihood_and_pixelcnn_single_component_agree_with_scipy(
+    monkeypatch, tiny_vae
+):
     calls = []
     shared = likelihood.discretized_logistic_logp
 
@@ -176,7 +178,7 @@ def test_vae_logistic_likelihood_and_pixelcnn_single_component_agree_with_scipy(
     monkeypatch.setattr(pcnn, "discretized_logistic_logp", spy)
     mean, log_scale, levels = _vae_params()
     n, c, h, w = levels.shape
-    model = vae.VAE(vae.VAEConfig(z_dim=2, channels=2, max_channels=2), (c, h, w))
+    model = tiny_vae((c, h, w))
     v = model.log_likelihood(torch.stack([mean, log_scale], 1), levels)  # (N,)
     assert len(calls) == 1
     # PixelCNN, one mixture component (any logit: its weight is 1), parameters (N, C, 3, H, W)

@@ -84,6 +84,7 @@ def test_shipped_classifier_hash_and_record(name):
     assert torch.isfinite(f).all()
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_fmnist_classifier_accuracy_on_test_split():
     from pixelsmith.data.sources import load_images
@@ -124,6 +125,7 @@ def _train(tmp_path: Path, extra: list[str]) -> Path:
     return sorted((tmp_path / "runs").iterdir())[-1]
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_eval_cli_prints_table_and_stores_cards(tmp_path, capsys):
     run = _train(tmp_path, ["train.steps=2", "train.eval_at_end=false"])
@@ -229,6 +231,7 @@ def test_metrics_cli_files_and_folders(tmp_path, capsys):
     assert main(["metrics", "psnr", str(tmp_path / "A"), str(tmp_path / "B/x.png")]) == 2
 
 
+@pytest.mark.slow
 def test_classifier_recipe_is_deterministic():
     pytest.importorskip("mlxtend")
     from dataclasses import replace

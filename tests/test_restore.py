@@ -110,6 +110,7 @@ def test_bad_settings_are_refused():
         _model(task="inpaint", width=8, blocks=1, levels=1).restore(torch.rand(1, 3, 16, 16))
 
 
+@pytest.mark.slow
 def test_a_short_run_learns_to_denoise(tmp_path):
     from pixelsmith.metrics.evaluate import evaluate_model
     from pixelsmith.train.config import build_config
@@ -195,6 +196,7 @@ def test_training_masks_never_stop_a_run():
     assert m.shape == (2, 1, 32, 32) and ((m == 0) | (m == 1)).all()
 
 
+@pytest.mark.zoo
 def test_init_from_another_family_is_refused():
     from pixelsmith.train.transfer import init_from
 

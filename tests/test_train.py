@@ -135,6 +135,7 @@ def _cli(*args, cwd=None):
     )
 
 
+@pytest.mark.slow
 def test_cli_train_sample_byte_identical(tmp_path, tiny):
     sets = [a for t in tiny for a in ("--set", t)]
     r = _cli("train", "dcgan", "--steps", "2", "--out", str(tmp_path / "runs"), "--quiet", *sets)
@@ -155,6 +156,7 @@ def test_cli_train_sample_byte_identical(tmp_path, tiny):
     assert r.returncode == 0 and "batch: 8" in r.stdout
 
 
+@pytest.mark.slow  # each starts the CLI in a new process: ~4 s on 2 cores
 @pytest.mark.parametrize(
     "args,needle",
     [
@@ -176,6 +178,7 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path, args, needle):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_cli_bad_inputs_from_files(tmp_path, tiny):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -208,6 +211,7 @@ def test_cli_bad_inputs_from_files(tmp_path, tiny):
         assert needle in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_impossible_image_size_is_a_clear_error(tmp_path, tiny):
     r = _cli(
         "train",
@@ -224,6 +228,7 @@ def test_impossible_image_size_is_a_clear_error(tmp_path, tiny):
     assert r.returncode == 2 and "10x10" in r.stderr and "data.size" in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_data_show_writes_preview_grids(tmp_path):
     from PIL import Image
 

@@ -13,8 +13,6 @@ from conftest import TINY
 from pixelsmith import zoo
 from pixelsmith.cli.main import main
 from pixelsmith.errors import UserError
-from pixelsmith.models.gan import GAN, GANConfig
-from pixelsmith.models.stylegan import StyleGAN, StyleGANConfig
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import Trainer, train
 from pixelsmith.train.transfer import freeze_layers, init_from, layers
@@ -63,10 +61,9 @@ def test_init_copies_every_matching_tensor_before_the_first_step(source, tmp_pat
     assert "fine-tuned from" in (t.run_dir / "report.md").read_text()
 
 
-def test_another_width_reports_the_mismatched_tensors_and_still_trains(source, tmp_path):
+def test_another_width_reports_the_mismatched_tensors_and_still_trains(source, tmp_path, tiny_gan):
     run, tensors, _ = source
-    cfg = GANConfig(z_dim=8, g_channels=4, d_channels=8, max_channels=16)
-    fam = GAN(cfg, (3, 16, 16), 0)
+    fam = tiny_gan((3, 16, 16), d_channels=8)  # the source's TINY run, with a wider D
     fam.add_ema_copies()
     report = init_from(fam, run)
     assert "D/features.0.weight" in {m[0] for m in report.mismatched}
@@ -98,13 +95,10 @@ def test_freeze_d_keeps_the_first_layers_bit_identical_while_the_rest_train(tmp_
         assert torch.equal(v, before[k]) == k.startswith(frozen), k
 
 
-def test_layers_run_in_forward_order_and_frozen_ones_leave_the_optimiser():
-    sg = StyleGAN(StyleGANConfig(g_channels=4, d_channels=4, max_channels=8), (3, 16, 16))
+def test_layers_run_in_forward_order_and_frozen_ones_leave_the_optimiser(tiny_stylegan, tiny_gan):
+    sg = tiny_stylegan((3, 16, 16))
     assert [n for n, _ in layers(sg)] == ["from_rgb", "blocks.0", "blocks.1", "conv", "fc", "out"]
-    cfg = GANConfig(z_dim=8, g_channels=4, d_channels=4, max_channels=16)
-    gan = GAN(
-        GANConfig(**{**vars(cfg), "spectral_norm": True, "conditional": True}), (1, 16, 16), 3
-    )
+    gan = tiny_gan((1, 16, 16), classes=3, spectral_norm=True)
     assert [n for n, _ in layers(gan)] == ["features.0", "features.2", "features.4", "out", "embed"]
     keys = gan.networks["D"].state_dict().keys()
     assert freeze_layers(gan, "D", 1) == (["features.0"], 5)

@@ -159,6 +159,7 @@ def test_train_zoo_name_remakes_the_entry_and_says_whether_it_matches(home, tmp_
     assert "kid: 0.08 re-made vs 0.05 (+0.03, OUTSIDE the tolerance of 0.01)" in said
 
 
+@pytest.mark.zoo
 def test_the_shipped_index_is_valid_and_every_file_matches_it():
     shipped = Path(zoo.registry.__file__).parent
     assert json.loads((shipped / "index.json").read_text())["format"] == "pixelsmith-zoo/1"

@@ -17,6 +17,8 @@ from pixelsmith.imageio import read_natural
 from pixelsmith.metrics.image import psnr
 from pixelsmith.utils.rng import BatchRandom
 
+pytestmark = pytest.mark.zoo
+
 SHIPPED = (
     "sr-x2",
     "sr-x4",
