@@ -295,8 +295,11 @@ def test_two_ranks_match_one_process(which):
     whole = run(x, BatchRandom(21))
     r0 = run(x[:8], BatchRandom(21, rank=0, world=2))
     r1 = run(x[8:], BatchRandom(21, rank=1, world=2))
-    assert torch.equal(whole[:8], r0[:8]) and torch.equal(whole[8:16], r1[:8])
-    assert torch.equal(whole[16:24], r0[8:]) and torch.equal(whole[24:], r1[8:])
+    # Other batch shapes may take other kernels (the affine grids are batched matrix products),
+    # so the last bits may differ; a misaligned stream moves pixels by tenths.
+    same = {"rtol": 0, "atol": 1e-5}
+    torch.testing.assert_close(r0, torch.cat([whole[:8], whole[16:24]]), **same)
+    torch.testing.assert_close(r1, torch.cat([whole[8:16], whole[24:]]), **same)
 
 
 # --- DiffAugment -------------------------------------------------------------------------------
