@@ -118,11 +118,13 @@ def test_options_parse_text_and_python_values_and_refuse_in_one_sentence():
     for bad in ("-1", "300", "nan", "inf", "x", True, [1]):
         with pytest.raises(UserError, match="sigma must be a number from 0 to 255"):
             sigma.parse(bad)
-    seed = Number("seed", "", 0, whole=True, low=0)
+    seed = Number("seed", "", 0, whole=True, low=0, high=2**63 - 1)
     assert seed.parse("7") == 7 and seed.parse(7.0) == 7
-    for bad in ("1.5", 1.5, "-2"):
-        with pytest.raises(UserError, match="whole number"):
+    for bad in ("1.5", 1.5, "-2", str(2**64)):
+        with pytest.raises(UserError, match="whole number from 0 to"):
             seed.parse(bad)
+    with pytest.raises(ValueError, match="needs low and high"):  # no unbounded whole numbers
+        Number("steps", "", 1, whole=True, low=0)
     ops = Several("ops", "", ("a",), choices=("a", "b", "c"), repeats=False)
     assert (
         ops.parse("c, a") == ("c", "a") and ops.parse(["b"]) == ("b",) and ops.parse("") == ("a",)
@@ -193,6 +195,11 @@ def test_names_formats_and_collisions(tmp_path):
     one = src / "sub" / "b.png"
     assert plan(one, tmp_path / "x.webp").items[0].target == tmp_path / "x.webp"
     assert plan(one, out).items[0].target == out / "b.png"  # no suffix: a folder
+    assert plan(one, f"{tmp_path}/x.webp/").items[0].target == tmp_path / "x.webp" / "b.png"
+    dotted = plan(src, tmp_path / "results.v2")  # not an image's suffix: a folder
+    assert dotted.items[0].target == tmp_path / "results.v2" / "a.jpg"
+    (tmp_path / "noext").write_bytes((src / "a.png").read_bytes())
+    assert plan(tmp_path / "noext", out).items[0].target == out / "noext.png"  # its format
     stem = plan(one, tmp_path / "shirt.png", outputs="stem", suffixes=(".png", ".safetensors"))
     assert stem.items[0].output(suffix=".safetensors") == tmp_path / "shirt.safetensors"
 
@@ -205,6 +212,8 @@ def test_names_formats_and_collisions(tmp_path):
         ("in", "in/results", {}, "inside the input folder"),
         ("in", "in", {"outputs": "crops", "suffix": ".png"}, "inside the input folder"),
         ("in", "x.png", {}, "needs an output folder"),
+        ("in", "x.jpg", {"outputs": "crops", "suffix": ".png"}, "needs an output folder"),
+        ("in/a.png", "crops.png", {"outputs": "crops", "suffix": ".png"}, "writes a folder"),
         ("in/a.png", "x.gif", {}, "cannot write"),
         ("in/a.png", "x.jpg", {"suffix": ".png"}, "must be a .png"),
         ("in/a.png", "in/mask.png", {"inputs": ["in/mask.png"]}, "overwrite an input"),
@@ -232,3 +241,22 @@ def test_unreadable_files_are_skipped_and_said_once_and_too_large_ones_refused(t
     assert w.category is PixelsmithWarning and "skipped 1 unreadable" in str(w.message)
     with pytest.raises(UserError, match="more than pixelsmith reads"):
         plan(src, tmp_path / "out", cap=5)  # over the limit: refused, not skipped
+
+
+def test_two_inputs_that_would_share_an_output_are_refused_naming_both(tmp_path):
+    src = _folder(tmp_path / "in", ["x.jpg", "x.png", "x.jpg.png"])
+    with pytest.raises(UserError, match=r"x\.jpg and x\.jpg\.png would both be written"):
+        plan(src, tmp_path / "out", suffix=".png")
+
+
+def test_a_folder_of_which_nothing_reads_is_refused_not_written_as_nothing(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(src / "a.png")
+    good = (src / "a.png").read_bytes()
+    (src / "a.png").write_bytes(good[: len(good) // 2])  # the header reads, the data not
+    rc = main(["edit", "enhance", str(src), "-o", str(tmp_path / "out"), "--methods", "gamma"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no image in" in err and "a.png" in err
+    assert not (tmp_path / "out").exists()

@@ -120,7 +120,7 @@ def test_edit_by_an_operations_variant_name(client):
     )
     assert _image(r.data[0].b64_json).size == (96, 80)
     assert r.model_extra["operation"] == "sr" and r.model_extra["options"]["scale"] == 4
-    with pytest.raises(openai.BadRequestError, match="unknown operation 'gpt-image-1'"):
+    with pytest.raises(openai.BadRequestError, match="unknown model 'gpt-image-1': an edit"):
         client.images.edit(model="gpt-image-1", image=_file(Image.fromarray(_photo())), prompt="x")
     with pytest.raises(openai.BadRequestError, match="generator"):
         client.images.edit(model="fmnist-gan", image=_file(Image.fromarray(_photo())), prompt="x")

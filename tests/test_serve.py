@@ -121,7 +121,7 @@ def test_malformed_requests_are_4xx_with_a_message(client, body, why):
 
 def test_oversized_body_and_metrics(client):
     c, _ = client
-    r = c.post("/v1/images/generations", content=b"{" + b" " * 70000 + b"}")
+    r = c.post("/v1/images/generations", content=b"{" + b" " * 300_000 + b"}")
     assert r.status_code == 413
     text = c.get("/metrics").text
     assert 'pixelsmith_requests_total{endpoint="/v1/images/generations",code="413"}' in text

@@ -79,5 +79,7 @@ TIERS: dict[str, list[str]] = {
         "tests/test_serve_edits.py::test_outputs_carry_no_exif_or_location_even_when_the_upload_does",
         "tests/test_serve_edits.py::test_restore_faces_changes_the_face_only_and_sr_doubles_the_photo",
         "tests/test_serve_edits.py::test_the_service_caps_upload_and_answer_pixels_before_any_work",
+        "tests/test_serve_edits.py::test_what_the_review_broke_is_a_one_line_4xx",
+        "tests/test_serve_edits.py::test_a_detector_fallback_is_said_in_the_answers_notes",
     ],
 }

@@ -24,6 +24,7 @@ FACE_GENERATOR = "zoo:faces-stylegan"
 # The matcher re-identified 75% of 100 LFW faces pixelated at 8 blocks and 46% blurred at
 # 0.12, but 4% at 4 blocks and 3% at 0.4 (chance 1%; bench/faces_anonymise.py): the defaults.
 PIXELATE_BLOCKS = 4
+MAX_BLOCKS = 32
 BLUR_FRACTION = 0.4
 
 
@@ -50,10 +51,11 @@ def check_method(method: str) -> None:
 
 
 def check_strength(blocks: int = PIXELATE_BLOCKS, blur: float = BLUR_FRACTION) -> None:
-    """Refuse pixelate blocks below 1 or a blur sigma fraction outside (0, 2]."""
-    if not (isinstance(blocks, int) and blocks >= 1):
+    """Refuse pixelate blocks outside 1-MAX_BLOCKS or a blur sigma fraction outside (0, 2]."""
+    if not (isinstance(blocks, int) and 1 <= blocks <= MAX_BLOCKS):
         raise UserError(
-            f"pixelate's blocks across a face must be a whole number >= 1, got {blocks}"
+            f"pixelate's blocks across a face must be a whole number from 1 to {MAX_BLOCKS} "
+            f"(more leaves a face recognisable), got {blocks}"
         )
     if not 0 < blur <= 2:
         raise UserError(f"the blur's sigma is a fraction of the face's size in (0, 2], got {blur}")
@@ -76,9 +78,15 @@ def _blur(crop: Tensor, face_side: float, fraction: float) -> Tensor:
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0]
 
 
+def _band(region: Region, margin: float) -> int:
+    """The margin band's width in pixels: a feather never reaches into the face's own box, so
+    the box is always replaced in full, however wide a feather is asked for."""
+    return int(margin / (1 + 2 * margin) * min(region.height, region.width))
+
+
 def _pixelate(crop: Tensor, face_side: float, blocks: int) -> Tensor:
     h, w = crop.shape[-2:]
-    block = max(1, round(face_side / blocks))
+    block = max(2, round(face_side / blocks))  # a block of one pixel would change nothing
     small = F.interpolate(
         crop[None], size=(max(1, math.ceil(h / block)), max(1, math.ceil(w / block))), mode="area"
     )
@@ -151,7 +159,10 @@ def anonymise(
         raise UserError(f"the feather width must be >= 0 pixels, got {feather}")
     _, h, w = image.shape
     regions = [face_region(f, h, w, margin) for f in faces]
-    feathers = [default_feather(r, margin) if feather is None else int(feather) for r in regions]
+    feathers = [
+        default_feather(r, margin) if feather is None else min(int(feather), _band(r, margin))
+        for r in regions
+    ]
     out = image.float().clone()
     if method == "inpaint" and regions:
         from pixelsmith.edit.ops import inpaint

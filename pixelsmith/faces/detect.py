@@ -169,6 +169,8 @@ def detect_faces(
         raise UserError(f"the score threshold must be a finite number, not {threshold}")
     x = as_image(image)
     _, h, w = x.shape
+    if min_size > max(h, w):  # no face that large fits (and the cascades cannot be asked)
+        return []
     if name == "mtcnn":
         net = load_mtcnn(x.device)
         t = _mtcnn.THRESHOLDS

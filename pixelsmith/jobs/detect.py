@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from pixelsmith import imageio
 from pixelsmith.edit.photo import Photo, write_photo
 from pixelsmith.errors import UserError
 from pixelsmith.faces.align import MIN_SIZE, align_face
@@ -73,6 +74,10 @@ def align_files(
         raise UserError(f"--size must be a whole number of pixels >= {MIN_SIZE}, not {size}")
     if not 0 <= padding <= 2:
         raise UserError(f"--padding must be between 0 and 2, not {padding}")
+    limit = imageio.max_pixels() if cap is None else cap
+    if size * size > limit:
+        raise UserError(f"--size {size} makes crops of {size * size:,} pixels, over the limit of "
+                        f"{limit:,}; choose a smaller size")  # fmt: skip
     _check_min_size(min_size)
     name = check_detector(detector)
     p = plan(src, out, outputs="crops", suffix=".png", cap=cap)

@@ -18,6 +18,7 @@ from pixelsmith.faces import anonymise as anon
 from pixelsmith.faces import restore as rest
 from pixelsmith.faces.blend import boxes_to_faces, check_margin, face_region
 from pixelsmith.faces.detect import DETECTORS, check_detector, detect_faces
+from pixelsmith.faces.match import THRESHOLD_FAR_1PCT
 from pixelsmith.faces.types import Face
 from pixelsmith.imageio import probe_image
 from pixelsmith.jobs.operation import Context, Operation
@@ -25,9 +26,16 @@ from pixelsmith.jobs.options import Choice, File, Number, Several
 
 FINDING = (
     Choice(
-        "detector", "the face detector (auto: MTCNN if installed)", choices=("auto", *DETECTORS)
+        "detector", "the face detector; auto is MTCNN when installed", choices=("auto", *DETECTORS)
     ),
-    Number("min_size", "the smallest face side searched, in pixels", 20, whole=True, low=1),
+    Number(
+        "min_size",
+        "the smallest face side searched, in pixels",
+        20,
+        whole=True,
+        low=1,
+        high=100_000,
+    ),  # fmt: skip
     Number(
         "threshold",
         "drop faces scoring below this (MTCNN: O-Net's probability)",
@@ -137,7 +145,7 @@ def _identity(original: Tensor, edited: Tensor, faces: list[Face]) -> list[float
     """The matcher's similarity of each face's box before and after (None without a matcher)."""
     try:
         from pixelsmith.faces.match import FaceMatcher
-    except ImportError:
+    except ImportError:  # the matcher's LBP codes need scikit-image
         return None
     matcher, out = FaceMatcher(), []
     _, h, w = original.shape
@@ -170,7 +178,14 @@ def _anonymise(photo: Photo, o: dict[str, Any], ctx: Context) -> Photo:
         blur=o["blur"],
     )
     ctx.report["regions"] = done.report()
-    ctx.report["identity_similarity"] = _identity(photo.colour, done.image, faces)
+    similar = ctx.report["identity_similarity"] = _identity(photo.colour, done.image, faces)
+    if similar and max(similar) >= THRESHOLD_FAR_1PCT:
+        k = similar.index(max(similar))
+        ctx.report["note"] = (
+            f"face {k} may still be recognisable (LBPH similarity {similar[k]:.2f} to the "
+            f"original, at or above {THRESHOLD_FAR_1PCT}, where 1% of strangers fall): use a "
+            "stronger setting"
+        )
     return photo.with_pixels(done.image)
 
 
@@ -181,16 +196,30 @@ ANONYMISE = Operation(
     _anonymise,
     (
         Choice("method", "how each face is replaced", choices=anon.METHODS),
-        Number("feather", "blend width in pixels", whole=True, low=0, auto="from the margin"),
-        Number("seed", "first seed of the generated faces", 0, whole=True, low=0),
-        Number("blocks", "pixelate: blocks across a face", anon.PIXELATE_BLOCKS, whole=True, low=1),
+        Number(
+            "feather",
+            "blend width in pixels, at most the margin's band: the face's box is always replaced",
+            whole=True,
+            low=0,
+            high=10_000,
+            auto="most of the margin's band",
+        ),
+        Number("seed", "first seed of the generated faces", 0, whole=True, low=0, high=2**63 - 1),
+        Number(
+            "blocks",
+            "pixelate: blocks across a face",
+            anon.PIXELATE_BLOCKS,
+            whole=True,
+            low=1,
+            high=anon.MAX_BLOCKS,
+        ),  # fmt: skip
         Number(
             "blur",
             "blur: sigma as a fraction of the face's size",
             anon.BLUR_FRACTION,
-            low=0,
+            low=0.01,
             high=2,
-        ),  # fmt: skip
+        ),
         File("generator", "face generator for method generate (default zoo:faces-stylegan)"),
         *FINDING,
     ),

@@ -60,7 +60,9 @@ class Progress:
 
 def each_photo(p: Plan, progress: Progress, cap: int | None) -> Iterator[tuple[Item, Photo]]:
     """Each planned input with its pixels, a progress line before each; a file whose data
-    cannot be read is skipped and counted in the plan (refused when it is the only input)."""
+    cannot be read is skipped and counted in the plan (refused when it is the only input, and
+    when no file could be read at all)."""
+    read = 0
     for i, item in enumerate(p.items, 1):
         progress.file(i, item)
         try:
@@ -70,7 +72,13 @@ def each_photo(p: Plan, progress: Progress, cap: int | None) -> Iterator[tuple[I
                 raise
             p.skip(short_reason(e, item.source))
             continue
+        read += 1
         yield item, photo
+    if not read:
+        raise UserError(
+            f"no image in {p.src} could be read ({len(p.skipped)} unreadable: "
+            f"{'; '.join(p.skipped)})"
+        )
 
 
 @dataclass

@@ -114,6 +114,12 @@ class Number(Option):
     auto: str = ""
     kind: str = field(default="number", init=False)
 
+    def __post_init__(self) -> None:
+        if self.whole and (self.low is None or self.high is None):
+            # a whole number without bounds reaches code that cannot take it (seeds past 2^64,
+            # sizes that would allocate terabytes): every declaration states its range
+            raise ValueError(f"whole-number option {self.name!r} needs low and high")
+
     def _range(self) -> str:
         what = "a whole number" if self.whole else "a number"
         if self.low is not None and self.high is not None:
@@ -212,6 +218,9 @@ class Several(Option):
     def metavar(self) -> str:
         return "A,B,..."
 
+    def cli_help(self) -> str:
+        return f"{super().cli_help()}; from {', '.join(self.choices)}"
+
     def default_text(self) -> str:
         return ",".join(self.default)
 
@@ -233,9 +242,9 @@ def parse_all(
     """Every option of an operation checked and typed, defaults filled in; an unknown name
     (or, with `remote`, a local one, which keeps its default) is refused naming the ones there
     are."""
-    offered = {o.name for o in options if not (remote and o.local)}
+    offered = [o.name for o in options if not (remote and o.local)]
     unknown = sorted(k for k in given if k not in offered)
     if unknown:
-        names = ", ".join(o for o in offered) or "none"
+        names = ", ".join(offered) or "none"
         raise UserError(f"{what} takes no option {unknown[0]!r}; its options: {names}")
     return {o.name: o.parse(given.get(o.name)) for o in options}

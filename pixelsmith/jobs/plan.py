@@ -26,6 +26,7 @@ Everything here runs before the first file is written.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -100,8 +101,23 @@ def _is_inside(path: Path, folder: Path) -> bool:
     return p == f or f in p.parents
 
 
-def _names_file(out: Path) -> bool:
-    return bool(out.suffix) and not out.is_dir()
+# Suffixes that make OUT a file's name: the formats pixelsmith writes, others it reads (a
+# mistake to refuse, not a folder to make) and a code file's.
+_FILE_SUFFIXES = (*IMAGE_EXTENSIONS, ".gif", ".ppm", ".tga", ".dib", ".safetensors")
+# A writable suffix for each format an input may be in (others are written as PNG).
+_SUFFIX_OF = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
+
+
+def _names_file(out: Path, trailing_slash: bool = False) -> bool:
+    """Whether OUT names a file: it has an image (or code) suffix and is not a folder."""
+    return not trailing_slash and out.suffix.lower() in _FILE_SUFFIXES and not out.is_dir()
+
+
+def _kept_suffix(item: Item) -> str:
+    """The suffix of an output that keeps its input's format (PNG when that cannot be written)."""
+    if item.rel.suffix.lower() in IMAGE_EXTENSIONS:
+        return item.rel.suffix
+    return _SUFFIX_OF.get(item.header.format, ".png")
 
 
 def find_inputs(
@@ -163,23 +179,23 @@ def plan(
     """
     if outputs not in OUTPUTS:
         raise ValueError(f"outputs must be one of {OUTPUTS}")
+    slash = isinstance(out, str) and out.endswith(("/", os.sep))  # `-o results/`: a folder
     src, out = Path(src), Path(out)
     others = [Path(p) for p in inputs if p is not None]
     renamed = suffix is not None or outputs != "file"
-    if src.is_dir() and (out.exists() and not out.is_dir() or outputs == "file" and
-                         _names_file(out)):  # fmt: skip
+    if src.is_dir() and (out.exists() and not out.is_dir() or _names_file(out, slash)):
         raise UserError(f"a folder of inputs needs an output folder, not the file {out}")
     found = find_inputs(src, others, cap)
     result = Plan(src, out, [], found.single, found.skipped)
     first = found.items[0]
     if not found.single:
         result.items = _name(found.items, out, suffix, renamed)
-    elif outputs == "crops" and (_names_file(out) or out.exists() and not out.is_dir()):
+    elif outputs == "crops" and (_names_file(out, slash) or out.exists() and not out.is_dir()):
         raise UserError(f"-o {out} is a file; this writes a folder of images, name a folder")
-    elif outputs == "stem" and not out.is_dir():
+    elif outputs == "stem" and not out.is_dir() and not slash:
         stem = out.with_suffix("") if out.suffix.lower() in suffixes else out
         result.items = [replace(first, stem=stem, suffix=suffix or "")]
-    elif outputs == "file" and _names_file(out):
+    elif outputs == "file" and _names_file(out, slash):
         if suffix is not None and out.suffix.lower() != suffix:
             raise UserError(f"output {out} must be a {suffix} file or a folder")
         result.items = [replace(first, stem=out.with_suffix(""), suffix=out.suffix)]
@@ -204,7 +220,7 @@ def _name(found: list[Item], out: Path, suffix: str | None, renamed: bool) -> li
     stems = [i.rel.with_suffix("") for i in found]
     shared = {s for s in stems if stems.count(s) > 1} if renamed else set()
     return [
-        replace(i, stem=out / (i.rel if stem in shared else stem), suffix=suffix or i.rel.suffix)
+        replace(i, stem=out / (i.rel if stem in shared else stem), suffix=suffix or _kept_suffix(i))
         for i, stem in zip(found, stems, strict=True)
     ]
 
@@ -212,6 +228,15 @@ def _name(found: list[Item], out: Path, suffix: str | None, renamed: bool) -> li
 def _check_safe(p: Plan, others: list[Path], outputs: str, suffixes: tuple[str, ...]) -> None:
     """No output overwrites an input; a folder's outputs stay outside it; formats are writable."""
     inputs = {i.source.resolve() for i in p.items} | {o.resolve() for o in others}
+    seen: dict[str, Item] = {}
+    for item in p.items:  # two inputs to one output: refused (case-blind, as some disks are)
+        key = str(item.target if outputs == "file" else item.stem).casefold()
+        if key in seen:
+            raise UserError(
+                f"{seen[key].source.name} and {item.source.name} would both be written to "
+                f"{item.target}; rename one of them"
+            )
+        seen[key] = item
     for item in p.items:
         if outputs == "crops":
             continue  # named STEM_TAG.png outside every input folder: checked below

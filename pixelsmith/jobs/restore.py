@@ -28,7 +28,14 @@ def _sr_scale(o: dict[str, Any]) -> int:
     return int(m.cfg.scale)
 
 
+def _own(o: dict[str, Any], task: str, key: int | None = None) -> None:
+    """A model of your own, loaded once here (and checked for its task) for every file after."""
+    if o["model"] is not None:
+        o["model"] = ops.restorer(task, o["model"], key)
+
+
 def _sr_check(o: dict[str, Any], _ctx: Context) -> None:
+    _own(o, "sr")
     ops.restorer("sr", o["model"], _sr_scale(o))
 
 
@@ -38,7 +45,7 @@ def _sr_size(h: int, w: int, o: dict[str, Any], _ctx: Context) -> tuple[int, int
 
 
 def _sr(photo: Photo, o: dict[str, Any], ctx: Context) -> Photo:
-    scale = _sr_scale(o)
+    scale = ctx.report["scale"] = _sr_scale(o)
     out = ops.super_resolve(photo.colour, scale, o["model"], progress=ctx.tiles)
     alpha = None
     if photo.alpha is not None:
@@ -64,6 +71,7 @@ SR = Operation(
 
 
 def _denoise_check(o: dict[str, Any], _ctx: Context) -> None:
+    _own(o, "denoise")
     ops.restorer("denoise", o["model"], 3)
     if o["model"] is None:  # grey images take the grey model
         ops.restorer("denoise", None, 1)
@@ -89,6 +97,7 @@ DENOISE = Operation(
 
 def _inpaint_check(o: dict[str, Any], _ctx: Context) -> None:
     if o["method"] == "learned":
+        _own(o, "inpaint")
         ops.restorer("inpaint", o["model"])
 
 
@@ -118,6 +127,7 @@ INPAINT = Operation(
 
 def _enhance_check(o: dict[str, Any], _ctx: Context) -> None:
     if "learned" in o["methods"]:
+        _own(o, "enhance")
         ops.restorer("enhance", o["model"])
 
 

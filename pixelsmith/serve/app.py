@@ -37,7 +37,7 @@ LOG = logging.getLogger("pixelsmith.serve")
 # python-multipart logs each malformed body to stderr; the client already gets the 400.
 logging.getLogger("python_multipart").setLevel(logging.ERROR)
 OPEN_PATHS = ("/healthz", "/readyz")  # what a load balancer may ask without the key
-JSON_LIMIT = 64 * 1024
+JSON_LIMIT = 256 * 1024  # a 32,000-character prompt in any script fits
 FORM_PATHS = ("/v1/images/edits", "/v1/faces/detections")
 
 

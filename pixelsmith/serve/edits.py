@@ -83,7 +83,15 @@ def _operation(
         raise UserError(
             f"name the edit: operation (or OpenAI's model) is one of {', '.join(operations())}"
         )
-    op, preset = resolve(model or name)  # type: ignore[arg-type]
+    try:
+        op, preset = resolve(model or name)  # type: ignore[arg-type]
+    except UserError as e:
+        if model is None:
+            raise
+        raise UserError(
+            f"unknown model {model!r}: an edit's model is an operation or a variant of one "
+            f"({str(e).split('the operations are ')[-1]}) or a served CycleGAN"
+        ) from None
     if name is not None and model is not None and resolve(name)[0] is not op:
         raise UserError(f"operation {name!r} and model {model!r} name different edits; give one")
     if "translator" not in op.needs:
@@ -99,6 +107,7 @@ def plan_edit(
 ) -> Edit:
     """The edit a form's text fields ask for, every field and option checked; UserError (a 400)
     otherwise."""
+    form = {k: v for k, v in form.items() if v != ""}  # an empty field is an unset one
     try:
         fields = EditFields.model_validate({k: v for k, v in form.items() if k in EDIT_FIELDS})
     except ValidationError as e:
@@ -107,7 +116,8 @@ def plan_edit(
     given = {k: v for k, v in form.items() if k not in EDIT_FIELDS}
     clash = sorted(set(given) & set(preset))
     if clash:
-        raise UserError(f"{fields.model} sets {clash[0]} itself; leave it out, or name {op.name}")
+        variant = fields.model if fields.model in op.variants else fields.operation
+        raise UserError(f"{variant} sets {clash[0]} itself; leave it out, or name {op.name}")
     options = op.parse({**preset, **given}, remote=True)
     ctx = Context(model=model)
     if op.check is not None:

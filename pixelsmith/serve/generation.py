@@ -146,6 +146,13 @@ def class_of(prompt: str, names: list[str]) -> int | None:
     return best
 
 
+def check_labels(name: str, model: Family, labels: list[int]) -> None:
+    """Refuse classes an unconditional model, or this one, does not have (said for HTTP)."""
+    if not model.classes:
+        raise UserError(f"{name} is unconditional: it takes no labels and draws from seeds alone")
+    model.check_labels(labels)
+
+
 def size_text(model: Family) -> str:
     """The model's image size as OpenAI writes sizes: WxH."""
     return f"{model.image_shape[2]}x{model.image_shape[1]}"
@@ -192,7 +199,7 @@ def plan_generation(body: Any, models: dict[str, Served]) -> Generation:
     notes: list[str] = []
     labels = body.labels
     if labels is not None:
-        model.check_labels(labels)
+        check_labels(name, model, labels)
     if body.prompt:
         names = list(model.manifest.get("classes") or [])
         if labels is not None:

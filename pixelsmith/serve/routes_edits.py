@@ -13,10 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from pixelsmith.errors import UserError
-from pixelsmith.faces.detect import default_detector, detect_faces, fallback_note
-from pixelsmith.jobs import operations
+from pixelsmith.faces.detect import check_detector, default_detector, detect_faces, fallback_note
+from pixelsmith.jobs import Operation, operations
+from pixelsmith.jobs.faces import FINDING
+from pixelsmith.jobs.options import parse_all
 from pixelsmith.serve import edits, generation, work
-from pixelsmith.serve.routes_images import ERRORS, wants_image
+from pixelsmith.serve.routes_images import ERRORS, RAW, wants_image
 from pixelsmith.serve.schemas import (
     DetectionResponse,
     EditFields,
@@ -27,30 +29,40 @@ from pixelsmith.serve.schemas import (
 from pixelsmith.serve.uploads import Part, parse_form
 
 FILES = ("image", "image[]", "mask")
+# What face detection takes of the face operations' options (not their margin or boxes file).
+DETECTING = tuple(o for o in FINDING if o.name in ("detector", "min_size", "threshold"))
 _BINARY = {"type": "string", "format": "binary"}
 
 
-def _options_schema() -> dict[str, Any]:
-    """Every operation's options as form fields, each saying which operations take it."""
-    said: dict[str, list[str]] = {}
-    for op in operations().values():
+def _options_schema(offered: list[Operation]) -> dict[str, Any]:
+    """Every offered operation's options as form fields, from the declarations: an option that
+    means the same in every operation keeps its schema; one whose values differ by operation
+    (inpaint's and anonymise's `method`) is text, each operation's values described."""
+    seen: dict[str, list[tuple[str, Any]]] = {}
+    for op in offered:
         for o in op.remote_options():
-            allowed = o.card().get("choices")
-            text = f"{op.name}: {o.help}" + (
-                f" ({', '.join(map(str, allowed))})" if allowed else ""
-            )
-            said.setdefault(o.name, []).append(text)
-    return {name: {"type": "string", "description": "; ".join(t)} for name, t in said.items()}
+            seen.setdefault(o.name, []).append((op.name, o))
+    out = {}
+    for name, uses in seen.items():
+        schemas = [{k: v for k, v in o.schema().items() if k != "description"} for _, o in uses]
+        said = "; ".join(f"{op}: {o.help}" for op, o in uses)
+        if all(sc == schemas[0] for sc in schemas):
+            out[name] = {**uses[0][1].schema(), "description": said}
+        else:
+            values = "; ".join(f"{op}: {', '.join(map(str, o.card().get('choices') or []))}"
+                               for op, o in uses)  # fmt: skip
+            out[name] = {"type": "string", "description": f"{said} ({values})"}
+    return out
 
 
-def _form(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    schema = {"type": "object", "properties": properties, "required": required}
+def _form(properties: dict[str, Any], required: list[str], **more: Any) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties, "required": required, **more}
     return {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
     }
 
 
-def _edit_form() -> dict[str, Any]:
+def _edit_form(offered: list[Operation]) -> dict[str, Any]:
     fields = EditFields.model_json_schema()["properties"]
     fields["operation"]["description"] = "the edit (GET /v1/edits), or give it as model"
     fields["model"]["description"] = (
@@ -58,10 +70,19 @@ def _edit_form() -> dict[str, Any]:
     )
     image = {**_BINARY, "description": "the image to edit"}
     mask = {**_BINARY, "description": "inpaint: white, or transparent (OpenAI's rule), = to fill"}
-    return _form({"image": image, "mask": mask, **fields, **_options_schema()}, ["image"])
+    properties = {"image": image, "mask": mask, **fields, **_options_schema(offered)}
+    named = [{"required": ["operation"]}, {"required": ["model"]}]
+    return _form(properties, ["image"], anyOf=named)
+
+
+def _detection_form() -> dict[str, Any]:
+    properties = {o.name: {**o.schema(), "description": o.help} for o in DETECTING}
+    return _form({"image": {**_BINARY, "description": "the photo"}, **properties}, ["image"])
 
 
 def _image(parts: dict[str, Part]) -> Part:
+    if "image" in parts and "image[]" in parts:
+        raise UserError("the form has two images (image and image[]); an edit takes one")
     part = parts.get("image") or parts.get("image[]")
     if part is None or not part.data:
         raise UserError("the form needs an `image` file part holding an image")
@@ -79,12 +100,14 @@ def add_routes(app: FastAPI, svc: Any) -> None:
     def list_edits() -> Listing:
         return Listing(data=edits.cards(svc.translators))
 
+    offered = [operations()[card["id"]] for card in edits.cards(svc.translators)]
+
     @app.post(
         "/v1/images/edits",
         response_model=EditResponse,
         response_model_exclude_none=True,
-        responses={**ERRORS, 415: ERRORS[400]},
-        openapi_extra=_edit_form(),
+        responses={**ERRORS, 415: ERRORS[400], 200: RAW},
+        openapi_extra=_edit_form(offered),
         summary="an uploaded image edited",
     )
     async def edit(request: Request) -> Any:
@@ -121,19 +144,24 @@ def add_routes(app: FastAPI, svc: Any) -> None:
         "/v1/faces/detections",
         response_model=DetectionResponse,
         responses={**ERRORS, 415: ERRORS[400]},
-        openapi_extra=_form({"image": {**_BINARY, "description": "the photo"}}, ["image"]),
+        openapi_extra=_detection_form(),
         summary="the faces of an uploaded image",
     )
     async def detections(request: Request) -> Any:
-        upload = _image(await _parts(request))
+        parts = await _parts(request)
+        upload = _image(parts)
+        form = {k: p.text() for k, p in parts.items() if k not in FILES and p.text() != ""}
+        options = parse_all(DETECTING, form, "face detection")
+        name = default_detector() if options["detector"] == "auto" else options["detector"]
+        check_detector(name)
 
-        def run() -> tuple[Any, str, list[Any]]:
+        def run() -> tuple[Any, list[Any]]:
             photo = edits.read_upload(upload.data, "upload", svc.cfg.max_pixels)
-            name = default_detector()
-            return photo.size, name, detect_faces(photo.colour, name)
+            faces = detect_faces(photo.colour, name, options["min_size"], options["threshold"])
+            return photo.size, faces
 
-        (h, w), name, faces = await svc.queue.run(run)
-        note = fallback_note(name)
+        (h, w), faces = await svc.queue.run(run)
+        note = fallback_note(name) if options["detector"] == "auto" else None
         return DetectionResponse(
             width=w,
             height=h,

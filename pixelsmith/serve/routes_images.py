@@ -75,7 +75,7 @@ def add_routes(app: FastAPI, svc: Any) -> None:
         name = generation.model_name(body.model, svc.generators)
         served = svc.generators[name]
         if body.label is not None:
-            served.model.check_labels([body.label])
+            generation.check_labels(name, served.model, [body.label])
         items = await svc.queue.run(lambda: generation.interpolate_seeds(body, served, work.check))
         return InterpolationResponse(
             model=name,

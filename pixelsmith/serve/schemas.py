@@ -95,12 +95,18 @@ class EditFields(BaseModel):
     prompt: str | None = Field(None, max_length=32000)
     n: int = Field(1, description="1: an edit makes the same image every time")
     size: str | None = None
-    response_format: Literal["b64_json", "url"] = "b64_json"
+    response_format: str = Field("b64_json", description="b64_json (url is not offered)")
     output_format: Literal[FORMATS] = "png"  # type: ignore[valid-type]
     quality: Annotated[int, Field(ge=1, le=100)] | Literal[QUALITY_WORDS] = 90  # type: ignore[valid-type]
     user: str | None = None
 
-    _url = field_validator("response_format")(_response_format)
+    @field_validator("response_format")
+    @classmethod
+    def _b64(cls, value: str) -> str:
+        if value != "b64_json":
+            _response_format(value)
+            raise ValueError(f"response_format must be b64_json, got {value!r}")
+        return value
 
     @field_validator("n")
     @classmethod

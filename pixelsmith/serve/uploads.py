@@ -56,8 +56,9 @@ def _size(n: int) -> str:
     return f"{n // 2**20} MiB" if n >= 2**20 else f"{n // 2**10} KiB"
 
 
-def parse_form(body: bytes, content_type: str, max_parts: int = 16) -> dict[str, Part]:
-    """The parts of a multipart/form-data body by field name (the last one wins)."""
+def parse_form(body: bytes, content_type: str, max_parts: int = 64) -> dict[str, Part]:
+    """The parts of a multipart/form-data body by field name; a name sent twice is refused
+    (which of two images, or of two operations, was meant cannot be guessed)."""
     from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
     kind, params = parse_options_header(content_type or "")
@@ -122,7 +123,12 @@ def parse_form(body: bytes, content_type: str, max_parts: int = 16) -> dict[str,
         raise UserError(f"the multipart body cannot be parsed ({type(e).__name__})") from None
     if parser.state != MultipartState.END:  # finalize() accepts a body cut off mid-part
         raise UserError("the multipart body is cut short (no closing boundary); send it whole")
-    return {p.name: p for p in parts}
+    named: dict[str, Part] = {}
+    for part in parts:
+        if part.name in named:
+            raise UserError(f"the form has more than one part named {part.name!r}; send one")
+        named[part.name] = part
+    return named
 
 
 class BodyCap:
