@@ -403,11 +403,12 @@ def test_cli_align(net, folder, tmp_path, capsys):
     [
         (["detect", "{folder}/missing.png"], "does not exist"),
         (["detect", "{folder}/broken.png"], "broken.png"),
-        (["detect", "{folder}", "--detector", "dlib"], "unknown face detector"),
+        (["detect", "{folder}", "--detector", "dlib"], "detector must be one of auto, mtcnn"),
         (["align", "{folder}", "-o", "{out}", "--size", "8"], "16"),
         (["detect", "{folder}", "-o", "{out}/one.png"], "output folder"),
-        (["detect", "{folder}/astronaut.png", "--min-size", "0"], "min-size"),
-        (["detect", "{folder}/astronaut.png", "--min-size", "inf"], "min-size"),
+        (["detect", "{folder}/astronaut.png", "--min-size", "0"], "min_size must be a whole"),
+        (["detect", "{folder}/astronaut.png", "--min-size", "inf"], "min_size must be a whole"),
+        (["detect", "{folder}/astronaut.png", "--max-pixels", "0"], "--max-pixels must be"),
     ],
 )
 def test_cli_errors_are_one_line(folder, tmp_path, capsys, args, message):

@@ -260,3 +260,19 @@ def test_a_folder_of_which_nothing_reads_is_refused_not_written_as_nothing(tmp_p
     err = capsys.readouterr().err
     assert rc == 2 and "no image in" in err and "a.png" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_apply_takes_float_images_or_photos_and_refuses_the_rest_in_one_sentence():
+    x = torch.rand(3, 6, 8, generator=torch.Generator().manual_seed(0))
+    out = jobs.apply("enhance", x, methods="gamma")
+    assert out.shape == x.shape and not torch.equal(out, x)
+    for bad, message in [
+        ((x * 255).to(torch.uint8), "float image"),
+        (x * 255, "divide 8-bit values by 255"),
+        (x[None], r"shape \(1, 3, 6, 8\)"),
+        (x.numpy(), "not a ndarray"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            jobs.apply("enhance", bad, methods="gamma")
+    with pytest.raises(UserError, match="enhance takes no mask"):
+        jobs.apply("enhance", x, mask=torch.ones(6, 8), methods="gamma")

@@ -6,16 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from pixelsmith.errors import UserError
-
 
 def _run(args: argparse.Namespace) -> int:
     from pixelsmith.jobs import edit_files, operations
     from pixelsmith.jobs.files import stderr
 
     op = operations()[args.operation]
-    if args.max_pixels is not None and args.max_pixels < 1:
-        raise UserError(f"--max-pixels must be a positive number of pixels, got {args.max_pixels}")
     result = edit_files(
         op,
         args.input,
@@ -48,13 +44,15 @@ def add_operation(actions: argparse._SubParsersAction, verb: str, name: str) -> 
     )
     if "mask" in op.needs:
         p.add_argument(
-            "--mask", required=True, help="same-size image; white (or transparent) = the pixels"
+            "--mask",
+            required=True,
+            help="a same-size image: its white pixels (or its transparent ones) are edited",
         )
     for option in op.options:
         option.add_to(p)
     p.add_argument("--max-pixels", type=int, help="refuse images above this many pixels (memory)")
     if "translator" in op.needs:
-        p.add_argument("--device", default="cpu")
+        p.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:1")
     p.add_argument("--json", action="store_true", help="print a JSON report per file")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_run, operation=op.name)

@@ -6,14 +6,17 @@ import argparse
 import json
 import sys
 
-_DETECTOR_HELP = (
-    "mtcnn (five landmarks; the default when its weights are installed), haar (OpenCV; eyes "
-    "where found) or lbp (scikit-image; boxes only)"
-)
-
 
 def _log(args: argparse.Namespace):
     return None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+
+
+def _finding(args: argparse.Namespace, what: str) -> dict:
+    """The detector options, checked by their declarations (pixelsmith.jobs.faces.DETECTING)."""
+    from pixelsmith.jobs.faces import DETECTING
+    from pixelsmith.jobs.options import parse_all
+
+    return parse_all(DETECTING, {o.name: getattr(args, o.name) for o in DETECTING}, what)
 
 
 def _detect(args: argparse.Namespace) -> int:
@@ -21,9 +24,7 @@ def _detect(args: argparse.Namespace) -> int:
 
     rows = detect_files(
         args.input,
-        detector=args.detector,
-        min_size=args.min_size,
-        threshold=args.threshold,
+        **_finding(args, "faces detect"),
         out=args.out,
         cap=args.max_pixels,
         log=None if args.json else _log(args),
@@ -54,10 +55,8 @@ def _align(args: argparse.Namespace) -> int:
         args.input,
         args.out,
         size=args.size,
-        detector=args.detector,
         padding=args.padding,
-        min_size=args.min_size,
-        threshold=args.threshold,
+        **_finding(args, "faces align"),
         cap=args.max_pixels,
         log=_log(args),
     )
@@ -67,16 +66,10 @@ def _align(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="IMAGE|FOLDER", help="an image, or a folder (recursive)")
-    p.add_argument("--detector", default="auto", help=_DETECTOR_HELP)
-    p.add_argument(
-        "--min-size", type=float, default=20, help="smallest face side searched, pixels (20)"
-    )
-    p.add_argument(
-        "--threshold",
-        type=float,
-        help="drop faces scoring below this (mtcnn: O-Net probability, default 0.7; haar: "
-        "OpenCV's level weight, default none; lbp scores every face 1)",
-    )
+    from pixelsmith.jobs.faces import DETECTING
+
+    for option in DETECTING:
+        option.add_to(p)
     p.add_argument("--max-pixels", type=int, help="refuse images above this many pixels (memory)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 

@@ -46,6 +46,10 @@ FINDING = (
 )
 
 
+# What finding faces alone takes (faces detect and align, POST /v1/faces/detections).
+DETECTING = tuple(o for o in FINDING if o.name in ("detector", "min_size", "threshold"))
+
+
 def read_boxes(path: str | Path) -> dict[str, list[Face]] | list[Face]:
     """Boxes from a JSON file: a list of [x0, y0, x1, y1] (for every input), or the output of
     `pixelsmith faces detect --json` (per file: its path relative to the input folder, as

@@ -26,7 +26,7 @@ from pixelsmith.errors import UserError, warn
 from pixelsmith.generate import load_model
 from pixelsmith.jobs.catalog import resolve
 from pixelsmith.jobs.operation import Context, Operation
-from pixelsmith.jobs.plan import Item, Plan, check_alpha, plan, short_reason
+from pixelsmith.jobs.plan import Item, Plan, check_alpha, check_cap, plan, short_reason
 from pixelsmith.models.base import Family
 
 Log = Callable[[str], None]
@@ -94,6 +94,10 @@ class Result:
         n = len(self.written)
         where = str(self.written[0]) if n == 1 else f"{n} images in {out}"
         skipped = f" (skipped {len(self.skipped)} unreadable)" if self.skipped else ""
+        faces = [r["faces"] for r in self.reports if "faces" in r]
+        if faces:
+            none = faces.count(0)
+            skipped += f"; {sum(faces)} face(s)" + (f", none found in {none} image(s)" * bool(none))
         return f"wrote {where}{skipped}"
 
 
@@ -161,9 +165,7 @@ def edit_files(
     `max_pixels`: the most pixels an input may declare and a result may have; `log`: where the
     progress lines go (None: nowhere); `options`: the operation's own (`pixelsmith edit NAME -h`).
     """
-    cap = imageio.max_pixels() if max_pixels is None else int(max_pixels)
-    if cap < 1:
-        raise UserError(f"the pixel limit must be at least 1, got {cap}")
+    cap = imageio.max_pixels() if max_pixels is None else check_cap(max_pixels)
     op, opts, ctx = prepare(name, options, translator, device)
     mask_path = Path(mask) if mask is not None else None
     if "mask" in op.needs and mask_path is None:
@@ -204,11 +206,25 @@ def apply(
 ) -> Any:
     """One operation on an image in memory: a `Photo`, or a (C, H, W) float tensor in [0, 1]
     (C = 1 or 3), returned the same way; `mask` (H, W) or (1, 1, H, W), 1 = edit."""
-    from pixelsmith.edit.photo import Photo
-
     op, opts, ctx = prepare(name, options, translator)
-    photo = image if isinstance(image, Photo) else Photo(image, None, False, "")
+    if isinstance(image, Photo):
+        photo = image
+    elif isinstance(image, torch.Tensor):
+        if not image.is_floating_point() or image.ndim != 3 or image.shape[0] not in (1, 3):
+            raise UserError(
+                f"{op.name} takes one (C, H, W) float image in [0, 1] with 1 or 3 channels "
+                f"(a Photo for alpha), got a {image.dtype} tensor of shape {tuple(image.shape)}"
+            )
+        if image.numel() and (float(image.min()) < 0 or float(image.max()) > 1):
+            raise UserError(f"{op.name} takes values in [0, 1]; divide 8-bit values by 255")
+        photo = Photo(image, None, False, "")
+    else:
+        raise UserError(
+            f"{op.name} takes a (C, H, W) float tensor or a Photo, not a {type(image).__name__}"
+        )
     if mask is not None:
+        if "mask" not in op.needs:
+            raise UserError(f"{op.name} takes no mask")
         ctx.mask = (mask.reshape(1, 1, *mask.shape[-2:]) > 0.5).float()
     out = op.run(photo, opts, ctx)
     return out if isinstance(image, Photo) else out.colour

@@ -127,6 +127,7 @@ def find_inputs(
     module doc); the plan's outputs are not named (each item's stem is its own source's)."""
     src = Path(src)
     others = [Path(p) for p in inputs if p is not None]
+    cap = None if cap is None else check_cap(cap)
     if not src.exists():
         raise UserError(f"input {src} does not exist; pass an image file or a folder of images")
     if not src.is_dir():
@@ -203,6 +204,13 @@ def plan(
         result.items = _name(found.items, out, suffix, renamed)
     _check_safe(result, others, outputs, suffixes)
     return result
+
+
+def check_cap(cap: int) -> int:
+    """A pixel limit given as an argument (`--max-pixels`), or UserError."""
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise UserError(f"--max-pixels must be a positive whole number of pixels, got {cap}")
+    return cap
 
 
 def short_reason(e: UserError, f: Path) -> str:

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pixelsmith.errors import UserError
 from pixelsmith.faces.detect import check_detector, default_detector, detect_faces, fallback_note
 from pixelsmith.jobs import Operation, operations
-from pixelsmith.jobs.faces import FINDING
+from pixelsmith.jobs.faces import DETECTING
 from pixelsmith.jobs.options import parse_all
 from pixelsmith.serve import edits, generation, work
 from pixelsmith.serve.routes_images import ERRORS, RAW, wants_image
@@ -29,8 +29,6 @@ from pixelsmith.serve.schemas import (
 from pixelsmith.serve.uploads import Part, parse_form
 
 FILES = ("image", "image[]", "mask")
-# What face detection takes of the face operations' options (not their margin or boxes file).
-DETECTING = tuple(o for o in FINDING if o.name in ("detector", "min_size", "threshold"))
 _BINARY = {"type": "string", "format": "binary"}
 
 
