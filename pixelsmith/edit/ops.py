@@ -155,14 +155,21 @@ def denoise(
     return _run(lambda v: m.restore(v, sigma=sigma, tile=tile, progress=progress), x, m)
 
 
+def check_mask_size(
+    mask: tuple[int, int], image: tuple[int, int], names: tuple[str, str] = ("mask", "image")
+) -> None:
+    """Refuse a mask whose (height, width) is not its image's, naming both."""
+    if tuple(mask) != tuple(image):
+        raise UserError(
+            f"the {names[0]} is {mask[1]}x{mask[0]} but the {names[1]} is {image[1]}x{image[0]}; "
+            "they must be the same size"
+        )
+
+
 def _check_mask(x: Tensor, mask: Tensor) -> Tensor:
     xb, _ = _batched(x)
     mb = mask if mask.ndim == 4 else mask.reshape(1, 1, *mask.shape[-2:])
-    if tuple(mb.shape[-2:]) != tuple(xb.shape[-2:]):
-        raise UserError(
-            f"the mask is {mb.shape[-1]}x{mb.shape[-2]} but the image is "
-            f"{xb.shape[-1]}x{xb.shape[-2]}; they must be the same size"
-        )
+    check_mask_size(tuple(mb.shape[-2:]), tuple(xb.shape[-2:]))
     return (mb > 0.5).float()
 
 

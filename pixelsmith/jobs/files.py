@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from pixelsmith import imageio
+from pixelsmith.edit.ops import check_mask_size
 from pixelsmith.edit.photo import Photo, mask_of, read_photo, write_photo
 from pixelsmith.errors import UserError, warn
 from pixelsmith.generate import load_model
@@ -139,11 +140,9 @@ def _check_items(
                 "raise --max-pixels (or PIXELSMITH_MAX_PIXELS) or use a smaller image"
             )
         check_alpha(item, op.keeps_alpha)
-        if mh is not None and (mh.width, mh.height) != (h.width, h.height):
-            raise UserError(
-                f"the mask {mask.name} is {mh.width}x{mh.height} but {item.source.name} is "
-                f"{h.width}x{h.height}; they must be the same size"
-            )
+        if mh is not None:
+            names = (f"mask {mh.path.name}", f"image {item.source.name}")
+            check_mask_size((mh.height, mh.width), (h.height, h.width), names)
 
 
 def edit_files(

@@ -97,15 +97,8 @@ class Operation:
     def run(self, photo: Photo, options: dict[str, Any], ctx: Context | None = None) -> Photo:
         """apply on one photo with parsed options, after the checks the needs call for."""
         ctx = ctx or Context()
-        if "mask" in self.needs:
-            if ctx.mask is None:
-                raise UserError(f"{self.name} needs a mask (white, or transparent, = to fill)")
-            mh, mw = ctx.mask.shape[-2:]
-            h, w = photo.size
-            if (mh, mw) != (h, w):
-                raise UserError(
-                    f"the mask is {mw}x{mh} but the image is {w}x{h}; they must be the same size"
-                )
+        if "mask" in self.needs and ctx.mask is None:  # its size is the operation's to check
+            raise UserError(f"{self.name} needs a mask (white, or transparent, = to fill)")
         if "translator" in self.needs and ctx.model is None:
             raise UserError(f"{self.name} needs a model to translate with")
         out = self.apply(photo, options, ctx)
