@@ -11,7 +11,6 @@ import torch
 
 from pixelsmith.deploy import backends, choice
 from pixelsmith.deploy.choice import choose_backend
-from pixelsmith.models.gan import GAN, GANConfig
 
 QUICK = ("eager", "channels_last")
 
@@ -24,9 +23,8 @@ def _cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def gan():
-    torch.manual_seed(0)
-    m = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4), (1, 16, 16))
+def gan(tiny_gan):
+    m = tiny_gan((1, 16, 16))
     m.add_ema_copies()
     m.manifest = {"payload_sha256": "5eed" * 16}
     return m.eval()

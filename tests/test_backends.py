@@ -4,20 +4,18 @@ backend that breaks is reported instead of stopping the run."""
 from __future__ import annotations
 
 import pytest
-import torch
+from conftest import make_gan
 
 from pixelsmith.cli.main import main
 from pixelsmith.deploy import backends
 from pixelsmith.errors import UserError
-from pixelsmith.models.gan import GAN, GANConfig
 
 pytest.importorskip("onnxruntime", reason="the deploy extra (onnxruntime) is not installed")
 
 
 @pytest.fixture(scope="module")
 def gan():
-    torch.manual_seed(0)
-    m = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (1, 16, 16), 3)
+    m = make_gan((1, 16, 16), 3)
     m.add_ema_copies()
     return m.eval()
 
