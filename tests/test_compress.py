@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_gan
 from torch import nn
 
 from pixelsmith.cli.compress import distill_overrides
@@ -15,7 +16,7 @@ from pixelsmith.deploy.compress import magnitude_prune, structured_prune, zero_f
 from pixelsmith.errors import UserError
 from pixelsmith.generate.load import load_model
 from pixelsmith.models.distill_prune import hidden_widths, prune_generator
-from pixelsmith.models.gan import GAN, GANConfig, Generator
+from pixelsmith.models.gan import GANConfig, Generator
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import Trainer, train
 from pixelsmith.utils import checkpoint_file as ck
@@ -35,6 +36,8 @@ TEACHER = [
     "train.grid_size=4",
     "train.eval_at_end=false",
 ]
+# The tiny GAN with the widths these tests were written for (GANConfig's default d_channels).
+WIDER = {"g_channels": 8, "d_channels": 16, "max_channels": 32}
 STUDENT = [
     "train.batch=16",
     "train.threads=1",
@@ -192,7 +195,7 @@ def test_structured_pruning_of_dead_channels_keeps_the_output():
 
 
 def test_unstructured_masks_zero_weights_but_keep_the_network():
-    model = GAN(GANConfig(z_dim=8, g_channels=8, max_channels=32), (1, 16, 16))
+    model = make_gan((1, 16, 16), **WIDER)
     model.add_ema_copies()
     _randomise(model.networks["G_ema"])
     pruned = magnitude_prune(model, 0.6)
@@ -215,7 +218,7 @@ def test_int8_onnx_runtime_output_is_close_to_fp32(tmp_path):
     )
     from pixelsmith.deploy.export import export_onnx
 
-    model = GAN(GANConfig(z_dim=8, g_channels=8, max_channels=32), (1, 16, 16))
+    model = make_gan((1, 16, 16), **WIDER)
     model.add_ema_copies()
     _randomise(model.networks["G_ema"], std=0.4)
     fp32 = export_onnx(model.eval(), tmp_path / "m.onnx")
@@ -249,7 +252,7 @@ def test_static_int8_of_a_conditional_generator_calibrates_on_its_classes(tmp_pa
     from pixelsmith.deploy.compress import calibration_inputs, ort_backend, quantize_int8
     from pixelsmith.deploy.export import export_onnx
 
-    model = GAN(GANConfig(z_dim=8, g_channels=8, max_channels=32, conditional=True), (1, 16, 16), 3)
+    model = make_gan((1, 16, 16), 3, **WIDER)
     model.add_ema_copies()
     fp32 = export_onnx(model.eval(), tmp_path / "c.onnx")
     feeds = calibration_inputs(8, n=64, classes=3)
