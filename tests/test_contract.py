@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import TINY_GAN, make_gan, make_stylegan, make_vae
 from torch import nn
 
 from pixelsmith.edit.latent import SPACES, interpolate, latent_space, mixing_space
@@ -24,8 +25,6 @@ from pixelsmith.models.base import (
 from pixelsmith.models.diffusion import Diffusion, DiffusionConfig
 from pixelsmith.models.distill import UNTRAINED, Distill, DistillConfig
 from pixelsmith.models.gan import GAN, GANConfig
-from pixelsmith.models.stylegan import StyleGAN, StyleGANConfig
-from pixelsmith.models.vae import VAE, VAEConfig
 
 
 @pytest.mark.parametrize("name", sorted(families()))
@@ -66,8 +65,7 @@ def _randomise(net: nn.Module, std: float = 0.3) -> None:
 
 
 def _gan(conditional: bool = True, classes: int = 3) -> GAN:
-    cfg = GANConfig(g_channels=4, d_channels=4, z_dim=8, max_channels=16, conditional=conditional)
-    fam = GAN(cfg, (1, 16, 16), classes)
+    fam = make_gan((1, 16, 16), classes, conditional=conditional)
     _randomise(fam.networks["G"])
     return fam
 
@@ -210,18 +208,14 @@ def test_conditional_gan_draws_the_classes_it_is_asked_for(tmp_path):
 
 
 def _latent_models() -> dict[str, Family]:
-    torch.manual_seed(0)
-    tiny = {"z_dim": 8, "g_channels": 4, "d_channels": 4, "max_channels": 16}
-    style = StyleGANConfig(
-        z_dim=8, w_dim=6, mapping_layers=2, g_channels=4, d_channels=4, max_channels=8
-    )
+    torch.manual_seed(0)  # the distilled student: no shared factory builds one
     with pytest.warns(UserWarning, match="untrained"):
-        distill = Distill(DistillConfig(teacher=UNTRAINED, width=0.5, **tiny), (1, 16, 16))
+        distill = Distill(DistillConfig(teacher=UNTRAINED, width=0.5, **TINY_GAN), (1, 16, 16))
     models = {
-        "gan": GAN(GANConfig(**tiny), (1, 16, 16)),
-        "cgan": GAN(GANConfig(conditional=True, **tiny), (1, 16, 16), 3),
-        "stylegan": StyleGAN(style, (1, 16, 16)),
-        "vae": VAE(VAEConfig(z_dim=4, channels=4, max_channels=8, blocks=1), (1, 16, 16)),
+        "gan": make_gan((1, 16, 16)),
+        "cgan": make_gan((1, 16, 16), 3),
+        "stylegan": make_stylegan((1, 16, 16), w_dim=6),  # w unlike z, so shapes tell them apart
+        "vae": make_vae((1, 16, 16)),
         "distill": distill,
     }
     for m in models.values():
