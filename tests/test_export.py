@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import make_cyclegan, make_gan, make_stylegan
 
 from pixelsmith.cli.main import main
 from pixelsmith.deploy import check_onnx, export_onnx, read_metadata
 from pixelsmith.errors import UserError
-from pixelsmith.models.cyclegan import CycleGAN, CycleGANConfig
 from pixelsmith.models.diffusion import Diffusion, DiffusionConfig
-from pixelsmith.models.gan import GAN, GANConfig
-from pixelsmith.models.stylegan import StyleGAN, StyleGANConfig
 from pixelsmith.models.vae import VAE, VAEConfig
 
 pytest.importorskip("onnxruntime", reason="the deploy extra (onnxruntime) is not installed")
@@ -25,20 +23,11 @@ def _ready(model):
 
 
 MODELS = {
-    "dcgan": lambda: GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4), (1, 16, 16)),
-    "cgan": lambda: GAN(
-        GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (3, 16, 16), 3
-    ),
-    "stylegan": lambda: StyleGAN(
-        StyleGANConfig(
-            z_dim=8, w_dim=8, g_channels=4, d_channels=4, max_channels=8, mapping_layers=1
-        ),
-        (1, 16, 16),
-    ),
+    "dcgan": lambda: make_gan((1, 16, 16)),
+    "cgan": lambda: make_gan((3, 16, 16), 3),
+    "stylegan": lambda: make_stylegan((1, 16, 16), mapping_layers=1),
     "vae": lambda: VAE(VAEConfig(), (1, 16, 16)),
-    "cyclegan": lambda: CycleGAN(
-        CycleGANConfig(g_channels=4, g_blocks=1, d_channels=4), (1, 16, 16), 2
-    ),
+    "cyclegan": lambda: make_cyclegan((1, 16, 16), d_layers=2),
 }
 
 
