@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_stylegan
 from PIL import Image
 
 from pixelsmith.cli.main import main
@@ -25,7 +26,6 @@ from pixelsmith.faces.blend import (
 from pixelsmith.faces.restore import restore_faces
 from pixelsmith.faces.types import Face
 from pixelsmith.jobs.faces import read_boxes
-from pixelsmith.models.stylegan import StyleGAN, StyleGANConfig
 
 
 def _image(h: int = 64, w: int = 80, c: int = 3, seed: int = 0) -> torch.Tensor:
@@ -47,11 +47,7 @@ FACE = Face((20.0, 16.0, 44.0, 44.0), 0.99)
 
 @pytest.fixture(scope="module")
 def tiny_generator():
-    torch.manual_seed(0)
-    cfg = StyleGANConfig(
-        z_dim=8, w_dim=8, g_channels=4, d_channels=4, max_channels=8, mapping_layers=1
-    )
-    m = StyleGAN(cfg, (1, 16, 16))
+    m = make_stylegan((1, 16, 16), mapping_layers=1)
     m.add_ema_copies()
     return m.eval()
 
