@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_gan, make_stylegan, make_vae
 from PIL import Image
 
 from pixelsmith.cli.main import main
@@ -23,9 +24,8 @@ from pixelsmith.edit.latent.invert import (
     save_code,
 )
 from pixelsmith.errors import UserError
-from pixelsmith.models.gan import GAN, GANConfig
-from pixelsmith.models.stylegan import StyleGAN, StyleGANConfig
-from pixelsmith.models.vae import VAE, VAEConfig
+from pixelsmith.models.gan import GAN
+from pixelsmith.models.stylegan import StyleGAN
 
 ENCODER_STEPS = 300
 # PSNR margins in dB; the measured gaps on these tiny models are 5-30 dB.
@@ -45,29 +45,23 @@ def _cache(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _stylegan() -> StyleGAN:
-    torch.manual_seed(0)
-    cfg = StyleGANConfig(
-        z_dim=8, w_dim=8, mapping_layers=2, g_channels=4, d_channels=4, max_channels=8
-    )
-    fam = StyleGAN(cfg, (1, 16, 16)).eval()
+    fam = make_stylegan((1, 16, 16)).eval()
     G = fam.networks["G"]
+    z = torch.randn(4096, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():  # what training tracks: the average w
-        G.mapping.w_avg.copy_(G.mapping(torch.randn(4096, 8)).mean(0))
+        G.mapping.w_avg.copy_(G.mapping(z).mean(0))
     return fam
 
 
 def _gan() -> GAN:
     """A conditional GAN with weights wide enough that its images vary with z (untrained)."""
-    torch.manual_seed(0)
-    cfg = GANConfig(
-        z_dim=8, g_channels=8, d_channels=4, max_channels=16, conditional=True, g_norm="none"
-    )
-    fam = GAN(cfg, (1, 16, 16), num_classes=3).eval()
+    fam = make_gan((1, 16, 16), 3, g_channels=8, g_norm="none").eval()
+    g = torch.Generator().manual_seed(0)
     for m in fam.networks["G"].modules():
         if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-            torch.nn.init.normal_(m.weight, 0, 0.3)
+            torch.nn.init.normal_(m.weight, 0, 0.3, generator=g)
         elif isinstance(m, torch.nn.Linear):
-            torch.nn.init.normal_(m.weight, 0, 0.5)
+            torch.nn.init.normal_(m.weight, 0, 0.5, generator=g)
     return fam
 
 
@@ -162,8 +156,7 @@ def test_encoder_cache_is_keyed_and_reloads(sg_space, _cache):
 
 
 def test_vae_starts_from_its_posterior_mean(_cache):
-    torch.manual_seed(0)
-    vae = VAE(VAEConfig(z_dim=4, channels=4, max_channels=8, blocks=1), (3, 16, 16)).eval()
+    vae = make_vae((3, 16, 16)).eval()
     space = latent_space(vae)
     x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     before = set(_cache.rglob("*.safetensors"))
@@ -243,7 +236,7 @@ def test_auto_perceptual_choice_and_distance(sg_space):
 
 
 def _gan28() -> GAN:
-    return GAN(GANConfig(z_dim=4, g_channels=4, d_channels=4, max_channels=8), (1, 28, 28))
+    return make_gan((1, 28, 28), z_dim=4, max_channels=8)
 
 
 @pytest.mark.inception
