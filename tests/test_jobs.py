@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_cyclegan
 from PIL import Image
 
 from pixelsmith import jobs
@@ -41,10 +42,9 @@ def _http_cards() -> dict[str, dict]:
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from pixelsmith.models.cyclegan import CycleGAN, CycleGANConfig
     from pixelsmith.serve.app import Served, create_app
 
-    cyc = CycleGAN(CycleGANConfig(g_channels=4, g_blocks=1, d_channels=4), (3, 16, 16), 2)
+    cyc = make_cyclegan((3, 16, 16), d_layers=2)
     c = TestClient(create_app({"cyc": Served("cyc", cyc.eval(), "test")}))
     return {card["id"]: card for card in c.get("/v1/edits").json()["data"]}
 
