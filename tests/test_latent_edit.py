@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_STYLEGAN, make_gan, make_stylegan
 from PIL import Image
 
 from pixelsmith.cli.main import main
@@ -27,23 +28,15 @@ from pixelsmith.edit.latent.mixing import mix, mix_grid
 from pixelsmith.errors import UserError
 from pixelsmith.generate import load_model
 from pixelsmith.imageio import load_image, to_pil
-from pixelsmith.models.gan import GAN, GANConfig
-from pixelsmith.models.stylegan import StyleGAN, StyleGANConfig
+from pixelsmith.models.gan import GAN
+from pixelsmith.models.stylegan import StyleGAN
 
-TINY_STYLE = {
-    "z_dim": 8,
-    "w_dim": 8,
-    "mapping_layers": 2,
-    "g_channels": 4,
-    "d_channels": 4,
-    "max_channels": 8,
-}
 TINY_RUN = [
     "data.source=shapes",
     "data.limit=16",
     "data.size=16",
     "train.batch=8",
-    *(f"model.{k}={v}" for k, v in TINY_STYLE.items()),
+    *(f"model.{k}={v}" for k, v in TINY_STYLEGAN.items()),
     "train.threads=1",
     "train.log_every=1",
     "train.sample_every=100",
@@ -53,14 +46,12 @@ TINY_RUN = [
 
 @pytest.fixture(scope="module")
 def style() -> StyleGAN:
-    torch.manual_seed(0)
-    return StyleGAN(StyleGANConfig(**TINY_STYLE), (1, 16, 16))
+    return make_stylegan((1, 16, 16))
 
 
 @pytest.fixture(scope="module")
 def gan() -> GAN:
-    torch.manual_seed(0)
-    return GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, max_channels=16), (1, 16, 16))
+    return make_gan((1, 16, 16))
 
 
 def _slerp_reference(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
