@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_CYCLEGAN, make_cyclegan
 from PIL import Image
 from torch import nn
 
@@ -24,14 +25,7 @@ from pixelsmith.train.loop import Trainer, train
 from pixelsmith.utils import checkpoint_file as ckf
 from pixelsmith.utils.rng import BatchRandom
 
-TINY_MODEL = {
-    "g_channels": 4,
-    "g_blocks": 1,
-    "d_channels": 4,
-    "d_layers": 1,
-    "pool_size": 3,
-    "bank": 4,
-}
+TINY_MODEL = {**TINY_CYCLEGAN, "pool_size": 3, "bank": 4}
 TINY_RUN = [
     "data.source=shapes",
     "data.domains=circle:square",
@@ -66,8 +60,7 @@ def _batch(n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _model(shape=(3, 16, 16), **kw) -> CycleGAN:
-    torch.manual_seed(0)
-    fam = CycleGAN(CycleGANConfig(**{**TINY_MODEL, **kw}), shape, 2)
+    fam = make_cyclegan(shape, **{**TINY_MODEL, **kw})
     fam.configure_optimizers()
     return fam
 
