@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TINY_STYLEGAN, make_stylegan
 
 import pixelsmith
 from pixelsmith.cli.main import main
@@ -28,20 +29,12 @@ from pixelsmith.train.loop import train
 from pixelsmith.utils import checkpoint_file as ckf
 from pixelsmith.utils.rng import BatchRandom
 
-TINY_MODEL = {
-    "z_dim": 8,
-    "w_dim": 8,
-    "mapping_layers": 2,
-    "g_channels": 4,
-    "d_channels": 4,
-    "max_channels": 8,
-}
 TINY_RUN = [
     "data.source=shapes",
     "data.limit=40",
     "data.size=16",
     "train.batch=8",
-    *(f"model.{k}={v}" for k, v in TINY_MODEL.items()),
+    *(f"model.{k}={v}" for k, v in TINY_STYLEGAN.items()),
     "model.r1_every=2",
     "train.threads=1",
     "train.log_every=1",
@@ -58,8 +51,7 @@ DIFFERENT = 0.02
 
 
 def _model(shape=(1, 16, 16), seed: int = 0, **kw) -> StyleGAN:
-    torch.manual_seed(seed)
-    fam = StyleGAN(StyleGANConfig(**{**TINY_MODEL, **kw}), shape)
+    fam = make_stylegan(shape, seed, **kw)
     fam.configure_optimizers()
     return fam
 
