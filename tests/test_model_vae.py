@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_VAE, make_vae
 from scipy.special import logsumexp
 from scipy.stats import logistic, norm
 
@@ -22,7 +23,6 @@ from pixelsmith.train.loop import train
 from pixelsmith.utils import checkpoint_file as ckf
 from pixelsmith.utils.rng import BatchRandom
 
-TINY_MODEL = {"z_dim": 4, "channels": 4, "max_channels": 8, "blocks": 1}
 TINY_RUN = [
     "data.source=shapes",
     "data.limit=48",
@@ -44,8 +44,7 @@ def _images(n: int = 16) -> torch.Tensor:
 
 
 def _model(seed: int = 0, **kw) -> VAE:
-    torch.manual_seed(seed)
-    fam = VAE(VAEConfig(**{**TINY_MODEL, **kw}), (3, 16, 16))
+    fam = make_vae((3, 16, 16), seed, **kw)
     fam.configure_optimizers()
     return fam
 
@@ -65,9 +64,7 @@ def _fit(fam: VAE, images: torch.Tensor, steps: int) -> list[float]:
 def _eps(n_images: int, k: int, seed: int) -> torch.Tensor:
     """The noise VAE.nll draws: k x z_dim per image, image by image, from one seeded generator."""
     gen = torch.Generator().manual_seed(seed)
-    return torch.stack(
-        [torch.randn(k, TINY_MODEL["z_dim"], generator=gen) for _ in range(n_images)]
-    )
+    return torch.stack([torch.randn(k, TINY_VAE["z_dim"], generator=gen) for _ in range(n_images)])
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +115,7 @@ def test_logged_loss_is_negative_elbo_whatever_beta():
         with torch.no_grad():
             levels = (x * 255).round()
             mu, logvar = net.encode(levels / 255)
-            z = mu + torch.exp(0.5 * logvar) * BatchRandom(0).randn(8, TINY_MODEL["z_dim"])
+            z = mu + torch.exp(0.5 * logvar) * BatchRandom(0).randn(8, TINY_VAE["z_dim"])
             rec = -fam.log_likelihood(net.decode(z), levels).mean().item()
             kl = kl_normal(mu, logvar).sum(1).mean().item()
         before = [p.detach().clone() for p in net.parameters()]
@@ -152,7 +149,7 @@ def test_samples_shape_range_and_seeding():
 
 def test_samples_decode_the_location_of_prior_draws(fitted):
     fam, _ = fitted
-    z = torch.randn(5, TINY_MODEL["z_dim"], generator=torch.Generator().manual_seed(3))
+    z = torch.randn(5, TINY_VAE["z_dim"], generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         loc = fam.networks["vae"].decode(z)[:, 0]
     assert torch.allclose(fam.sample(5, seed=3), ((loc + 1) / 2).clamp(0, 1), atol=1e-6)
