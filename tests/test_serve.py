@@ -10,6 +10,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from conftest import make_gan, make_stylegan
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
@@ -17,15 +18,13 @@ pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from pixelsmith.models.gan import GAN, GANConfig  # noqa: E402
 from pixelsmith.serve.app import Served, create_app, load_served  # noqa: E402
 from pixelsmith.serve.schemas import MAX_N  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def client():
-    torch.manual_seed(0)
-    gan = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (3, 16, 16), 3)
+    gan = make_gan((3, 16, 16), 3)
     gan.add_ema_copies()
     gan.eval()
     return TestClient(create_app({"tiny": Served("tiny", gan, "test")})), gan
@@ -171,8 +170,7 @@ def test_a_faster_backend_serves_the_same_images_and_seeds_still_remake_them(bac
         pytest.importorskip("onnxruntime", reason="the deploy extra (onnxruntime) is missing")
     from pixelsmith.deploy.choice import choose_backend
 
-    torch.manual_seed(0)
-    gan = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (3, 16, 16), 3)
+    gan = make_gan((3, 16, 16), 3)
     gan.add_ema_copies()
     served = {"tiny": Served("tiny", gan.eval(), "test")}
     served["tiny"].backend = choose_backend(gan, backend, cache=False).backend
@@ -190,11 +188,7 @@ def test_a_faster_backend_serves_the_same_images_and_seeds_still_remake_them(bac
 
 
 def test_a_stylegan_takes_its_truncation_per_request_and_the_answer_says_which():
-    from pixelsmith.models.stylegan import StyleGAN, StyleGANConfig
-
-    torch.manual_seed(0)
-    cfg = StyleGANConfig(z_dim=8, w_dim=8, g_channels=4, d_channels=4, max_channels=8)
-    sg = StyleGAN(cfg, (1, 16, 16))
+    sg = make_stylegan((1, 16, 16), mapping_layers=4)
     sg.add_ema_copies()
     sg.eval()
     c = TestClient(create_app({"sg": Served("sg", sg, "test")}))
@@ -215,8 +209,7 @@ def test_a_prompt_naming_a_class_picks_it_and_other_prompts_are_said_to_be_ignor
     assert class_of("an ankle boot, please", names) == 2
     assert class_of("a t-shirt", names) == 1 and class_of("shirt", names) == 0
     assert class_of("a bag", names) is None
-    torch.manual_seed(0)
-    gan = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (3, 16, 16), 3)
+    gan = make_gan((3, 16, 16), 3)
     gan.add_ema_copies()
     gan.manifest = {"classes": names}
     c = TestClient(create_app({"tiny": Served("tiny", gan.eval(), "test")}))
