@@ -19,6 +19,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from conftest import make_cyclegan, make_gan
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the serve extra (fastapi) is not installed")
@@ -29,8 +30,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from pixelsmith.edit.photo import encode_photo, read_photo_bytes  # noqa: E402
 from pixelsmith.jobs import apply  # noqa: E402
-from pixelsmith.models.cyclegan import CycleGAN, CycleGANConfig  # noqa: E402
-from pixelsmith.models.gan import GAN, GANConfig  # noqa: E402
+from pixelsmith.models.cyclegan import CycleGAN  # noqa: E402
+from pixelsmith.models.gan import GAN  # noqa: E402
 from pixelsmith.serve import (
     generation,  # noqa: E402
     work,  # noqa: E402
@@ -39,15 +40,13 @@ from pixelsmith.serve.app import ServeConfig, Served, create_app  # noqa: E402
 
 
 def _gan() -> GAN:
-    torch.manual_seed(0)
-    gan = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (3, 16, 16), 3)
+    gan = make_gan((3, 16, 16), 3)
     gan.add_ema_copies()
     return gan.eval()
 
 
 def _cyclegan() -> CycleGAN:
-    torch.manual_seed(1)
-    return CycleGAN(CycleGANConfig(g_channels=4, g_blocks=1, d_channels=4), (3, 16, 16), 2).eval()
+    return make_cyclegan((3, 16, 16), seed=1, d_layers=2).eval()
 
 
 @pytest.fixture(scope="module")
@@ -485,7 +484,7 @@ def test_what_the_review_broke_is_a_one_line_4xx(served):
     r = c.post("/v1/images/generations", json={"model": "tiny", "labels": [1], "n": 1})
     assert r.status_code == 200
     unconditional = TestClient(
-        create_app({"u": Served("u", GAN(GANConfig(z_dim=8, g_channels=4), (1, 16, 16)), "t")})
+        create_app({"u": Served("u", make_gan((1, 16, 16), d_channels=16), "t")})
     )
     r = unconditional.post("/v1/images/generations", json={"labels": [1]})
     assert r.status_code == 400 and "--" not in r.json()["error"]["message"]  # no CLI flags
