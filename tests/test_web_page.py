@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
+from conftest import make_gan
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -52,7 +52,7 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-from pixelsmith.models.gan import GAN, GANConfig  # noqa: E402
+from pixelsmith.models.gan import GAN  # noqa: E402
 from pixelsmith.serve.app import Served, create_app  # noqa: E402
 
 KEY = "k" * 20
@@ -95,8 +95,7 @@ class Live:
 
 @pytest.fixture(scope="module")
 def gan() -> GAN:
-    torch.manual_seed(0)
-    model = GAN(GANConfig(z_dim=8, g_channels=4, d_channels=4, conditional=True), (1, 16, 16), 3)
+    model = make_gan((1, 16, 16), 3)
     model.add_ema_copies()
     model.eval()
     return model
