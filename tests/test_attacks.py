@@ -291,13 +291,16 @@ def test_linf_attacks_reach_the_closed_form_optimum_of_a_logistic_model():
         pgd(net, x, y, eps, steps=10, restarts=2, seed=5),
     ):
         torch.testing.assert_close(out, optimum, rtol=0, atol=1e-6)
-    # APGD, an evaluation attack, leaves the images the model already gets wrong alone.
+    # APGD, an evaluation attack, leaves the images the model already gets wrong alone and
+    # stops on an image once fooled: it reaches the optimum of those that the optimum leaves right.
     with torch.no_grad():
-        right = net(x).argmax(1) == y
-    assert 0 < right.sum() < len(y)
+        right, robust = net(x).argmax(1) == y, net(optimum).argmax(1) == y
+    assert 0 < robust.sum() < right.sum() < len(y)
     out = apgd(net, x, y, eps, steps=10)
-    torch.testing.assert_close(out[right], optimum[right], rtol=0, atol=1e-6)
+    torch.testing.assert_close(out[robust], optimum[robust], rtol=0, atol=1e-6)
     assert torch.equal(out[~right], x[~right])
+    with torch.no_grad():
+        assert (net(out[right & ~robust]).argmax(1) != y[right & ~robust]).all()
 
 
 def test_l2_attacks_reach_the_closed_form_optimum_of_a_logistic_model():
@@ -316,9 +319,10 @@ def test_l2_attacks_reach_the_closed_form_optimum_of_a_logistic_model():
     l2_random = pgd(net, x, y, eps, norm="l2", alpha=eps, steps=20)
     torch.testing.assert_close(l2_random, optimum, rtol=0, atol=1e-4)
     with torch.no_grad():
-        right = net(x).argmax(1) == y
+        robust = net(optimum).argmax(1) == y  # the images APGD cannot fool, so it never stops
+    assert 0 < robust.sum() < len(y)
     out = apgd(net, x, y, eps, norm="l2", steps=10)
-    torch.testing.assert_close(out[right], optimum[right], rtol=0, atol=1e-3)
+    torch.testing.assert_close(out[robust], optimum[robust], rtol=0, atol=1e-3)
 
 
 def test_cw_l2_finds_the_nearest_point_across_a_linear_boundary():

@@ -10,10 +10,11 @@ Every attack returns x_adv detached, on x's device, inside the eps ball around x
 to float rounding) and inside [0, 1]; eps = 0 returns x exactly. Per image, the gradient attacks
 return the best point they evaluated, the clean image included: one that fools the model (the
 untargeted attacks: any class but y; the targeted ones: the target) before one that does not,
-then the higher loss. PGD attacks every image (adversarial training wants the worst point of
-each); APGD and Square, made for evaluation, leave the images the model already gets wrong as
-they are, as AutoAttack does. Restarts run again from a fresh random start on the images not yet
-fooled. The same call with the same seed gives the same result.
+then the higher loss. PGD attacks every image for all its steps (adversarial training wants the
+worst point of each); APGD and Square, made for evaluation, leave the images the model already
+gets wrong as they are, as AutoAttack does, and stop on an image once it is fooled. Restarts run
+again from a fresh random start on the images not yet fooled. The same call with the same seed
+gives the same result.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def _check_logits(out: Tensor, n: int) -> Tensor:
     return out
 
 
-def _check_labels(y: object, n: int, k: int, device: torch.device, *, targeted: bool) -> Tensor:
+def _label_form(y: object, n: int, device: torch.device, targeted: bool) -> Tensor:
+    """y as a long (N,) tensor on x's device; its range is checked against the model's output."""
     what = "target labels" if targeted else "labels"
     if not isinstance(y, Tensor):
         try:
@@ -113,9 +115,16 @@ def _check_labels(y: object, n: int, k: int, device: torch.device, *, targeted: 
         raise UserError(
             f"y must hold one of the {what} per image, shape ({n},); got {tuple(y.shape)}"
         )
-    if n and (int(y.min()) < 0 or int(y.max()) >= k):
-        raise UserError(f"y holds {what} outside the model's {k} classes (0 to {k - 1})")
     return y.to(device=device, dtype=torch.long)
+
+
+def _check_output(z: Tensor, n: int, y: Tensor | None, targeted: bool) -> None:
+    """The model's first output: (N, K) finite logits, and y's labels among its K classes."""
+    _check_logits(z, n)
+    k = z.shape[1]
+    if y is not None and n and (int(y.min()) < 0 or int(y.max()) >= k):
+        what = "target labels" if targeted else "labels"
+        raise UserError(f"y holds {what} outside the model's {k} classes (0 to {k - 1})")
 
 
 def _step_sizes(alpha: object, eps: float, steps: int, norm: str) -> list[float]:
@@ -168,14 +177,23 @@ def _call(model: Classifier, x: Tensor) -> Tensor:
 
 def _clean_logits(model: Classifier, x: Tensor) -> Tensor:
     with torch.no_grad():
-        return _check_logits(_call(model, x), x.shape[0]).to(x.dtype)
+        return _call(model, x).to(x.dtype)
 
 
-def _loss_and_grad(model: Classifier, x: Tensor, objective: Objective, ref: Tensor):
-    """Per-image loss, logits and the loss's gradient with respect to x."""
+def _loss_and_grad(
+    model: Classifier,
+    x: Tensor,
+    objective: Objective,
+    ref: Tensor,
+    check: Callable[[Tensor], None] | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-image loss, logits and the loss's gradient with respect to x (the logits checked
+    first by check, on an attack's first call)."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = _call(model, x)
+        if check is not None:
+            check(logits)
         loss = objective(logits, ref)
         total = loss.sum()
     if not total.requires_grad:
@@ -300,15 +318,26 @@ class _Best:
 
 
 def _start(
-    model: Classifier, x: object, y: object, eps: object, targeted: bool, *, labels: bool = True
-) -> tuple[Tensor, Tensor | None, float, Tensor]:
-    """The checked images, labels and eps, and the clean logits (the model in eval mode)."""
+    model: Classifier,
+    x: object,
+    y: object,
+    eps: object,
+    targeted: bool,
+    *,
+    labels: bool = True,
+    forward: bool = True,
+) -> tuple[Tensor, Tensor | None, float, Tensor | None]:
+    """The checked images, labels and eps, and (with forward) the clean logits, the model's
+    output and the labels' range checked on them; without forward the attack checks its first
+    output with _check_output."""
     x = _check_images(x)
     eps = _check_real(eps, "eps")
-    clean = _clean_logits(model, x)
-    if labels or y is not None:
-        y = _check_labels(y, x.shape[0], clean.shape[1], x.device, targeted=targeted)
-    return x, y, eps, clean  # type: ignore[return-value]
+    y = _label_form(y, x.shape[0], x.device, targeted) if labels or y is not None else None
+    clean = None
+    if forward:
+        clean = _clean_logits(model, x)
+        _check_output(clean, x.shape[0], y, targeted)
+    return x, y, eps, clean
 
 
 # --- the attacks -------------------------------------------------------------------------------
@@ -317,10 +346,15 @@ def _start(
 def fgsm(model: Classifier, x: Tensor, y: Tensor, eps: float, *, targeted: bool = False) -> Tensor:
     """Fast gradient sign method (Goodfellow et al. 2015): one Linf step of size eps."""
     with _attacking(model):
-        x, y, eps, _ = _start(model, x, y, eps, targeted)
+        x, y, eps, _ = _start(model, x, y, eps, targeted, forward=eps == 0)
         if eps == 0 or x.shape[0] == 0:
             return x.clone()
-        _, _, grad = _loss_and_grad(model, x, _ce_targeted if targeted else _ce, y)
+
+        def check(z: Tensor) -> None:
+            _check_output(z, x.shape[0], y, targeted)
+
+        objective = _ce_targeted if targeted else _ce
+        _, _, grad = _loss_and_grad(model, x, objective, y, check)
         return (x + eps * grad.sign()).clamp(0, 1)
 
 
@@ -346,6 +380,11 @@ def pgd(
     target with targeted=True); "trades" maximises KL(model(x) || model(x_adv)), TRADES' inner
     maximisation (Zhang et al. 2019), and needs no y; without random_start it starts, as TRADES
     does, 0.001 N(0, 1) away from x, where the KL's gradient vanishes.
+
+    One run returns, per image, its last iterate (as Madry et al.), or where an earlier iterate
+    fooled the model, the fooling one of highest loss: never weaker than the last iterate, and
+    no model call beyond the steps. With restarts, each run's last iterate is evaluated too and
+    the best point of all runs is kept.
     """
     norm = _check_choice(norm, "norm", NORMS)
     loss = _check_choice(loss, "loss", PGD_LOSSES)
@@ -356,19 +395,26 @@ def pgd(
     if trades and targeted:
         raise UserError("loss 'trades' has no target; use loss='ce' for a targeted attack")
     with _attacking(model):
-        x, y, eps, clean = _start(model, x, y, eps, targeted, labels=not trades)
+        # TRADES needs the clean prediction; otherwise the first step checks the model's output.
+        checked = trades or eps == 0 or steps == 0
+        x, y, eps, clean = _start(model, x, y, eps, targeted, labels=not trades, forward=checked)
         alphas = _step_sizes(alpha, eps, steps, norm)
-        if eps == 0 or x.shape[0] == 0:
+        n = x.shape[0]
+        if eps == 0 or n == 0:
             return x.clone()
         if trades:
             objective, ref = _trades_kl, F.softmax(clean, 1)
         else:
             objective, ref = (_ce_targeted if targeted else _ce), y
-        never = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-        best = _Best(x, objective(clean, ref), never if trades else _fooled(clean, y, targeted))
+        never = torch.zeros(n, dtype=torch.bool, device=x.device)
+
+        def check(z: Tensor) -> None:
+            _check_output(z, n, y, targeted)
+
         g = _generator(seed, x.device)
-        for restart in range(restarts):
-            idx = best.todo(everyone=trades or restart == 0)
+        best: _Best | None = None
+        for _ in range(restarts):
+            idx = torch.arange(n, device=x.device) if best is None else best.todo(everyone=trades)
             if idx.numel() == 0:
                 break
             xs, rs = x[idx], ref[idx]
@@ -379,17 +425,28 @@ def pgd(
                 x_adv = _project(xs + TRADES_START * noise, xs, eps, norm)
             else:
                 x_adv = xs.clone()
-            for step in range(steps + 1):
+            last = steps if restarts > 1 else steps - 1  # evaluate the last iterate too?
+            for step in range(last + 1):
                 if step < steps:
-                    value, logits, grad = _loss_and_grad(model, x_adv, objective, rs)
+                    first = None if checked else check
+                    value, logits, grad = _loss_and_grad(model, x_adv, objective, rs, first)
+                    checked = True
                 else:
                     with torch.no_grad():
                         logits = _call(model, x_adv).to(x.dtype)
                     value = objective(logits, rs)
                 fooled = never[idx] if trades else _fooled(logits, rs, targeted)
-                best.offer(x_adv, value, fooled, idx)
+                if best is None:
+                    best = _Best(x_adv, value, fooled)
+                else:
+                    best.offer(x_adv, value, fooled, idx)
                 if step < steps:
                     x_adv = _project(x_adv + alphas[step] * _direction(grad, norm), xs, eps, norm)
+            if restarts == 1:
+                if best is None:  # no steps: the start itself
+                    return x_adv
+                return torch.where(_per_image(best.fooled, x_adv), best.x, x_adv)
+        assert best is not None
         return best.x
 
 
@@ -415,17 +472,20 @@ def cw_l2(
     steps = _check_count(steps, "steps", 0)
     lr = _check_real(lr, "lr", positive=True)
     with _attacking(model):
-        x, y, _, _ = _start(model, x, y, 0.0, targeted)
+        x, y, _, _ = _start(model, x, y, 0.0, targeted, forward=steps == 0)
         best_x = x.clone()
-        if x.shape[0] == 0:
+        n = x.shape[0]
+        if n == 0 or steps == 0:
             return best_x
-        best_d = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
+        best_d = torch.full((n,), float("inf"), device=x.device, dtype=x.dtype)
         w = torch.atanh((2 * x - 1) * (1 - 1e-6)).requires_grad_(True)
         opt = torch.optim.Adam([w], lr=lr)
-        for _ in range(steps):
+        for step in range(steps):
             with torch.enable_grad():
                 x_adv = (torch.tanh(w) + 1) / 2
                 z = _call(model, x_adv)
+                if step == 0:
+                    _check_output(z, n, y, targeted)
                 d2 = (x_adv - x).pow(2).flatten(1).sum(1)
                 gap = _max_other(z, y) - _picked(z, y)
                 margin = gap if targeted else -gap
@@ -466,15 +526,16 @@ def _apgd_run(
     idx: Tensor,
 ) -> None:
     """One run of APGD (Croce and Hein 2020, Algorithm 1) from a random start, offering each
-    point it evaluates to best."""
+    point it evaluates to best and leaving each image once it is fooled."""
 
-    def evaluate(point: Tensor) -> tuple[Tensor, Tensor]:
+    def evaluate(point: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         value, logits, grad = _loss_and_grad(model, point, objective, ref)
-        best.offer(point, value, _fooled(logits, ref, targeted), idx)
-        return value, grad
+        fooled = _fooled(logits, ref, targeted)
+        best.offer(point, value, fooled, idx)
+        return value, grad, fooled
 
     x_cur = _random_start(xs, eps, norm, g)
-    f_cur, grad = evaluate(x_cur)
+    f_cur, grad, fooled = evaluate(x_cur)
     x_max, f_max, grad_max = x_cur, f_cur, grad
     eta = torch.full_like(f_cur, 2 * eps)
     x_prev = x_cur
@@ -482,12 +543,23 @@ def _apgd_run(
     rises = torch.zeros_like(f_cur)
     f_max_at_mark = f_max
     halved_at_mark = torch.zeros_like(f_cur, dtype=torch.bool)
-    for k in range(steps):
+    for k in range(steps + 1):
+        if fooled.any():  # each image's path is its own: the others go on as they would have
+            keep = (~fooled).nonzero()[:, 0]
+            if keep.numel() == 0:
+                return
+            state = (xs, ref, idx, x_cur, x_prev, x_max, f_cur, f_max, grad, grad_max, eta, rises)
+            xs, ref, idx, x_cur, x_prev, x_max, f_cur, f_max, grad, grad_max, eta, rises = (
+                t[keep] for t in state
+            )
+            f_max_at_mark, halved_at_mark = f_max_at_mark[keep], halved_at_mark[keep]
+        if k == steps:
+            return
         z = _project(x_cur + _per_image(eta, xs) * _direction(grad, norm), xs, eps, norm)
         a = 1.0 if k == 0 else APGD_MOMENTUM
         x_next = _project(x_cur + a * (z - x_cur) + (1 - a) * (x_cur - x_prev), xs, eps, norm)
         x_prev, x_cur = x_cur, x_next
-        f_new, grad = evaluate(x_cur)
+        f_new, grad, fooled = evaluate(x_cur)
         rises += f_new > f_cur
         f_cur = f_new
         up = f_cur > f_max
