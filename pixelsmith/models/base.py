@@ -6,7 +6,7 @@ signatures or attributes:
 
 - `name`, `Config` (the typed model settings) and `presets` (one table: see `Preset`);
 - `abilities`: what it can do (draw images, translate or restore images, score a likelihood,
-  mix styles), each answered by one method of this class;
+  mix styles, classify images), each answered by one method of this class;
 - `SampleConfig`: its typed sampling options (`labels` for conditional families, a diffusion
   model's `steps`, a StyleGAN's `truncation`, ...); every score's protocol card records them;
 - `ema_pairs`: the networks whose moving average the engine builds and keeps, and
@@ -70,6 +70,9 @@ class Abilities:
     # Renders codes of its `latent_spaces` (the `latent_*` methods): inversion, interpolation,
     # directions and, where a space's codes mix, style mixing apply.
     latent: bool = False
+    # Maps images in [0, 1] to class logits (`classify`; `classifier` is the nn.Module that
+    # attacks take, `defence_settings` the attack it was trained against): accuracy applies.
+    classifies: bool = False
 
 
 @dataclass(frozen=True)
@@ -421,6 +424,20 @@ class Family(ABC):
     def reconstruct(self, images: Tensor) -> Tensor:
         """Images in [0, 1] encoded into the latent space and decoded (families that encode)."""
         raise UserError(f"the {self.name} family has no encoder to reconstruct images with")
+
+    def classify(self, images: Tensor) -> Tensor:
+        """Logits (N, K) of images (uint8, or float in [0, 1]) (families that classify)."""
+        raise UserError(f"the {self.name} family does not classify images")
+
+    def classifier(self) -> nn.Module:
+        """An nn.Module in eval mode mapping float images in [0, 1] to logits (families that
+        classify)."""
+        raise UserError(f"the {self.name} family does not classify images")
+
+    def defence_settings(self) -> dict[str, Any]:
+        """The attack a classifier was trained against, as cards record it (families that
+        classify; {"attack": "none"} for plain training)."""
+        raise UserError(f"the {self.name} family does not classify images")
 
     def style_mix(
         self,
