@@ -4,7 +4,9 @@ They exist because no pretrained network for these datasets can be fetched offli
 penultimate activations are the features for FID, KID and precision/recall, and their logits give
 the Inception Score. The weights ship inside the package (`metrics/weights/`) with a sha256; the
 recipe that made them is stored in each file's header and re-runs with
-`pixelsmith train classifier --data fashion-mnist`. Bits depend on the thread count and the CPU's
+`pixelsmith train classifier --data fashion-mnist`. The network is the classifier family's
+(`pixelsmith.models.classifier.SmallCNN`), at its defaults; this loop, not the engine, makes them,
+so that the shipped bits stay reproducible. Bits depend on the thread count and the CPU's
 instruction set, so the recipe pins the threads; the result on another CPU is a different (equally
 valid) network with a different hash.
 """
@@ -21,11 +23,25 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from pixelsmith.errors import UserError
+from pixelsmith.models.classifier import FEATURE_DIM, SmallCNN
 
-FEATURE_DIM = 128
+# SmallCNN and FEATURE_DIM are re-exported: callers of the metrics keep importing them here.
+__all__ = [
+    "FEATURE_DIM",
+    "RECIPES",
+    "SIZE",
+    "WEIGHTS_DIR",
+    "Recipe",
+    "SmallCNN",
+    "accuracy",
+    "load_classifier",
+    "save_classifier",
+    "train_classifier",
+]
+
 SIZE = 28
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -55,45 +71,6 @@ RECIPES: dict[str, Recipe] = {
     # Digits are not mirror-symmetric; the 4,500-image subset needs more passes.
     "mnist": Recipe(data="mnist", name="mnist-cnn-v1", flip=False, epochs=30, batch=64),
 }
-
-
-class SmallCNN(nn.Module):
-    """conv32-pool-conv64-pool-conv128-fc128-fc(classes) with BatchNorm and ReLU."""
-
-    def __init__(self, classes: int = 10, dropout: float = 0.3) -> None:
-        super().__init__()
-
-        def block(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-        self.body = nn.Sequential(
-            *block(1, 32),
-            nn.MaxPool2d(2),
-            *block(32, 64),
-            nn.MaxPool2d(2),
-            *block(64, 128),
-            nn.Flatten(),
-            nn.Linear(128 * 7 * 7, FEATURE_DIM, bias=False),
-            nn.BatchNorm1d(FEATURE_DIM),
-            nn.ReLU(),
-        )
-        self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(FEATURE_DIM, classes)
-        self.register_buffer("mean", torch.tensor(0.5), persistent=True)
-        self.register_buffer("std", torch.tensor(0.5), persistent=True)
-
-    def embed(self, x: Tensor) -> Tensor:
-        """128-d penultimate features of (N, 1, 28, 28) images in [0, 1]."""
-        return self.body((x - self.mean) / self.std)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits."""
-        return self.head(self.drop(self.embed(x)))
-
-    def features_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Both outputs from one pass (inference)."""
-        f = self.embed(x)
-        return f, self.head(f)
 
 
 def _load_split(data: str, split: str) -> tuple[Tensor, Tensor]:

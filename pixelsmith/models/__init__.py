@@ -21,6 +21,7 @@ FAMILIES: dict[str, str] = {
     "stylegan": "pixelsmith.models.stylegan:StyleGAN",
     "restore": "pixelsmith.models.restore:Restore",
     "distill": "pixelsmith.models.distill:Distill",
+    "classifier": "pixelsmith.models.classifier:Classifier",
 }
 _REGISTERED: dict[str, type[Family]] = {}
 
