@@ -6,6 +6,8 @@
   calls a translation the target domain, and the cycle PSNR of A->B->A and B->A->B.
 - `restoration` (families that restore): PSNR and SSIM of restored real images degraded the
   way the family trains (its `prepare_batch`, seeded), beside the degraded input's own PSNR.
+- `accuracy` (families that classify): top-1 accuracy on the labelled real images; the card
+  records the attack the model was trained against (`training_*`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def family_metrics(model: Family) -> tuple[str, ...]:
         (("nll",) if a.likelihood else ())
         + (("translation",) if a.translates else ())
         + (("restoration",) if a.restores else ())
+        + (("accuracy",) if a.classifies else ())
     )
 
 
@@ -50,7 +53,35 @@ def score(model: Family, metric: str, data: ImageSet, seed: int = 0) -> Scored:
         return values, {"params": params}
     if metric == "restoration":
         return restoration_scores(model, data, seed)
+    if metric == "accuracy":
+        return accuracy_scores(model, data)
     return translation_scores(model, data)
+
+
+@torch.no_grad()
+def accuracy_scores(model: Family, data: ImageSet, batch: int = 1000) -> Scored:
+    """Top-1 accuracy of the model's (averaged) network on real labelled uint8 images, which
+    must carry the classes it was trained on, in the same order."""
+    if data.labels is None:
+        raise UserError(
+            f"{data.name} ({data.split}) has no labels, so accuracy cannot be scored on it; "
+            "score on a labelled split"
+        )
+    trained = list((model.manifest or {}).get("classes") or [])
+    if trained and list(data.classes) != trained:
+        raise UserError(
+            f"the classes of {data.name} ({data.split}: {', '.join(map(str, data.classes))}) are "
+            f"not the ones the model was trained on ({', '.join(map(str, trained))}); score it "
+            "on data with those classes"
+        )
+    if not len(data):
+        raise UserError(f"{data.name} ({data.split}) holds no images to score")
+    right = 0
+    for i in range(0, len(data), batch):
+        logits = model.classify(data.images[i : i + batch])
+        right += int((logits.argmax(1) == data.labels[i : i + batch]).sum())
+    trained_against = {f"training_{k}": v for k, v in model.defence_settings().items()}
+    return {"accuracy": right / len(data)}, {"params": {"network": "EMA", **trained_against}}
 
 
 @torch.no_grad()
