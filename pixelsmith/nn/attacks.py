@@ -7,14 +7,13 @@ attacked in eval mode, as it predicts, and every module's mode is restored on ex
 their `requires_grad` and `.grad` are never touched, nor is torch's global random state.
 
 Every attack returns x_adv detached, on x's device, inside the eps ball around x (in its norm, up
-to float rounding) and inside [0, 1]; eps = 0 returns x exactly. Per image, the gradient attacks
-return the best point they evaluated, the clean image included: one that fools the model (the
-untargeted attacks: any class but y; the targeted ones: the target) before one that does not,
-then the higher loss. PGD attacks every image for all its steps (adversarial training wants the
-worst point of each); APGD and Square, made for evaluation, leave the images the model already
-gets wrong as they are, as AutoAttack does, and stop on an image once it is fooled. Restarts run
-again from a fresh random start on the images not yet fooled. The same call with the same seed
-gives the same result.
+to float rounding) and inside [0, 1]; eps = 0 returns x exactly. An image is fooled when the
+model's top class is not y (untargeted) or is the target (targeted). PGD attacks every image for
+all its steps (adversarial training wants the worst point of each) and returns its last iterate
+unless an earlier one fooled the model; APGD and Square, made for evaluation, leave the images
+the model already gets wrong as they are, as AutoAttack does, stop on an image once it is fooled,
+and otherwise return the best point they found for their loss. Restarts run again from a fresh
+random start on the images not yet fooled. The same call with the same seed gives the same result.
 """
 
 from __future__ import annotations
