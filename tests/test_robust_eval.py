@@ -104,3 +104,35 @@ def test_bad_input_is_refused_in_one_sentence(digits):
     with pytest.raises(UserError, match="logits"):
         evaluate(nn.Identity(), x[:4], y[:4], [0.1])  # images, not (N, K) logits
     assert classifier(model).sha256 == classifier(model).sha256  # a stable hash for the card
+
+
+@pytest.mark.zoo
+@pytest.mark.fashion_mnist
+def test_cli_attacks_files_and_a_test_split_and_refuses_in_one_line(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from pixelsmith.cli.main import main
+
+    out = tmp_path / "adv"
+    assert main(["attack", "fmnist", "--data", "fashion-mnist", "--n", "20", "--eps", "0.1",
+                 "--steps", "10", "-o", str(out), "--quiet"]) == 0  # fmt: skip
+    assert "20 misclassified" in capsys.readouterr().out  # undefended: PGD-10 at 0.1 breaks all
+    assert len(list(out.glob("*.png"))) == 20
+    Image.open(out / "00000.png").convert("RGB").save(tmp_path / "shirt.jpg")
+    argv = ["attack", "fmnist", str(tmp_path / "shirt.jpg"), "--attack", "fgsm", "--eps", "8/255"]
+    assert main([*argv, "-o", str(tmp_path / "one.png"), "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["linf"] <= 8 / 255 + 1e-6 and Image.open(tmp_path / "one.png").size == (28, 28)
+    shirt, x = str(tmp_path / "shirt.jpg"), str(tmp_path / "x.png")
+    for bad, message in [
+        (["zoo:sr-x2", shirt, "-o", x], "not a classifier"),
+        (["fmnist", shirt, "--eps", "2", "-o", x], "at most 1"),
+        (["fmnist", "--eps", "0.1", "-o", str(tmp_path / "x")], "IMAGE or FOLDER"),
+        (["fmnist", shirt, "--attack", "magic", "-o", x], "unknown attack"),
+    ]:
+        assert main(["attack", *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+    assert not (tmp_path / "x.png").exists()

@@ -382,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pixelsmith.cli.serve import add_parser as add_serve
 
     add_serve(verbs)
+    from pixelsmith.cli.robust import add_parsers as add_robust
+
+    add_robust(verbs)
     from pixelsmith.cli.compress import add_parser as add_compress
 
     add_compress(verbs)

@@ -162,3 +162,23 @@ def defence(name: str, **settings: float) -> Defence:
     if name not in DEFENCES:
         raise UserError(f"unknown defence {name!r}; the defences are {', '.join(DEFENCES)}")
     return DEFENCES[name](**settings)
+
+
+_SETTING = {"jpeg": ("quality", int), "bits": ("bits", int), "median": ("size", int),
+            "resize-pad": ("scale", float), "denoise": ("sigma", float)}  # fmt: skip
+
+
+def parse(text: str) -> Defence:
+    """A defence written as NAME or NAME:VALUE (jpeg:75, bits:4, median:3, resize-pad:1.15,
+    denoise:25), or UserError."""
+    name, _, value = text.strip().partition(":")
+    if name not in DEFENCES:
+        raise UserError(f"unknown defence {name!r}; the defences are {', '.join(DEFENCES)}")
+    if not value:
+        return defence(name)
+    key, kind = _SETTING[name]
+    try:
+        number = kind(value)
+    except ValueError:
+        raise UserError(f"{name}'s {key} must be a {kind.__name__}, got {value!r}") from None
+    return defence(name, **{key: number})

@@ -24,9 +24,12 @@ SCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
 class Classifier(nn.Module):
     """A classifier in eval mode with what a card says of it: its name and weights' hash."""
 
-    def __init__(self, net: nn.Module, name: str, sha256: str) -> None:
+    def __init__(
+        self, net: nn.Module, name: str, sha256: str, shape: tuple[int, ...] | None = None
+    ) -> None:
         super().__init__()
         self.net, self.name, self.sha256 = net.eval(), name, sha256
+        self.image_shape = shape  # (C, H, W) the model takes, when it is known
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -45,7 +48,7 @@ def _shipped(name: str) -> Classifier:
     if not path.is_file():
         raise UserError(f"the shipped {name} classifier ({path}) is missing; reinstall pixelsmith")
     net, _ = load_classifier(path)
-    return Classifier(net, name, _hash(net))
+    return Classifier(net, name, _hash(net), (1, 28, 28))
 
 
 def classifier(spec: str | Path | nn.Module) -> Classifier:
@@ -78,7 +81,8 @@ def classifier(spec: str | Path | nn.Module) -> Classifier:
             f"{text} is a {model.name} model, not a classifier; attack a classifier (fmnist, a "
             "classifier run, zoo:NAME of one, or a TorchScript file mapping images to logits)"
         )
-    return Classifier(model.classifier(), text, model.manifest.get("payload_sha256") or "")
+    sha = model.manifest.get("payload_sha256") or ""
+    return Classifier(model.classifier(), text, sha, tuple(model.image_shape))
 
 
 def check_logits(model: nn.Module, x: torch.Tensor) -> int:
