@@ -391,6 +391,20 @@ def test_apgd_is_as_strong_as_torchattacks_apgd(model, test_set, torchattacks, l
     assert max(theirs) < _accuracy(model, x, y) - 0.2
 
 
+@pytest.mark.slow
+def test_square_is_as_strong_as_torchattacks_square(model, test_set, torchattacks):
+    # Linf only: torchattacks 3.5.1's Square-L2 fails on 12x12 images (its 2x2 bumps).
+    x, y = test_set
+    eps, queries = 0.05, 300
+    ours, theirs = [], []
+    for seed in range(2):
+        ours.append(_accuracy(model, square(model, x, y, eps, queries=queries, seed=seed), y))
+        ta = torchattacks.Square(model, norm="Linf", eps=eps, n_queries=queries, seed=seed)
+        theirs.append(_accuracy(model, ta(x, y), y))
+    assert sum(ours) / 2 <= sum(theirs) / 2 + TA_MARGIN, (ours, theirs)
+    assert max(ours) < _accuracy(model, x, y) - 0.2
+
+
 # --- Square on black boxes ----------------------------------------------------------------------
 
 
