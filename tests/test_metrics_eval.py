@@ -250,7 +250,7 @@ def test_classifier_recipe_is_deterministic():
 
 
 def test_train_classifier_cli_refuses_unknown_data(capsys):
-    assert main(["train", "classifier", "--data", "shapes"]) == 2
+    assert main(["train", "feature-net", "--data", "shapes"]) == 2
     assert "no classifier recipe" in capsys.readouterr().err
 
 

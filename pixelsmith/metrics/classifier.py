@@ -4,7 +4,7 @@ They exist because no pretrained network for these datasets can be fetched offli
 penultimate activations are the features for FID, KID and precision/recall, and their logits give
 the Inception Score. The weights ship inside the package (`metrics/weights/`) with a sha256; the
 recipe that made them is stored in each file's header and re-runs with
-`pixelsmith train classifier --data fashion-mnist`. The network is the classifier family's
+`pixelsmith train feature-net --data fashion-mnist`. The network is the classifier family's
 (`pixelsmith.models.classifier.SmallCNN`), at its defaults; this loop, not the engine, makes them,
 so that the shipped bits stay reproducible. Bits depend on the thread count and the CPU's
 instruction set, so the recipe pins the threads; the result on another CPU is a different (equally

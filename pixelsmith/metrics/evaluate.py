@@ -90,7 +90,7 @@ def plan(
     sampled = [m for m in names if m not in own]
     if sampled and not model.abilities.generates:
         raise UserError(
-            f"a {model.name} model does not draw images (it maps images to images), so "
+            f"a {model.name} model does not draw images, so "
             f"{', '.join(sampled)} of its samples mean nothing; use metrics {','.join(own)}"
         )
     net = None

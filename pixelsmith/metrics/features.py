@@ -85,7 +85,7 @@ def _shipped(name: str) -> FeatureNet:
     if not path.exists():
         raise UserError(
             f"the {name} classifier weights ({path}) are missing from this install; "
-            f"reinstall pixelsmith or make them with `pixelsmith train classifier`"
+            f"reinstall pixelsmith or make them with `pixelsmith train feature-net`"
         )
     got = sha256_file(path)
     if want and got != want:
@@ -157,7 +157,7 @@ def check_spec(spec: str | Path | nn.Module) -> bool:
         if not path.exists():
             raise UserError(
                 f"the {s} classifier weights ({path}) are missing from this install; "
-                "reinstall pixelsmith or make them with `pixelsmith train classifier`"
+                "reinstall pixelsmith or make them with `pixelsmith train feature-net`"
             )
         return True
     if s == "inception":

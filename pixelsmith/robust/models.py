@@ -30,6 +30,7 @@ class Classifier(nn.Module):
         super().__init__()
         self.net, self.name, self.sha256 = net.eval(), name, sha256
         self.image_shape = shape  # (C, H, W) the model takes, when it is known
+        self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
