@@ -392,6 +392,33 @@ class Restore(Family):
             out = run_tiled(net, inp, tile or big, self.margin, k, s, progress=progress)
         return self.finish(out[..., : h * s, : w * s], x, m).cpu()
 
+    def restore_differentiable(
+        self, images: Tensor, mask: Tensor | None = None, sigma: Tensor | float | None = None
+    ) -> Tensor:
+        """`restore` in one untiled pass whose result carries gradients back to `images` (and
+        to a `sigma` tensor), on the model's device. Take them with `torch.autograd.grad` on the
+        images, so the weights' `.grad` stays untouched.
+
+        Every whole-image condition is computed from the current images inside the graph, as
+        torch differentiates it: the harmonic fill (linear in the known pixels), the blind noise
+        estimate (a median) and the exposure statistics (a mean and a quantile). The median and
+        the quantile pass their gradient to the one value they pick (torch's subgradient), so
+        through them the gradient is that of a constant almost everywhere; a caller wanting
+        more passes its own differentiable `sigma` (pixelsmith.robust.editors does).
+        """
+        x = images.to(self.device).float()
+        m = None if mask is None else mask.to(self.device).float()
+        inp = self.network_input(x, m, sigma)
+        k = self.multiple
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % k, (-w) % k
+        if ph or pw:
+            inp = F.pad(inp, (0, pw, 0, ph), mode="replicate")
+        with self.inference("net") as net:
+            out = net(inp)
+        s = self.out_scale
+        return self.finish(out[..., : h * s, : w * s], x, m)
+
     @property
     def margin(self) -> int:
         """The network's receptive-field radius in input pixels (a bound; tests measure it)."""
