@@ -1,8 +1,26 @@
-"""Robustness of classifiers and editors (issue 19): attacks now; defences, honest evaluation and
-the protection of photos to come. The attacks are tensor math in `pixelsmith.nn.attacks`, below
-`models` so that adversarial training can use them; this room re-exports them."""
+"""Robustness of classifiers and editors (issue 19): attacks, defences, honest evaluation, and
+attacks on the editors with the protection of photos from them (`editors`). The classifier
+attacks are tensor math in `pixelsmith.nn.attacks`, below `models` so that adversarial training
+can use them; this room re-exports them."""
 
 from pixelsmith.nn import attacks
 from pixelsmith.nn.attacks import apgd, cw_l2, fgsm, pgd, square
+from pixelsmith.robust.editors import (
+    COUNTER_MEASURES,
+    attack_editor,
+    evaluate_protection,
+    protect,
+)
 
-__all__ = ["apgd", "attacks", "cw_l2", "fgsm", "pgd", "square"]
+__all__ = [
+    "COUNTER_MEASURES",
+    "apgd",
+    "attack_editor",
+    "attacks",
+    "cw_l2",
+    "evaluate_protection",
+    "fgsm",
+    "pgd",
+    "protect",
+    "square",
+]
