@@ -11,6 +11,10 @@ from pixelsmith.errors import UserError
 MODEL_HELP = (
     "fmnist or mnist (the shipped classifiers), a classifier run, zoo:NAME, or a TorchScript file"
 )
+ATTACK_MODEL_HELP = (
+    MODEL_HELP + "; or an editor: zoo:sr-x2, zoo:sr-x4, zoo:denoise, zoo:inpaint, zoo:enhance "
+    "or a restoration run (the input change that most distorts its output)"
+)
 
 
 def _say(args: argparse.Namespace):
@@ -19,11 +23,51 @@ def _say(args: argparse.Namespace):
     )
 
 
+def _attack_editor(args: argparse.Namespace) -> int:
+    """`pixelsmith attack EDITOR PHOTO`: PGD that most distorts (or, with --target-image, steers)
+    a restoration model's output."""
+    from pixelsmith.jobs.protect import attack_editor_files
+    from pixelsmith.robust.attack import parse_eps
+
+    if args.data is not None or args.input is None:
+        raise UserError(f"{args.model} is an editor: give an IMAGE or FOLDER of photos to attack")
+    for flag, bad, fix in (
+        ("--attack", args.attack != "pgd", "editors are attacked with pgd"),
+        ("--norm", args.norm != "linf", "editors are attacked under linf"),
+        ("--target", args.target is not None, "use --target-image IMAGE to steer an editor"),
+    ):
+        if bad:
+            raise UserError(f"{flag} does not apply to an editor: {fix}")
+    rows = attack_editor_files(args.model, args.input, args.out, parse_eps(args.eps), args.steps,
+                               target=args.target_image, mask=args.mask, seed=args.seed,
+                               cap=args.max_pixels, log=_say(args))  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    r0 = rows[0]
+    print(f"wrote {len(rows)} adversarial image(s) to {args.out}: {r0['editor']}, pgd linf eps "
+          f"{r0['eps']:.4g}, {sum(r['disrupted'] for r in rows)} disrupted")  # fmt: skip
+    for r in rows:
+        line = (f"  {r['file']}: the edit's PSNR against the clean edit {r['output_psnr']:.2f} dB "
+                f"(a random change of the same size: {r['random_output_psnr']:.2f} dB), the "
+                f"input's {r['input_psnr']:.2f} dB: PSNR drop {r['psnr_drop']:.2f} dB")  # fmt: skip
+        if "target_psnr_after" in r:
+            line += (f"; to the target {r['target_psnr_before']:.2f} -> "
+                     f"{r['target_psnr_after']:.2f} dB")  # fmt: skip
+        print(line)
+    return 0
+
+
 def _attack(args: argparse.Namespace) -> int:
     from pixelsmith.jobs.attack import attack_data, attack_files
     from pixelsmith.robust.attack import AttackSettings, parse_eps
+    from pixelsmith.robust.editors import is_editor
     from pixelsmith.robust.models import classifier
 
+    if is_editor(args.model):
+        return _attack_editor(args)
+    if args.target_image or args.mask:
+        raise UserError("--target-image and --mask are for editors (restoration models)")
     if (args.input is None) == (args.data is None):
         raise UserError("give an IMAGE or FOLDER to attack, or --data NAME (its test split)")
     settings = AttackSettings(args.attack, args.norm, parse_eps(args.eps), args.steps,
@@ -83,8 +127,30 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+def _protect(args: argparse.Namespace) -> int:
+    from pixelsmith.jobs import edit_files, operations
+    from pixelsmith.jobs.files import stderr
+
+    op = operations()["protect"]
+    result = edit_files(op, args.input, args.out, max_pixels=args.max_pixels,
+                        log=None if args.quiet or args.json else stderr,
+                        **{o.name: getattr(args, o.name) for o in op.options})  # fmt: skip
+    if args.json:
+        print(json.dumps(result.reports, indent=1))
+        return 0
+    print(result.summary(args.out))
+    for r in result.reports:
+        edits = ", ".join(
+            f"{k} {'disrupted' if v else 'not disrupted'} (MSE {r['distortion_mse_pm1'][k]:.4f})"
+            for k, v in r["disrupted"].items()
+        )
+        print(f"  {r['out']}: PSNR {r['psnr']:.2f} dB; {edits} (disrupted: MSE above 0.05 "
+              "on the [-1, 1] scale)")  # fmt: skip
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, model_help: str = MODEL_HELP) -> None:
+    p.add_argument("model", metavar="MODEL", help=model_help)
     p.add_argument("--norm", choices=["linf", "l2"], default="linf")
     p.add_argument("--steps", type=int, default=100, help="attack steps (default 100)")
     p.add_argument("--queries", type=int, default=5000, help="Square's queries (default 5000)")
@@ -95,9 +161,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(verbs: argparse._SubParsersAction) -> None:
     """Register `pixelsmith attack` and `pixelsmith robust eval`."""
-    about = "adversarial images of a classifier: files, or a data set's test split"
+    about = (
+        "adversarial images of a classifier (files, or a data set's test split), or of an editor"
+    )
     a = verbs.add_parser("attack", help=about, description=about)
-    _common(a)
+    _common(a, ATTACK_MODEL_HELP)
     a.add_argument("input", nargs="?", metavar="IMAGE|FOLDER", help="images to attack")
     a.add_argument(
         "--data", help="attack the test split of this data set instead (e.g. fashion-mnist)"
@@ -108,7 +176,18 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     a.add_argument("--target", type=int, help="a class to push every image to (targeted)")
     a.add_argument("-o", "--out", required=True, help="OUT.png for one image, else a folder")
     a.add_argument("--max-pixels", type=int, help="refuse images above this many pixels")
+    a.add_argument(
+        "--target-image", metavar="IMAGE", help="an editor: pull its output toward this image"
+    )
+    a.add_argument(
+        "--mask", help="an inpainting editor: its holes (white = fill); else random holes"
+    )
     a.set_defaults(func=_attack)
+
+    from pixelsmith.cli.edit import add_operation
+
+    add_operation(verbs, "protect", "protect")  # `pixelsmith protect`, as `pixelsmith edit protect`
+    verbs.choices["protect"].set_defaults(func=_protect)
 
     r = verbs.add_parser("robust", help="evaluate robustness honestly")
     rv = r.add_subparsers(dest="robust_verb", metavar="ACTION", required=True)

@@ -13,7 +13,12 @@ from typing import Any
 from pixelsmith.errors import UserError
 from pixelsmith.jobs.operation import Operation
 
-MODULES = ("pixelsmith.jobs.restore", "pixelsmith.jobs.faces", "pixelsmith.jobs.translate")
+MODULES = (
+    "pixelsmith.jobs.restore",
+    "pixelsmith.jobs.faces",
+    "pixelsmith.jobs.translate",
+    "pixelsmith.jobs.protect",
+)
 
 
 @functools.cache
