@@ -352,6 +352,16 @@ class EditorAttack:
         return out
 
 
+def _moved(ed: Editor, out: Tensor, ref: Tensor) -> Tensor:
+    """What an attack maximises: the MSE of an edit against the clean edit (N,), on [0, 1];
+    for inpainting its share from the holes alone, as the known pixels come back as they went
+    in (any change of the full budget moves them alike)."""
+    d = (out - ref).square()
+    if ed.task == "inpaint" and ed.mask is not None:
+        d = d * ed.mask.to(d.device)
+    return d.flatten(1).mean(1)
+
+
 def _random_signs(x: Tensor, eps: float, seed: int) -> Tensor:
     """x moved by +-eps on every value (random signs, seeded), clamped to [0, 1]."""
     g = torch.Generator(device=x.device).manual_seed(seed + 1)
@@ -400,7 +410,7 @@ def attack_editor(
         out = ed(xa)
         if goal is not None:
             return -(out - goal).square().flatten(1).mean(1)
-        return (out - clean).square().flatten(1).mean(1)
+        return _moved(ed, out, clean)
 
     def objective(xa: Tensor, _step: int, grad: bool) -> tuple[Tensor, Tensor | None]:
         return _value_and_grad(loss, xa, grad)
@@ -443,25 +453,31 @@ class Protection:
 
 
 def _editors(
-    against: Sequence[str], xb: Tensor, mask: Tensor | None, seed: int
+    against: str | Sequence[str | Family | Editor], xb: Tensor, mask: Tensor | None, seed: int
 ) -> tuple[dict[str, list[Editor]], dict[str, Editor]]:
     """Per editor name, the editors to optimise against (one per mask) and the one to judge."""
-    names = list(dict.fromkeys(against))
-    bad = [a for a in names if a not in _TASKS]
-    if bad or not names:
-        raise UserError(f"protect against one or more of {', '.join(EDITORS)}, got {bad or names}")
+    specs = against.split(",") if isinstance(against, str) else list(against)
+    bad = [s for s in specs if isinstance(s, str) and s.strip() not in _TASKS]
+    if bad or not specs:
+        raise UserError(
+            f"protect against one or more of {', '.join(EDITORS)}, got {', '.join(map(str, bad))}"
+        )
     attack: dict[str, list[Editor]] = {}
     judge: dict[str, Editor] = {}
-    for name in names:
-        ed = editor(name, xb.shape[1])
+    for spec in specs:
+        ed = editor(spec.strip() if isinstance(spec, str) else spec, xb.shape[1])
+        given = mask if mask is not None else ed.mask
+        if ed.name in attack:
+            continue
         if ed.task != "inpaint":
             attack[ed.name], judge[ed.name] = [ed], ed
-        elif mask is not None:
-            m = _mask_batch(mask, xb)
+        elif given is not None:
+            m = _mask_batch(given, xb)
             attack[ed.name], judge[ed.name] = [ed.with_mask(m)], ed.with_mask(m)
         else:
             h, w = xb.shape[-2:]
-            masks = random_masks(xb.shape[0] * (MASKS + 1), h, w, seed).view(MASKS + 1, -1, 1, h, w)
+            masks = random_masks(xb.shape[0] * (MASKS + 1), h, w, seed)
+            masks = masks.view(MASKS + 1, -1, 1, h, w).to(xb.device)
             attack[ed.name] = [ed.with_mask(masks[k]) for k in range(MASKS)]
             judge[ed.name] = ed.with_mask(masks[MASKS])
     return attack, judge
@@ -469,7 +485,7 @@ def _editors(
 
 def protect(
     x: Tensor,
-    against: Sequence[str] = PROTECT_AGAINST,
+    against: str | Sequence[str | Family | Editor] = PROTECT_AGAINST,
     eps: float = 8 / 255,
     steps: int = 50,
     *,
@@ -479,7 +495,9 @@ def protect(
     tick: Tick | None = None,
 ) -> Protection:
     """One Linf perturbation of x (at most `eps`) that disrupts every editor in `against` at
-    once (see the module doc for the objective, the masks and the threshold)."""
+    once: names (inpaint, sr, sr-x4, denoise, enhance), models or Editors; `mask` is the holes
+    an inpainting user would fill (see the module doc for the objective, the masks and the
+    threshold)."""
     eps, steps = check_eps(eps), _check_steps(steps)
     xb, single = _batched(x)
     check_size(*xb.shape[-2:])
@@ -495,7 +513,7 @@ def protect(
             ed, ref = eds[step % len(eds)], clean[k][step % len(eds)]
 
             def term(v: Tensor, ed: Editor = ed, ref: Tensor = ref) -> Tensor:
-                d = (ed(v) - ref).square().flatten(1).mean(1) / threshold
+                d = _moved(ed, ed(v), ref) / threshold
                 return d.clamp(max=CAP)
 
             value, g = _value_and_grad(term, xa, grad)
@@ -577,7 +595,7 @@ class ProtectionReport:
 def evaluate_protection(
     original: Tensor,
     protected: Tensor | Protection,
-    editors: dict[str, Editor] | Sequence[str] = PROTECT_AGAINST,
+    editors: dict[str, Editor] | str | Sequence[str | Family | Editor] = PROTECT_AGAINST,
     counter_measures: dict[str, Callable[[Tensor], Tensor]] | None = None,
     mask: Tensor | None = None,
 ) -> ProtectionReport:
