@@ -117,7 +117,7 @@ def test_an_inpainting_attack_moves_the_holes_more_than_a_random_change():
     def hole_mse(v: torch.Tensor) -> float:
         return float(((ed.edit(v[None]) - clean) * holes).square().sum() / holes.sum())
 
-    assert hole_mse(a.images) > 2 * hole_mse(E._random_signs(x[None], eps, 0)[0])
+    assert hole_mse(a.images) > 2 * hole_mse(E.random_signs(x[None], eps, 0)[0])
 
 
 def test_a_target_pulls_the_edit_toward_it():
@@ -154,12 +154,12 @@ def test_protection_disrupts_more_than_a_random_change_of_its_size(tiny_editors)
     p = E.protect(x, eps=eps, steps=10)
     assert (p.image - x).abs().max() <= eps + 1e-6 and p.image.min() >= 0 and p.image.max() <= 1
     assert (p.psnr > 28).all()
-    rand = E._random_signs(x, eps, 7)
+    rand = E.random_signs(x, eps, 7)
     for name, ed in p.editors.items():
         # inpainting's share from its holes (judged on holes protect never saw), the others'
         # whole edits: above what random signs of the full budget do, by 20% at least
         clean = ed.edit(x)
-        got, baseline = E._moved(ed, ed.edit(p.image), clean), E._moved(ed, ed.edit(rand), clean)
+        got, baseline = E.moved(ed, ed.edit(p.image), clean), E.moved(ed, ed.edit(rand), clean)
         assert (got > 1.2 * baseline).all(), (name, got, baseline)
     report = p.report(1)
     assert set(report["disrupted"]) == {"inpaint", "sr", "denoise"}
@@ -293,8 +293,8 @@ def test_the_shipped_editors_are_attacked_from_the_cli(tmp_path, capsys):
     x = _crops()
     p = E.protect(x, steps=5)
     assert set(p.distortion) == {"inpaint", "sr", "denoise"} and (p.psnr > 28).all()
-    rand = E._random_signs(x, 8 / 255, 7)
+    rand = E.random_signs(x, 8 / 255, 7)
     ed = p.editors["sr"]  # the shipped denoiser removes much of any change: bench/protect.py
     clean = ed.edit(x)
-    got, baseline = E._moved(ed, ed.edit(p.image), clean), E._moved(ed, ed.edit(rand), clean)
+    got, baseline = E.moved(ed, ed.edit(p.image), clean), E.moved(ed, ed.edit(rand), clean)
     assert (got > 1.2 * baseline).all(), (got, baseline)

@@ -352,7 +352,7 @@ class EditorAttack:
         return out
 
 
-def _moved(ed: Editor, out: Tensor, ref: Tensor) -> Tensor:
+def moved(ed: Editor, out: Tensor, ref: Tensor) -> Tensor:
     """What an attack maximises: the MSE of an edit against the clean edit (N,), on [0, 1];
     for inpainting its share from the holes alone, as the known pixels come back as they went
     in (any change of the full budget moves them alike)."""
@@ -362,7 +362,7 @@ def _moved(ed: Editor, out: Tensor, ref: Tensor) -> Tensor:
     return d.flatten(1).mean(1)
 
 
-def _random_signs(x: Tensor, eps: float, seed: int) -> Tensor:
+def random_signs(x: Tensor, eps: float, seed: int) -> Tensor:
     """x moved by +-eps on every value (random signs, seeded), clamped to [0, 1]."""
     g = torch.Generator(device=x.device).manual_seed(seed + 1)
     signs = torch.randint(0, 2, x.shape, generator=g, device=x.device).float() * 2 - 1
@@ -410,7 +410,7 @@ def attack_editor(
         out = ed(xa)
         if goal is not None:
             return -(out - goal).square().flatten(1).mean(1)
-        return _moved(ed, out, clean)
+        return moved(ed, out, clean)
 
     def objective(xa: Tensor, _step: int, grad: bool) -> tuple[Tensor, Tensor | None]:
         return _value_and_grad(loss, xa, grad)
@@ -418,7 +418,7 @@ def attack_editor(
     adv = xb.clone() if eps == 0 else _pgd(objective, xb, eps, steps, alpha, seed, tick)
     with torch.no_grad():
         out = ed(adv)
-        rand = ed(_random_signs(xb, eps, seed))
+        rand = ed(random_signs(xb, eps, seed))
     target_psnr = None if goal is None else (_psnr(clean, goal), _psnr(out, goal))
     return EditorAttack(
         adv[0] if single else adv, ed.name, eps, _psnr(adv, xb), _psnr(out, clean),
@@ -513,7 +513,7 @@ def protect(
             ed, ref = eds[step % len(eds)], clean[k][step % len(eds)]
 
             def term(v: Tensor, ed: Editor = ed, ref: Tensor = ref) -> Tensor:
-                d = _moved(ed, ed(v), ref) / threshold
+                d = moved(ed, ed(v), ref) / threshold
                 return d.clamp(max=CAP)
 
             value, g = _value_and_grad(term, xa, grad)
