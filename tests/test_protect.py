@@ -298,3 +298,26 @@ def test_the_shipped_editors_are_attacked_from_the_cli(tmp_path, capsys):
     clean = ed.edit(x)
     got, baseline = E.moved(ed, ed.edit(p.image), clean), E.moved(ed, ed.edit(rand), clean)
     assert (got > 1.2 * baseline).all(), (got, baseline)
+
+
+@pytest.mark.zoo
+def test_the_face_detector_no_longer_finds_the_face_a_random_change_leaves(tmp_path, capsys):
+    from pixelsmith.faces import mtcnn
+
+    if not mtcnn.weights_present():
+        pytest.skip("MTCNN weights (facenet-pytorch --no-deps) absent")
+    import skimage.data
+
+    from pixelsmith.edit.photo import read_photo
+    from pixelsmith.faces.detect import detect_faces
+
+    Image.fromarray(skimage.data.astronaut()).resize((256, 256)).save(tmp_path / "a.png")
+    out = tmp_path / "hidden.png"
+    argv = ["attack", "mtcnn", str(tmp_path / "a.png"), "--steps", "20", "-o", str(out), "--json"]
+    assert main(argv) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["faces_before"] == 1 and row["faces_after_random_change"] == 1
+    assert row["faces_after"] == 0 and row["psnr"] > 30
+    assert detect_faces(read_photo(out).colour, "mtcnn") == []  # as written, 8-bit PNG
+    x = read_photo(tmp_path / "a.png").colour
+    assert (read_photo(out).colour - x).abs().max() <= 8 / 255 + 1 / 255

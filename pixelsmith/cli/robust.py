@@ -13,7 +13,8 @@ MODEL_HELP = (
 )
 ATTACK_MODEL_HELP = (
     MODEL_HELP + "; or an editor: zoo:sr-x2, zoo:sr-x4, zoo:denoise, zoo:inpaint, zoo:enhance "
-    "or a restoration run (the input change that most distorts its output)"
+    "or a restoration run (the input change that most distorts its output); or mtcnn, the "
+    "face detector (hide the faces)"
 )
 
 
@@ -58,12 +59,36 @@ def _attack_editor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attack_faces(args: argparse.Namespace) -> int:
+    """`pixelsmith attack mtcnn PHOTO`: PGD that hides the photo's faces from the detector."""
+    from pixelsmith.jobs.protect import attack_faces_files
+    from pixelsmith.robust.attack import parse_eps
+
+    if args.data is not None or args.input is None:
+        raise UserError("give an IMAGE or FOLDER of photos whose faces to hide from mtcnn")
+    if args.attack != "pgd" or args.norm != "linf" or args.target is not None:
+        raise UserError("the face detector is attacked with pgd under linf, untargeted")
+    rows = attack_faces_files(args.input, args.out, parse_eps(args.eps), args.steps,
+                              seed=args.seed, cap=args.max_pixels, log=_say(args))  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    before, after = sum(r["faces_before"] for r in rows), sum(r["faces_after"] for r in rows)
+    rand = sum(r["faces_after_random_change"] for r in rows)
+    print(f"wrote {len(rows)} image(s) to {args.out}: mtcnn finds {after} of the {before} "
+          f"face(s) it found before (after a random change of the same size: {rand}), pgd linf "
+          f"eps {rows[0]['eps']:.4g}")  # fmt: skip
+    return 0
+
+
 def _attack(args: argparse.Namespace) -> int:
     from pixelsmith.jobs.attack import attack_data, attack_files
     from pixelsmith.robust.attack import AttackSettings, parse_eps
     from pixelsmith.robust.editors import is_editor
     from pixelsmith.robust.models import classifier
 
+    if args.model == "mtcnn":
+        return _attack_faces(args)
     if is_editor(args.model):
         return _attack_editor(args)
     if args.target_image or args.mask:

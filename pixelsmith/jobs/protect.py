@@ -134,3 +134,35 @@ def attack_editor_files(
         rows.append({"file": str(item.source), "out": str(item.target), **result.rows()[0]})
     p.say_skipped()
     return rows
+
+
+def attack_faces_files(
+    src: str | Path,
+    out: str | Path,
+    eps: float,
+    steps: int,
+    *,
+    min_size: float = 20,
+    seed: int = 0,
+    cap: int | None = None,
+    log: Log | None = None,
+) -> list[dict[str, Any]]:
+    """Hide each photo's faces from the MTCNN detector (`editors.attack_face_detector`),
+    writing the attacked photos as PNG; one report row per photo (faces before and after)."""
+    from pixelsmith.faces.detect import check_detector
+
+    eps = editors.check_eps(eps)
+    check_detector("mtcnn")  # its weights are installed, before any file
+    p = plan(src, out, suffix=".png", cap=cap)
+    for item in p.items:
+        editors.check_size(item.header.height, item.header.width)
+    rows = []
+    for item, photo in each_photo(p, Progress(len(p), log), cap):
+        result = editors.attack_face_detector(
+            photo.colour, eps, steps, min_size=min_size, seed=seed
+        )
+        write_photo(photo.with_pixels(result.image), item.target)
+        rows.append({"file": str(item.source), "out": str(item.target), "eps": eps,
+                     **result.row()})  # fmt: skip
+    p.say_skipped()
+    return rows
