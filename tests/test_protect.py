@@ -115,9 +115,11 @@ def test_an_inpainting_attack_moves_the_holes_more_than_a_random_change():
     clean = ed.edit(x[None])
 
     def hole_mse(v: torch.Tensor) -> float:
-        return float(((ed.edit(v[None]) - clean) * holes).square().sum() / holes.sum())
+        return float(((ed.edit(v[None]) - clean) * holes).square().sum() / (3 * holes.sum()))
 
     assert hole_mse(a.images) > 2 * hole_mse(E.random_signs(x[None], eps, 0)[0])
+    assert float(a.output_psnr) == pytest.approx(10 * np.log10(1 / hole_mse(a.images)), abs=0.05)
+    assert float(a.output_psnr) < float(a.random_psnr) - 2  # the report says it over the holes
 
 
 def test_a_target_pulls_the_edit_toward_it():
@@ -240,6 +242,11 @@ def test_protect_from_the_cli_and_python(tiny_editors, tmp_path, capsys):
     assert y.shape == seen.shape and (y - seen).abs().max() <= 0.02 + 1e-6
     assert main(["protect", str(src), "-o", str(tmp_path / "x.png"), "--eps", "0.5"]) == 2
     assert "eps must be a number from 0 to 0.1" in capsys.readouterr().err
+    grey = jobs.apply("protect", seen[:1], steps=2)  # grey photos stay grey
+    assert grey.shape == (1, 32, 32) and (grey - seen[:1]).abs().max() <= 0.0314 + 1e-6
+    Image.new("RGB", (1100, 1000)).save(tmp_path / "big.png")
+    assert main(["protect", str(tmp_path / "big.png"), "-o", str(tmp_path / "x.png")]) == 2
+    assert "over the 1,048,576 pixels" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 
 

@@ -52,6 +52,8 @@ def _attack_editor(args: argparse.Namespace) -> int:
         line = (f"  {r['file']}: the edit's PSNR against the clean edit {r['output_psnr']:.2f} dB "
                 f"(a random change of the same size: {r['random_output_psnr']:.2f} dB), the "
                 f"input's {r['input_psnr']:.2f} dB: PSNR drop {r['psnr_drop']:.2f} dB")  # fmt: skip
+        if r["psnr_over"] != "the whole image":
+            line += f" (over {r['psnr_over']})"
         if "target_psnr_after" in r:
             line += (f"; to the target {r['target_psnr_before']:.2f} -> "
                      f"{r['target_psnr_after']:.2f} dB")  # fmt: skip

@@ -67,9 +67,15 @@ def mse_pm1(a: Tensor, b: Tensor) -> Tensor:
     return 4 * (a.float() - b.float()).square().flatten(1).mean(1)
 
 
-def _psnr(a: Tensor, b: Tensor) -> Tensor:
-    """Per-image PSNR (dB, peak 1) of two batches in [0, 1]; +inf where equal."""
-    mse = (a.double() - b.double()).square().flatten(1).mean(1)
+def _psnr(a: Tensor, b: Tensor, where: Tensor | None = None) -> Tensor:
+    """Per-image PSNR (dB, peak 1) of two batches in [0, 1], over the pixels where `where`
+    (N or 1, 1, H, W) is 1 when given; +inf where equal."""
+    d = (a.double() - b.double()).square()
+    if where is None:
+        mse = d.flatten(1).mean(1)
+    else:
+        w = where.double().to(d.device).expand(d.shape[0], 1, *d.shape[-2:])
+        mse = (d * w).flatten(1).sum(1) / (w.flatten(1).sum(1) * d.shape[1]).clamp(min=1)
     return (10 * torch.log10(1 / mse)).float()
 
 
@@ -318,11 +324,20 @@ class EditorAttack:
     images: Tensor  # the adversarial inputs, as x came
     editor: str
     eps: float
-    input_psnr: Tensor  # (N,) x_adv against x, dB
-    output_psnr: Tensor  # (N,) edit(x_adv) against edit(x), dB
+    # PSNRs in dB; for inpainting the input's over the known pixels (what it sees) and the
+    # outputs' over the holes (what it makes: its known pixels are the input's own)
+    input_psnr: Tensor  # (N,) x_adv against x
+    output_psnr: Tensor  # (N,) edit(x_adv) against edit(x)
     random_psnr: Tensor  # (N,) edit(x + random signs * eps) against edit(x): the baseline
-    distortion: Tensor  # (N,) MSE of edit(x_adv) against edit(x) on the [-1, 1] scale
+    distortion: Tensor  # (N,) MSE of edit(x_adv) against edit(x) on [-1, 1], the whole image
     target_psnr: tuple[Tensor, Tensor] | None = None  # (N,) edit(x), edit(x_adv) vs the target
+
+    @property
+    def psnr_over(self) -> str:
+        """Which pixels the PSNRs are over."""
+        if self.editor == "inpaint":
+            return "the holes (output), the known pixels (input)"
+        return "the whole image"
 
     @property
     def psnr_drop(self) -> Tensor:
@@ -338,7 +353,7 @@ class EditorAttack:
         """One JSON-ready row per image."""
         out = []
         for i in range(len(self.distortion)):
-            row = {"editor": self.editor, "eps": self.eps,
+            row = {"editor": self.editor, "eps": self.eps, "psnr_over": self.psnr_over,
                    "input_psnr": float(self.input_psnr[i]),
                    "output_psnr": float(self.output_psnr[i]),
                    "random_output_psnr": float(self.random_psnr[i]),
@@ -420,9 +435,12 @@ def attack_editor(
         out = ed(adv)
         rand = ed(random_signs(xb, eps, seed))
     target_psnr = None if goal is None else (_psnr(clean, goal), _psnr(out, goal))
+    made = seen = None  # inpainting: the holes it makes from the known pixels it sees
+    if ed.task == "inpaint" and ed.mask is not None:
+        made, seen = ed.mask, 1 - ed.mask
     return EditorAttack(
-        adv[0] if single else adv, ed.name, eps, _psnr(adv, xb), _psnr(out, clean),
-        _psnr(rand, clean), mse_pm1(out, clean), target_psnr,
+        adv[0] if single else adv, ed.name, eps, _psnr(adv, xb, seen), _psnr(out, clean, made),
+        _psnr(rand, clean, made), mse_pm1(out, clean), target_psnr,
     )  # fmt: skip
 
 
