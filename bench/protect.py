@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> dict:
         print(f"  {name}: PSNR {rows[-1]['psnr']:.2f} dB, {seconds:.0f} s, "
               + ", ".join(f"{k} {v:.4f}" for k, v in rows[-1]["protected"]["none"].items()),
               flush=True)  # fmt: skip
-    return {"rows": rows, "against": [E.editor(a).name for a in against]}
+    return {"rows": rows, "against": [E.load_editor(a).name for a in against]}
 
 
 def table(result: dict) -> str:

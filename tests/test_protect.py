@@ -111,7 +111,7 @@ def test_an_inpainting_attack_moves_the_holes_more_than_a_random_change():
     holes[..., 6:18, 10:26] = 1
     a = E.attack_editor(m, x, eps=eps, steps=8, mask=holes)
     assert (a.images - x).abs().max() <= eps + 1e-6
-    ed = E.editor(m, mask=holes)
+    ed = E.load_editor(m, mask=holes)
     clean = ed.edit(x[None])
 
     def hole_mse(v: torch.Tensor) -> float:

@@ -39,7 +39,7 @@ class Budget(Number):
 
 def _check(o: dict[str, Any], _ctx: Context) -> None:
     for name in o["against"]:  # the shipped models load (and are checked) before any file
-        editors.editor(name)
+        editors.load_editor(name)
 
 
 def _size(h: int, w: int, _o: dict[str, Any], _ctx: Context) -> tuple[int, int]:
@@ -110,7 +110,7 @@ def attack_editor_files(
     `target`: an image to pull the edit toward; `mask`: inpainting's holes (white = fill), else
     seeded random ones. Everything that can be refused is refused before the first write."""
     eps = editors.check_eps(eps)
-    ed = editors.editor(editor)
+    ed = editors.load_editor(editor)
     if mask is not None and ed.task != "inpaint":
         raise UserError(f"a {ed.name} editor takes no mask; --mask is for inpainting")
     p = plan(src, out, suffix=".png", inputs=[target, mask], cap=cap)

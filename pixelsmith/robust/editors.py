@@ -4,10 +4,14 @@ An editor is a restoration model used as an edit of whole photos: super-resoluti
 inpainting (with a mask) or enhancement, run as `pixelsmith edit` runs it (a grey photo through
 a colour model goes in as three equal channels and comes back as their luma). Its differentiable
 form is `Restore.restore_differentiable`: one untiled pass whose whole-image conditions (noise
-estimate, harmonic fill, exposure statistics) stay in the graph.
+estimate, harmonic fill, exposure statistics) stay in the graph. The blind denoiser's noise
+estimate is a median, whose gradient reaches one value; the attacks give it the gradient of a
+mean-based estimate instead (a straight-through surrogate, same forward value).
 
 - `attack_editor`: PGD under Linf on the input that most distorts the edit (maximises the MSE
-  between edit(x_adv) and edit(x)), or with `target` pulls the edit toward a target image.
+  between edit(x_adv) and edit(x); for inpainting over its holes, as its known pixels are the
+  input's own), or with `target` pulls the edit toward a target image. It reports the PSNR of
+  the attacked edit against the clean one beside a random-sign change of the full budget's.
 - `protect`: one perturbation that makes several edits fail at once (PhotoGuard's encoder-free
   idea, Salman et al. 2023; "disrupting deepfakes", Ruiz et al. 2020). It maximises the sum of
   each editor's distortion over the disruption threshold, each term capped at `CAP` so the
@@ -22,6 +26,7 @@ estimate, harmonic fill, exposure statistics) stay in the graph.
   sigma 1, resize to half and back, the zoo denoiser as a purifier), comparing
   edit(cm(protected)) with edit(cm(original)): protection a counter-measure removes is reported
   as removed.
+- `attack_face_detector`: PGD that hides a photo's faces from MTCNN (`pixelsmith.faces`).
 
 Images are float (N, C, H, W) or (C, H, W) tensors in [0, 1], C = 1 or 3; results come back in
 the same form. Everything is seeded; the networks' weights are never changed.
@@ -41,7 +46,7 @@ from torch import Tensor
 from pixelsmith.data import degrade
 from pixelsmith.errors import UserError
 from pixelsmith.models.base import Family
-from pixelsmith.models.restore import luminance
+from pixelsmith.models.restore import estimate_sigma, luminance
 from pixelsmith.utils.rng import BatchRandom
 
 # Ruiz et al.'s threshold: MSE 0.05 on the [-1, 1] scale, which is 4x the MSE on [0, 1].
@@ -121,8 +126,6 @@ def _sigma_surrogate(x: Tensor) -> Tensor:
     """The blind noise estimate (N,) (0-1 scale) whose gradient is that of the mean-based
     estimate: the median's own gradient reaches one Haar coefficient per channel, so a sign
     step could not move it; the mean's reaches them all (a straight-through surrogate)."""
-    from pixelsmith.models.restore import estimate_sigma
-
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
     v = x[..., :h, :w]
     hh = (v[..., 0::2, 0::2] - v[..., 0::2, 1::2] - v[..., 1::2, 0::2] + v[..., 1::2, 1::2]) / 2
@@ -193,10 +196,10 @@ def _named(name: str, channels: int) -> Family:
 
 def _name_of(model: Any) -> str:
     task = str(model.cfg.task)
-    return f"sr-x{model.cfg.scale}" if task == "sr" else task
+    return f"sr-x{model.cfg.scale}" if task == "sr" and model.cfg.scale != 2 else task
 
 
-def editor(
+def load_editor(
     spec: str | Path | Family | Editor,
     channels: int = 3,
     mask: Tensor | None = None,
@@ -299,7 +302,8 @@ def _pgd(
     tick: Tick | None,
 ) -> Tensor:
     """Linf PGD maximising objective(x_adv, step, grad) -> (value per image, its gradient) from
-    a seeded uniform start; returns per image the best iterate seen (the last one included)."""
+    a seeded uniform start; returns per image the best iterate seen (the last one included;
+    with no steps, the start)."""
     g = torch.Generator(device=x.device).manual_seed(seed)
     lo, hi = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
     noise = (torch.rand(x.shape, generator=g, device=x.device) * 2 - 1) * eps
@@ -385,7 +389,7 @@ def random_signs(x: Tensor, eps: float, seed: int) -> Tensor:
 
 
 def attack_editor(
-    editor_spec: str | Path | Family | Editor,
+    editor: str | Path | Family | Editor,
     x: Tensor,
     eps: float = 8 / 255,
     steps: int = 50,
@@ -403,7 +407,7 @@ def attack_editor(
     eps, steps = check_eps(eps), _check_steps(steps)
     xb, single = _batched(x)
     check_size(*xb.shape[-2:])
-    ed = editor(editor_spec, xb.shape[1], sigma=sigma)
+    ed = load_editor(editor, xb.shape[1], sigma=sigma)
     if ed.task == "inpaint":
         given = mask if mask is not None else ed.mask
         m = random_masks(1, *xb.shape[-2:], seed) if given is None else given
@@ -483,7 +487,7 @@ def _editors(
     attack: dict[str, list[Editor]] = {}
     judge: dict[str, Editor] = {}
     for spec in specs:
-        ed = editor(spec.strip() if isinstance(spec, str) else spec, xb.shape[1])
+        ed = load_editor(spec.strip() if isinstance(spec, str) else spec, xb.shape[1])
         given = mask if mask is not None else ed.mask
         if ed.name in attack:
             continue
