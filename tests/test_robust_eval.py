@@ -127,7 +127,7 @@ def test_cli_attacks_files_and_a_test_split_and_refuses_in_one_line(tmp_path, ca
     assert row["linf"] <= 8 / 255 + 1e-6 and Image.open(tmp_path / "one.png").size == (28, 28)
     shirt, x = str(tmp_path / "shirt.jpg"), str(tmp_path / "x.png")
     for bad, message in [
-        (["zoo:sr-x2", shirt, "-o", x], "not a classifier"),
+        (["zoo:fmnist-gan", shirt, "-o", x], "not a classifier"),
         (["fmnist", shirt, "--eps", "2", "-o", x], "at most 1"),
         (["fmnist", "--eps", "0.1", "-o", str(tmp_path / "x")], "IMAGE or FOLDER"),
         (["fmnist", shirt, "--attack", "magic", "-o", x], "unknown attack"),
