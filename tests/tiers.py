@@ -57,6 +57,7 @@ TIERS: dict[str, list[str]] = {
         "tests/test_faces_edit.py::test_pixels_outside_the_regions_are_untouched[inpaint]",
         "tests/test_faces_edit.py::test_restore_changes_only_the_faces_and_sr_enlarges_the_rest_by_bicubic",
         # An inversion reports distances in Inception's features unless the model is 28x28 grey.
+        "tests/test_attack_encoder.py::test_cli_attacks_a_generators_encoder_and_refuses_in_one_line",
         "tests/test_invert.py::test_cli_inverts_a_folder_and_reuses_its_encoder",
         "tests/test_invert.py::test_cli_refuses_bad_input_before_any_work",
         "tests/test_invert.py::test_inversion_lowers_its_loss",

@@ -14,7 +14,8 @@ MODEL_HELP = (
 ATTACK_MODEL_HELP = (
     MODEL_HELP + "; or an editor: zoo:sr-x2, zoo:sr-x4, zoo:denoise, zoo:inpaint, zoo:enhance "
     "or a restoration run (the input change that most distorts its output); or mtcnn, the "
-    "face detector (hide the faces)"
+    "face detector (hide the faces); or a generator with a latent space (a gan, stylegan or vae "
+    "run, zoo:fmnist-stylegan, zoo:faces-stylegan): the encoder that starts its inversion"
 )
 
 
@@ -83,8 +84,35 @@ def _attack_faces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attack_encoder(args: argparse.Namespace) -> int:
+    """`pixelsmith attack GENERATOR PHOTO`: PGD that moves the start of the photo's inversion."""
+    from pixelsmith.jobs.attack import attack_encoder_files
+    from pixelsmith.robust.attack import parse_eps
+
+    if args.data is not None or args.input is None:
+        raise UserError(f"{args.model} is a generator: give an IMAGE or FOLDER to attack its "
+                        "inversion encoder with")  # fmt: skip
+    if args.attack != "pgd" or args.norm != "linf" or args.target is not None:
+        raise UserError("a generator's inversion encoder is attacked with pgd under linf")
+    rows = attack_encoder_files(args.model, args.input, args.out, parse_eps(args.eps), args.steps,
+                                space=args.space, label=args.label, seed=args.seed,
+                                encoder_steps=args.encoder_steps, cap=args.max_pixels,
+                                log=_say(args))  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"wrote {len(rows)} image(s) to {args.out}: the inversion encoder of {args.model}, pgd "
+          f"linf eps {rows[0]['eps']:.4g}")  # fmt: skip
+    for r in rows:
+        print(f"  {r['file']}: the code moved {r['code_shift']:.3f} spreads (a random change of "
+              f"the same size: {r['code_shift_random']:.3f}); the start's PSNR "
+              f"{r['start_psnr']:.2f} -> {r['start_psnr_attacked']:.2f} dB (random: "
+              f"{r['start_psnr_random']:.2f}); the input's {r['psnr']:.2f} dB")  # fmt: skip
+    return 0
+
+
 def _attack(args: argparse.Namespace) -> int:
-    from pixelsmith.jobs.attack import attack_data, attack_files
+    from pixelsmith.jobs.attack import attack_data, attack_files, is_generator
     from pixelsmith.robust.attack import AttackSettings, parse_eps
     from pixelsmith.robust.editors import is_editor
     from pixelsmith.robust.models import classifier
@@ -93,6 +121,10 @@ def _attack(args: argparse.Namespace) -> int:
         return _attack_faces(args)
     if is_editor(args.model):
         return _attack_editor(args)
+    if args.model not in ("fmnist", "mnist") and is_generator(args.model):
+        return _attack_encoder(args)
+    if args.space or args.label is not None or args.encoder_steps:
+        raise UserError("--space, --label and --encoder-steps are for generators")
     if args.target_image or args.mask:
         raise UserError("--target-image and --mask are for editors (restoration models)")
     if (args.input is None) == (args.data is None):
@@ -208,6 +240,11 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     )
     a.add_argument(
         "--mask", help="an inpainting editor: its holes (white = fill); else random holes"
+    )
+    a.add_argument("--space", help="a generator: the latent space to invert into (z, w, w+)")
+    a.add_argument("--label", type=int, help="a conditional generator: the images' class")
+    a.add_argument(
+        "--encoder-steps", type=int, help="a generator: its inversion encoder's training steps"
     )
     a.set_defaults(func=_attack)
 

@@ -77,3 +77,52 @@ def attack_data(
         if log:
             log(f"[{min(i + batch, len(x))}/{len(x)}] attacked")
     return rows
+
+
+def is_generator(spec: str | Path) -> bool:
+    """Whether a model name or path names a generator with a latent space to invert into."""
+    from pixelsmith.generate import load_model
+
+    try:
+        return bool(load_model(str(spec)).abilities.latent)
+    except UserError:
+        return False
+
+
+def attack_encoder_files(
+    model: str | Path, src: str | Path, out: str | Path, eps: float, steps: int, *,
+    space: str | None = None, label: int | None = None, seed: int = 0,
+    encoder_steps: int | None = None, cap: int | None = None, log: Log | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Attack inversion's start (`robust.latent.attack_encoder`) on each image of a file or
+    folder, read at the generator's image shape as `pixelsmith invert` reads it; the attacked
+    images are written as PNG at that shape. One report row per image."""
+    from pixelsmith.edit.latent.invert import DEFAULT_ENCODER_STEPS, read_targets
+    from pixelsmith.edit.latent.space import latent_space
+    from pixelsmith.generate import load_model
+    from pixelsmith.robust.image_pgd import check_eps
+    from pixelsmith.robust.latent import attack_encoder
+
+    eps = check_eps(eps)
+    lat = latent_space(load_model(str(model)), space)
+    if (label is None) != (not lat.classes):
+        raise UserError(
+            f"this conditional model needs --label K (0-{lat.classes - 1})"
+            if lat.classes
+            else "this generator is unconditional, so it takes no --label"
+        )
+    p = plan(src, out, suffix=".png", cap=cap)
+    items, images, notes = [], [], []
+    for item, _photo_read in each_photo(p, Progress(len(p), log), cap):
+        x, said = read_targets(lat, [item.source])
+        items, images, notes = [*items, item], [*images, x], [*notes, said[0]]
+    labels = None if label is None else torch.full((len(items),), int(label))
+    result = attack_encoder(lat, torch.cat(images), eps, steps, labels=labels, seed=seed,
+                            encoder_steps=encoder_steps or DEFAULT_ENCODER_STEPS,
+                            progress=log)  # fmt: skip
+    rows = []
+    for i, (item, row) in enumerate(zip(items, result.rows(), strict=True)):
+        write_photo(_photo(result.images[i]), item.target)
+        rows.append({"file": str(item.source), "out": str(item.target), "read": notes[i], **row})
+    p.say_skipped()
+    return rows

@@ -20,7 +20,8 @@ from pixelsmith.jobs.operation import Context, Operation
 from pixelsmith.jobs.options import Number, Several
 from pixelsmith.jobs.plan import plan
 from pixelsmith.models.base import Family
-from pixelsmith.robust import editors
+from pixelsmith.robust import editors, image_pgd
+from pixelsmith.robust.faces import attack_face_detector
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def _check(o: dict[str, Any], _ctx: Context) -> None:
 
 
 def _size(h: int, w: int, _o: dict[str, Any], _ctx: Context) -> tuple[int, int]:
-    editors.check_size(h, w)
+    image_pgd.check_size(h, w)
     return h, w
 
 
@@ -76,7 +77,7 @@ PROTECT = Operation(
             "the largest change of a pixel value, on the 0-1 scale (8/255 = 0.0314)",
             0.0314,
             low=0,
-            high=editors.MAX_EPS,
+            high=image_pgd.MAX_EPS,
         ),
         Number(
             "steps", "attack steps: more is stronger and slower", 50, whole=True, low=0, high=1000
@@ -109,7 +110,7 @@ def attack_editor_files(
     adversarial images as PNG (a lossy format would change them); one report row per image.
     `target`: an image to pull the edit toward; `mask`: inpainting's holes (white = fill), else
     seeded random ones. Everything that can be refused is refused before the first write."""
-    eps = editors.check_eps(eps)
+    eps = image_pgd.check_eps(eps)
     ed = editors.load_editor(editor)
     if mask is not None and ed.task != "inpaint":
         raise UserError(f"a {ed.name} editor takes no mask; --mask is for inpainting")
@@ -117,7 +118,7 @@ def attack_editor_files(
     hole = mask_of(read_photo(mask, cap)) if mask is not None else None
     for item in p.items:
         h, w = item.header.height, item.header.width
-        editors.check_size(h, w)
+        image_pgd.check_size(h, w)
         if hole is not None and tuple(hole.shape[-2:]) != (h, w):
             raise UserError(
                 f"the mask is {hole.shape[-1]}x{hole.shape[-2]} but {item.source} is {w}x{h}; "
@@ -147,20 +148,18 @@ def attack_faces_files(
     cap: int | None = None,
     log: Log | None = None,
 ) -> list[dict[str, Any]]:
-    """Hide each photo's faces from the MTCNN detector (`editors.attack_face_detector`),
+    """Hide each photo's faces from the MTCNN detector (`robust.faces.attack_face_detector`),
     writing the attacked photos as PNG; one report row per photo (faces before and after)."""
     from pixelsmith.faces.detect import check_detector
 
-    eps = editors.check_eps(eps)
+    eps = image_pgd.check_eps(eps)
     check_detector("mtcnn")  # its weights are installed, before any file
     p = plan(src, out, suffix=".png", cap=cap)
     for item in p.items:
-        editors.check_size(item.header.height, item.header.width)
+        image_pgd.check_size(item.header.height, item.header.width)
     rows = []
     for item, photo in each_photo(p, Progress(len(p), log), cap):
-        result = editors.attack_face_detector(
-            photo.colour, eps, steps, min_size=min_size, seed=seed
-        )
+        result = attack_face_detector(photo.colour, eps, steps, min_size=min_size, seed=seed)
         write_photo(photo.with_pixels(result.image), item.target)
         rows.append({"file": str(item.source), "out": str(item.target), "eps": eps,
                      **result.row()})  # fmt: skip

@@ -26,7 +26,8 @@ mean-based estimate instead (a straight-through surrogate, same forward value).
   sigma 1, resize to half and back, the zoo denoiser as a purifier), comparing
   edit(cm(protected)) with edit(cm(original)): protection a counter-measure removes is reported
   as removed.
-- `attack_face_detector`: PGD that hides a photo's faces from MTCNN (`pixelsmith.faces`).
+- The face detector's attack is in `pixelsmith.robust.faces`; the PGD all of them share, in
+  `pixelsmith.robust.image_pgd`.
 
 Images are float (N, C, H, W) or (C, H, W) tensors in [0, 1], C = 1 or 3; results come back in
 the same form. Everything is seeded; the networks' weights are never changed.
@@ -47,15 +48,24 @@ from pixelsmith.data import degrade
 from pixelsmith.errors import UserError
 from pixelsmith.models.base import Family
 from pixelsmith.models.restore import estimate_sigma, luminance
+from pixelsmith.robust.image_pgd import (
+    Tick,
+    batched,
+    check_eps,
+    check_size,
+    check_steps,
+    image_psnr,
+    linf_pgd,
+    mse_pm1,
+    random_signs,
+    value_and_grad,
+)
 from pixelsmith.utils.rng import BatchRandom
 
 # Ruiz et al.'s threshold: MSE 0.05 on the [-1, 1] scale, which is 4x the MSE on [0, 1].
 DISRUPTED_MSE = 0.05
 EDITORS = ("sr", "sr-x4", "denoise", "inpaint", "enhance")
 PROTECT_AGAINST = ("inpaint", "sr", "denoise")
-MAX_EPS = 0.1
-# The attacks run untiled with gradients: about 4 KB of memory per pixel at the peak (inpaint).
-MAX_PIXELS = 2**20
 # Each editor's term in protect's objective: distortion / threshold, capped here.
 CAP = 2.0
 # Without the user's mask, protect optimises over this many random masks (cycled by step).
@@ -64,62 +74,6 @@ MASK_COVERAGE = (0.2, 0.3)
 _TASKS = {"sr": ("sr", 2), "sr-x2": ("sr", 2), "sr-x4": ("sr", 4), "denoise": ("denoise", 0),
           "inpaint": ("inpaint", 3), "enhance": ("enhance", 3)}  # fmt: skip
 NAMES = tuple(_TASKS)  # the shipped editors by name (denoise: the grey model for grey images)
-Tick = Callable[[], None]
-
-
-def mse_pm1(a: Tensor, b: Tensor) -> Tensor:
-    """Per-image MSE on the [-1, 1] scale of two batches in [0, 1]: (N,)."""
-    return 4 * (a.float() - b.float()).square().flatten(1).mean(1)
-
-
-def _psnr(a: Tensor, b: Tensor, where: Tensor | None = None) -> Tensor:
-    """Per-image PSNR (dB, peak 1) of two batches in [0, 1], over the pixels where `where`
-    (N or 1, 1, H, W) is 1 when given; +inf where equal."""
-    d = (a.double() - b.double()).square()
-    if where is None:
-        mse = d.flatten(1).mean(1)
-    else:
-        w = where.double().to(d.device).expand(d.shape[0], 1, *d.shape[-2:])
-        mse = (d * w).flatten(1).sum(1) / (w.flatten(1).sum(1) * d.shape[1]).clamp(min=1)
-    return (10 * torch.log10(1 / mse)).float()
-
-
-def _batched(x: Tensor, what: str = "x") -> tuple[Tensor, bool]:
-    if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim not in (3, 4):
-        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise UserError(f"{what} must be a float (C, H, W) or (N, C, H, W) tensor, got {got}")
-    xb = x[None] if x.ndim == 3 else x
-    if xb.shape[1] not in (1, 3):
-        raise UserError(f"{what} must be grey or RGB, got {xb.shape[1]} channels (strip alpha)")
-    if xb.numel() and not (torch.isfinite(xb).all() and xb.min() >= 0 and xb.max() <= 1):
-        raise UserError(f"{what} holds values outside [0, 1]; scale the images to [0, 1] first")
-    return xb.detach().float(), x.ndim == 3
-
-
-def check_eps(eps: float) -> float:
-    """A Linf budget in [0, MAX_EPS], or UserError."""
-    try:
-        v = float(eps)
-    except (TypeError, ValueError):
-        raise UserError(f"eps must be a number such as 8/255, got {eps!r}") from None
-    if not (math.isfinite(v) and 0 <= v <= MAX_EPS):
-        raise UserError(f"eps must be from 0 to {MAX_EPS:g} (8/255 = 0.0314 is usual), got {eps}")
-    return v
-
-
-def check_size(h: int, w: int) -> None:
-    """Refuse images above MAX_PIXELS (the attacks run untiled, with gradients)."""
-    if h * w > MAX_PIXELS:
-        raise UserError(
-            f"a {w}x{h} image is over the {MAX_PIXELS:,} pixels an attack or protection runs on "
-            "(untiled, with gradients, about 4 KB of memory per pixel); resize it first"
-        )
-
-
-def _check_steps(steps: int) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise UserError(f"steps must be a whole number, 0 or more, got {steps!r}")
-    return steps
 
 
 def _sigma_surrogate(x: Tensor) -> Tensor:
@@ -264,63 +218,6 @@ def random_masks(n: int, h: int, w: int, seed: int) -> Tensor:
 # --- PGD on an edit -----------------------------------------------------------------------------
 
 
-def _step_sizes(eps: float, steps: int, alpha: float | None) -> list[float]:
-    """alpha at every step, or eps/4 for the first half, falling linearly to eps/20."""
-    if alpha is not None:
-        return [float(alpha)] * steps
-    half = steps // 2
-    tail = [
-        eps / 4 + (eps / 20 - eps / 4) * i / max(steps - half - 1, 1) for i in range(steps - half)
-    ]
-    return [eps / 4] * half + tail
-
-
-Objective = Callable[[Tensor, int, bool], tuple[Tensor, Tensor | None]]
-
-
-def _value_and_grad(
-    fn: Callable[[Tensor], Tensor], xa: Tensor, grad: bool
-) -> tuple[Tensor, Tensor | None]:
-    """fn(xa) per image, (N,), and with `grad` its sum's gradient with respect to xa."""
-    if not grad:
-        with torch.no_grad():
-            return fn(xa), None
-    xg = xa.detach().requires_grad_(True)
-    with torch.enable_grad():
-        value = fn(xg)
-        (g,) = torch.autograd.grad(value.sum(), xg)
-    return value.detach(), g
-
-
-def _pgd(
-    objective: Objective,
-    x: Tensor,
-    eps: float,
-    steps: int,
-    alpha: float | None,
-    seed: int,
-    tick: Tick | None,
-) -> Tensor:
-    """Linf PGD maximising objective(x_adv, step, grad) -> (value per image, its gradient) from
-    a seeded uniform start; returns per image the best iterate seen (the last one included;
-    with no steps, the start)."""
-    g = torch.Generator(device=x.device).manual_seed(seed)
-    lo, hi = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
-    noise = (torch.rand(x.shape, generator=g, device=x.device) * 2 - 1) * eps
-    x_adv = torch.minimum(torch.maximum(x + noise, lo), hi)
-    best, best_value = x_adv.clone(), torch.full((x.shape[0],), -math.inf, device=x.device)
-    for step, a in enumerate([*_step_sizes(eps, steps, alpha), None]):
-        value, grad = objective(x_adv, step, a is not None)
-        better = value > best_value
-        best[better], best_value[better] = x_adv[better], value[better]
-        if a is None or grad is None:
-            break
-        x_adv = torch.minimum(torch.maximum(x_adv + a * grad.sign(), lo), hi)
-        if tick is not None:
-            tick()
-    return best
-
-
 @dataclass
 class EditorAttack:
     """An attack on one editor: the adversarial images and what they do to its output."""
@@ -381,13 +278,6 @@ def moved(ed: Editor, out: Tensor, ref: Tensor) -> Tensor:
     return d.flatten(1).mean(1)
 
 
-def random_signs(x: Tensor, eps: float, seed: int) -> Tensor:
-    """x moved by +-eps on every value (random signs, seeded), clamped to [0, 1]."""
-    g = torch.Generator(device=x.device).manual_seed(seed + 1)
-    signs = torch.randint(0, 2, x.shape, generator=g, device=x.device).float() * 2 - 1
-    return (x + eps * signs).clamp(0, 1)
-
-
 def attack_editor(
     editor: str | Path | Family | Editor,
     x: Tensor,
@@ -404,8 +294,8 @@ def attack_editor(
     """PGD (Linf, `eps`) on x that most distorts the editor's output, or with `target` (an image
     of the output's size, or resized to it) pulls the output toward it (see the module doc).
     An inpainting editor without a mask fills seeded free-form holes (20-30%)."""
-    eps, steps = check_eps(eps), _check_steps(steps)
-    xb, single = _batched(x)
+    eps, steps = check_eps(eps), check_steps(steps)
+    xb, single = batched(x)
     check_size(*xb.shape[-2:])
     ed = load_editor(editor, xb.shape[1], sigma=sigma)
     if ed.task == "inpaint":
@@ -418,7 +308,7 @@ def attack_editor(
         clean = ed(xb)
     goal = None
     if target is not None:
-        tb, _ = _batched(target, "the target")
+        tb, _ = batched(target, "the target")
         if tb.shape[1] != clean.shape[1]:
             tb = luminance(tb) if clean.shape[1] == 1 else tb.expand(-1, 3, -1, -1)
         if tb.shape[-2:] != clean.shape[-2:]:
@@ -432,19 +322,20 @@ def attack_editor(
         return moved(ed, out, clean)
 
     def objective(xa: Tensor, _step: int, grad: bool) -> tuple[Tensor, Tensor | None]:
-        return _value_and_grad(loss, xa, grad)
+        return value_and_grad(loss, xa, grad)
 
-    adv = xb.clone() if eps == 0 else _pgd(objective, xb, eps, steps, alpha, seed, tick)
+    adv = xb.clone() if eps == 0 else linf_pgd(objective, xb, eps, steps, alpha, seed, tick)
     with torch.no_grad():
         out = ed(adv)
         rand = ed(random_signs(xb, eps, seed))
-    target_psnr = None if goal is None else (_psnr(clean, goal), _psnr(out, goal))
+    target_psnr = None if goal is None else (image_psnr(clean, goal), image_psnr(out, goal))
     made = seen = None  # inpainting: the holes it makes from the known pixels it sees
     if ed.task == "inpaint" and ed.mask is not None:
         made, seen = ed.mask, 1 - ed.mask
     return EditorAttack(
-        adv[0] if single else adv, ed.name, eps, _psnr(adv, xb, seen), _psnr(out, clean, made),
-        _psnr(rand, clean, made), mse_pm1(out, clean), target_psnr,
+        adv[0] if single else adv, ed.name, eps, image_psnr(adv, xb, seen),
+        image_psnr(out, clean, made), image_psnr(rand, clean, made), mse_pm1(out, clean),
+        target_psnr,
     )  # fmt: skip
 
 
@@ -520,8 +411,8 @@ def protect(
     once: names (inpaint, sr, sr-x4, denoise, enhance), models or Editors; `mask` is the holes
     an inpainting user would fill (see the module doc for the objective, the masks and the
     threshold)."""
-    eps, steps = check_eps(eps), _check_steps(steps)
-    xb, single = _batched(x)
+    eps, steps = check_eps(eps), check_steps(steps)
+    xb, single = batched(x)
     check_size(*xb.shape[-2:])
     attack, judge = _editors(against, xb, mask, seed)
     threshold = DISRUPTED_MSE / 4  # on [0, 1]
@@ -538,18 +429,18 @@ def protect(
                 d = moved(ed, ed(v), ref) / threshold
                 return d.clamp(max=CAP)
 
-            value, g = _value_and_grad(term, xa, grad)
+            value, g = value_and_grad(term, xa, grad)
             total = total + value
             if grads is not None and g is not None:
                 grads += g
         return total, grads
 
-    adv = xb.clone() if eps == 0 else _pgd(objective, xb, eps, steps, alpha, seed, tick)
+    adv = xb.clone() if eps == 0 else linf_pgd(objective, xb, eps, steps, alpha, seed, tick)
     distortion = {}
     with torch.no_grad():
         for k, ed in judge.items():
             distortion[k] = mse_pm1(ed.edit(adv), ed.edit(xb))
-    return Protection(adv[0] if single else adv, _psnr(adv, xb), distortion, judge)
+    return Protection(adv[0] if single else adv, image_psnr(adv, xb), distortion, judge)
 
 
 # --- counter-measures ---------------------------------------------------------------------------
@@ -624,11 +515,11 @@ def evaluate_protection(
     """Each editor's distortion on protected photos, plainly and after each counter-measure:
     edit(cm(protected)) against edit(cm(original)). `editors` are a Protection's judges (its
     masks) or names (inpainting then takes `mask`, else seeded random holes)."""
-    xb, _ = _batched(original, "original")
+    xb, _ = batched(original, "original")
     if isinstance(protected, Protection):
         editors = protected.editors if not isinstance(editors, dict) else editors
         protected = protected.image
-    pb, _ = _batched(protected, "protected")
+    pb, _ = batched(protected, "protected")
     if pb.shape != xb.shape:
         raise UserError(f"protected {tuple(pb.shape)} and original {tuple(xb.shape)} differ")
     if not isinstance(editors, dict):
@@ -643,100 +534,3 @@ def evaluate_protection(
             a, b = fn(xb), fn(pb)
             out[c] = {k: mse_pm1(ed.edit(b), ed.edit(a)) for k, ed in editors.items()}
     return ProtectionReport(out)
-
-
-# --- the face detector --------------------------------------------------------------------------
-
-# What the hinge pushes each stage's face probability below: its threshold minus this margin.
-FACE_MARGIN = 0.1
-FACE_REFRESH = 10  # every this many steps, the faces MTCNN finds now join the boxes attacked
-
-
-@dataclass
-class FaceAttack:
-    """An attack on the face detector: the image, and the faces found before and after."""
-
-    image: Tensor  # (C, H, W)
-    faces_before: list[Any]  # pixelsmith.faces.types.Face
-    faces_after: list[Any]
-    faces_random: list[Any]  # after random signs of the full budget: the anchor
-    psnr: float
-
-    def row(self) -> dict[str, Any]:
-        """JSON-ready summary."""
-        return {"faces_before": len(self.faces_before), "faces_after": len(self.faces_after),
-                "faces_after_random_change": len(self.faces_random),
-                "hidden": len(self.faces_before) - len(self.faces_after),
-                "psnr": round(self.psnr, 2)}  # fmt: skip
-
-
-def _box_crops(img: Tensor, boxes: list[tuple[float, ...]], size: int) -> Tensor:
-    """Area-resized crops (N, 3, size, size) of whole-pixel boxes, black outside the image,
-    differentiable in img (MTCNN's own crops, for boxes held fixed)."""
-    _, h, w = img.shape
-    out = []
-    for box in boxes:
-        x0, y0, x1, y1 = (math.floor(v) for v in box[:4])
-        if x1 <= x0 or y1 <= y0 or x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
-            continue
-        pad = (max(-x0, 0), max(x1 - w, 0), max(-y0, 0), max(y1 - h, 0))
-        patch = img[:, max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)]
-        patch = torch.nn.functional.pad(patch, pad)
-        out.append(torch.nn.functional.interpolate(patch[None], size=(size, size), mode="area"))
-    return torch.cat(out) if out else img.new_zeros(0, 3, size, size)
-
-
-def attack_face_detector(
-    x: Tensor,
-    eps: float = 8 / 255,
-    steps: int = 50,
-    *,
-    min_size: float = 20,
-    seed: int = 0,
-    tick: Tick | None = None,
-) -> FaceAttack:
-    """PGD (Linf) that hides a photo's faces from MTCNN: it pushes P-Net's face probability
-    below its threshold (less `FACE_MARGIN`) in every window of the pyramid, and R-Net's and
-    O-Net's on the faces found (on the clean photo, and every `FACE_REFRESH` steps on the
-    attacked one: the cascade's boxes held fixed), and reports the faces found before and after.
-    """
-    from pixelsmith.faces import mtcnn as M
-    from pixelsmith.faces.detect import detect_faces, load_mtcnn
-
-    eps, steps = check_eps(eps), _check_steps(steps)
-    xb, single = _batched(x)
-    if xb.shape[0] != 1:
-        raise UserError("the face detector is attacked one photo at a time")
-    check_size(*xb.shape[-2:])
-    net = load_mtcnn(xb.device)
-    t = M.THRESHOLDS
-    before = detect_faces(xb[0], "mtcnn", min_size)
-    boxes = [f.box for f in before]
-    h, w = xb.shape[-2:]
-    pyramid = [(int(h * s + 1), int(w * s + 1)) for s in M.scales(h, w, min_size)]
-
-    def hinge(p: Tensor, threshold: float) -> Tensor:
-        return torch.relu(p - (threshold - FACE_MARGIN)).sum()
-
-    def loss(v: Tensor) -> Tensor:
-        img = (v[0].expand(3, -1, -1) if v.shape[1] == 1 else v[0]) * 255
-        total = img.new_zeros(())
-        for size in pyramid:
-            small = torch.nn.functional.interpolate(img[None], size=size, mode="area")
-            total = total + hinge(net.pnet((small - 127.5) / 128)[0], t[0])
-        if boxes:
-            total = total + hinge(net.rnet((_box_crops(img, boxes, 24) - 127.5) / 128)[0], t[1])
-            total = total + hinge(net.onet((_box_crops(img, boxes, 48) - 127.5) / 128)[0], t[2])
-        return -total[None]
-
-    def objective(v: Tensor, step: int, grad: bool) -> tuple[Tensor, Tensor | None]:
-        if step and step % FACE_REFRESH == 0:
-            boxes.extend(f.box for f in detect_faces(v[0], "mtcnn", min_size))
-        return _value_and_grad(loss, v, grad)
-
-    adv = (
-        xb.clone() if eps == 0 or not before else _pgd(objective, xb, eps, steps, None, seed, tick)
-    )
-    after = detect_faces(adv[0], "mtcnn", min_size)
-    rand = detect_faces(random_signs(xb, eps, seed)[0], "mtcnn", min_size) if before else []
-    return FaceAttack(adv[0] if single else adv, before, after, rand, float(_psnr(adv, xb)[0]))
