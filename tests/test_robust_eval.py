@@ -126,8 +126,17 @@ def test_cli_attacks_files_and_a_test_split_and_refuses_in_one_line(tmp_path, ca
     [row] = json.loads(capsys.readouterr().out)
     assert row["linf"] <= 8 / 255 + 1e-6 and Image.open(tmp_path / "one.png").size == (28, 28)
     shirt, x = str(tmp_path / "shirt.jpg"), str(tmp_path / "x.png")
+    from pixelsmith.train.config import build_config
+    from pixelsmith.train.loop import train
+
+    quick = ["data.source=shapes", "data.limit=16", "train.batch=8", "train.steps=1",
+             "train.grid_size=2", "train.eval_at_end=false", "train.threads=1"]  # fmt: skip
+    pixelcnn = str(
+        train(build_config("pixelcnn", overrides=quick), tmp_path / "runs", progress=False)
+    )
+    capsys.readouterr()
     for bad, message in [
-        (["zoo:fmnist-gan", shirt, "-o", x], "not a classifier"),
+        ([pixelcnn, shirt, "-o", x], "not a classifier"),
         (["fmnist", shirt, "--eps", "2", "-o", x], "at most 1"),
         (["fmnist", "--eps", "0.1", "-o", str(tmp_path / "x")], "IMAGE or FOLDER"),
         (["fmnist", shirt, "--attack", "magic", "-o", x], "unknown attack"),

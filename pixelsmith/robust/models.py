@@ -80,7 +80,9 @@ def classifier(spec: str | Path | nn.Module) -> Classifier:
     if not model.abilities.classifies:
         raise UserError(
             f"{text} is a {model.name} model, not a classifier; attack a classifier (fmnist, a "
-            "classifier run, zoo:NAME of one, or a TorchScript file mapping images to logits)"
+            "classifier run, zoo:NAME of one, or a TorchScript file mapping images to logits), "
+            "an editor (zoo:sr-x2, zoo:denoise, zoo:inpaint, a restoration run), mtcnn, or a "
+            "generator with a latent space"
         )
     sha = model.manifest.get("payload_sha256") or ""
     return Classifier(model.classifier(), text, sha, tuple(model.image_shape))
