@@ -145,3 +145,21 @@ def test_cli_attacks_files_and_a_test_split_and_refuses_in_one_line(tmp_path, ca
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err, err
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.fashion_mnist
+def test_cli_certifies_with_tiny_noise_as_the_clean_accuracy_and_refuses_bad_radii(capsys):
+    import json
+
+    from pixelsmith.cli.main import main
+
+    argv = ["robust", "certify", "fmnist", "--n", "20", "--sigma", "0.01", "--samples", "100"]
+    assert main([*argv, "--radii", "0,0.01,1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    acc = out["certified_accuracy"]
+    # at sigma 0.01 the smoothed model is the model: about its clean accuracy (0.94) at radius 0,
+    # and no L2 radius above 0.01 * Phi^-1(0.001 ** (1/100)) = 0.015 is certified from 100 draws
+    assert acc["0.0"] >= 0.8 and out["abstain"] <= 0.1 and acc["1.0"] == 0
+    assert acc["0.0"] >= acc["0.01"] >= acc["1.0"]
+    assert main([*argv, "--radii", "-1"]) == 2
+    assert "radii" in capsys.readouterr().err
