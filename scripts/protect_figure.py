@@ -34,10 +34,10 @@ def rows(x: torch.Tensor, steps: int, seed: int) -> list[list[tuple[str, torch.T
     """[(caption, image)] per row: the inputs, then one row per editor."""
     p = E.protect(x[None], E.PROTECT_AGAINST, 8 / 255, steps, seed=seed)
     adv = p.image
-    diff = ((adv - x[None]).abs() * 255 / 8).clamp(0, 1)
+    diff = ((adv - x[None]) * 255 / 16 + 0.5).clamp(0, 1)  # signed, eps at 0.5 +- 0.5
     cms = {"none": lambda v: v, **E.COUNTER_MEASURES}
     first = [("original", x), (f"protected, {float(p.psnr[0]):.1f} dB", adv[0]),
-             ("|change| x 32", diff[0])]  # fmt: skip
+             ("change x 16, on grey", diff[0])]  # fmt: skip
     first += [(f"{c}(protected)", cms[c](adv)[0]) for c in E.COUNTER_MEASURES]
     out = [first]
     with torch.no_grad():
