@@ -3,14 +3,17 @@ the naive attack and under BPDA (and EoT for the random one), on the same test i
 
     python bench/robust.py                                   # the shipped classifier, n = 500
     python bench/robust.py --models fmnist,zoo:fmnist-robust --n 1000 --plot docs/robust_curve.png
+    python bench/robust.py --parts defences --defence-model fmnist --n 500   # one part at a time
 
-Prints a table per part and writes bench/results/robust.json (every card and warning).
+Prints a table per part and writes bench/results/robust.json (every card and warning); a run of
+one part keeps the other part's results in the file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -36,24 +39,43 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--plot", help="the security curves as a PNG")
     p.add_argument("--json", default="bench/results/robust.json")
+    p.add_argument("--parts", default="models,defences", help="models, defences or both")
+    p.add_argument("--defence-model", help="the model behind the defences (default: the first)")
+    p.add_argument("--defence-queries", type=int, help="Square's queries there (default --queries)")
     a = p.parse_args()
+    parts = set(a.parts.split(","))
     torch.set_num_threads(a.threads)
     s = load_images("fashion-mnist", split="test", channels=1, size=(28, 28), limit=a.n)
     x, y = s.images.float() / 255, s.labels.long()
     eps = [float(e) for e in a.eps.split(",")]
-    out: dict = {"n": a.n, "models": {}, "defences": []}
+    old = json.loads(Path(a.json).read_text()) if Path(a.json).is_file() else {}
+    out: dict = {"models": old.get("models", {}), "defences": old.get("defences", []),
+                 "commands": {**old.get("commands", {})}}  # fmt: skip
+    for part in parts:
+        out["commands"][part] = " ".join(["python", *sys.argv])
     curves = {}
     print(f"Fashion-MNIST test, first {a.n} images; standard suite (APGD-CE, APGD-T, Square), "
           f"{a.steps} steps, {a.queries} queries, Linf\n")  # fmt: skip
-    for name in a.models.split(","):
+    for name in a.models.split(",") if "models" in parts else []:
         model = classifier(name)
         t0 = time.monotonic()
         card = {"model": name, "model_sha256": model.sha256, "data": "fashion-mnist:test"}
         ev = evaluate(model, x, y, eps, steps=a.steps, queries=a.queries, card=card)
         print(f"{name} ({time.monotonic() - t0:.0f} s)\n{ev.table()}\n")
-        out["models"][name] = ev.to_dict()
+        out["models"][name] = {"n": a.n, **ev.to_dict()}
         curves[name] = ev
-    base = classifier(a.models.split(",")[0])
+    if "defences" in parts:
+        out["defences"] = defences(classifier(a.defence_model or a.models.split(",")[0]), x, y, a)
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(out, indent=1))
+    if a.plot and curves:
+        plot_curves(curves, a.plot, title=f"Fashion-MNIST, {a.n} test images, Linf")
+        print(f"wrote {a.plot}")
+
+
+def defences(base, x, y, a) -> list[dict]:
+    """Each defence in front of `base` under the naive suite and under BPDA (and EoT)."""
+    rows = []
     print(f"defences in front of {base.name}, eps {a.defence_eps}: robust accuracy")
     print(f"{'defence':18} {'clean':>7} {'naive':>7} {'BPDA/EoT':>9}  warnings (naive / honest)")
     for spec in DEFENCES:
@@ -62,18 +84,16 @@ def main() -> None:
         honest = d.Defended(base, defence, bpda=True, eot=a.eot if defence.random else 1)
         row = {"defence": spec}
         for tag, m in (("naive", naive), ("honest", honest)):
-            ev = evaluate(m, x, y, [a.defence_eps], steps=a.steps, queries=a.queries,
+            queries = a.defence_queries or a.queries
+            t0 = time.monotonic()
+            ev = evaluate(m, x, y, [a.defence_eps], steps=a.steps, queries=queries,
                           card={"model": base.name, "defence": m.name})  # fmt: skip
-            row[tag] = ev.to_dict()
+            row[tag] = {"seconds": round(time.monotonic() - t0, 1), **ev.to_dict()}
         n_r, h_r = row["naive"]["rows"][0], row["honest"]["rows"][0]
         print(f"{spec:18} {n_r['clean']:7.3f} {n_r['robust']:7.3f} {h_r['robust']:9.3f}  "
               f"{len(row['naive']['warnings'])} / {len(row['honest']['warnings'])}")  # fmt: skip
-        out["defences"].append(row)
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(out, indent=1))
-    if a.plot:
-        plot_curves(curves, a.plot, title=f"Fashion-MNIST, {a.n} test images, Linf")
-        print(f"wrote {a.plot}")
+        rows.append({"n": len(x), **row})
+    return rows
 
 
 if __name__ == "__main__":
