@@ -77,6 +77,8 @@ def main() -> None:
     ap.add_argument("--headline", help="the metric `zoo list` shows")
     ap.add_argument("--task", help="one line: what the model is for (default: the preset's)")
     ap.add_argument("--eval-args", default="", help="the options the run's scores were made with")
+    ap.add_argument("--robust", help="`pixelsmith robust eval RUN --json` output for a classifier")
+    ap.add_argument("--robust-command", help="the command that made --robust's file")
     args = ap.parse_args()
 
     man = ckf.read_manifest(ckf.resolve_checkpoint(args.run))
@@ -108,6 +110,10 @@ def main() -> None:
             for r in rows
         ]
         results["holdout_command"] = bench["command"]
+    if args.robust:
+        ev = json.loads(Path(args.robust).read_text())
+        results["robust"] = {"command": args.robust_command, "card": ev["card"],
+                             "rows": ev["rows"], "warnings": ev["warnings"]}  # fmt: skip
     out = zoo.export_run(args.run, args.name, recipe, results, task=args.task)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MB)")
 
