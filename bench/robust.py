@@ -48,11 +48,7 @@ def main() -> None:
     s = load_images("fashion-mnist", split="test", channels=1, size=(28, 28), limit=a.n)
     x, y = s.images.float() / 255, s.labels.long()
     eps = [float(e) for e in a.eps.split(",")]
-    old = json.loads(Path(a.json).read_text()) if Path(a.json).is_file() else {}
-    out: dict = {"models": old.get("models", {}), "defences": old.get("defences", []),
-                 "commands": {**old.get("commands", {})}}  # fmt: skip
-    for part in parts:
-        out["commands"][part] = " ".join(["python", *sys.argv])
+    out: dict = {"models": {}, "defences": [], "commands": {}}
     curves = {}
     print(f"Fashion-MNIST test, first {a.n} images; standard suite (APGD-CE, APGD-T, Square), "
           f"{a.steps} steps, {a.queries} queries, Linf\n")  # fmt: skip
@@ -66,11 +62,23 @@ def main() -> None:
         curves[name] = ev
     if "defences" in parts:
         out["defences"] = defences(classifier(a.defence_model or a.models.split(",")[0]), x, y, a)
-    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps(out, indent=1))
+    write(Path(a.json), out, parts)
     if a.plot and curves:
         plot_curves(curves, a.plot, title=f"Fashion-MNIST, {a.n} test images, Linf")
         print(f"wrote {a.plot}")
+
+
+def write(path: Path, out: dict, parts: set[str]) -> None:
+    """Write this run's parts into the JSON, keeping what it holds of the others (read now, so a
+    run of the other part that ended meanwhile is kept)."""
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    merged = {"models": old.get("models", {}), "defences": old.get("defences", []),
+              "commands": {**old.get("commands", {})}}  # fmt: skip
+    for part in parts:
+        merged[part] = out[part]
+        merged["commands"][part] = " ".join(["python", *sys.argv])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(merged, indent=1) + "\n")
 
 
 def defences(base, x, y, a) -> list[dict]:
