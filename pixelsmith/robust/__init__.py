@@ -11,12 +11,14 @@ from pixelsmith.robust.editors import (
     evaluate_protection,
     protect,
 )
+from pixelsmith.robust.models import classifier
 
 __all__ = [
     "COUNTER_MEASURES",
     "apgd",
     "attack_editor",
     "attacks",
+    "classifier",
     "cw_l2",
     "evaluate_protection",
     "fgsm",
