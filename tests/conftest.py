@@ -252,3 +252,16 @@ def _torchrun(*args: str) -> None:
 def torchrun():
     """A function that runs a command under torchrun with 2 processes."""
     return _torchrun
+
+
+@pytest.fixture(scope="module")
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+    """PIXELSMITH_CACHE pointed at a folder of the module's own (encoders and the like), not the
+    user's cache; restored afterwards."""
+    before = os.environ.get("PIXELSMITH_CACHE")
+    os.environ["PIXELSMITH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield Path(os.environ["PIXELSMITH_CACHE"])
+    if before is None:
+        os.environ.pop("PIXELSMITH_CACHE", None)
+    else:
+        os.environ["PIXELSMITH_CACHE"] = before

@@ -3,7 +3,6 @@ starts, codes round-trip, the VAE starts from its own encoder, and the CLI check
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +32,9 @@ MARGIN = 3.0
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory: pytest.TempPathFactory):
+def _cache(isolated_cache: Path) -> Path:
     """Encoders are cached in a folder of this module's own, not the user's cache."""
-    before = os.environ.get("PIXELSMITH_CACHE")
-    os.environ["PIXELSMITH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield Path(os.environ["PIXELSMITH_CACHE"])
-    if before is None:
-        os.environ.pop("PIXELSMITH_CACHE", None)
-    else:
-        os.environ["PIXELSMITH_CACHE"] = before
+    return isolated_cache
 
 
 def _stylegan() -> StyleGAN:

@@ -378,19 +378,27 @@ class Restore(Family):
     ) -> Tensor:
         """Degraded (N, C, H, W) images restored; `tile` (input pixels) bounds the memory of
         large images and gives the same result (pixelsmith.nn.tiles)."""
+        x, m, inp = self._padded_input(images, mask, sigma)
+        h, w = x.shape[-2:]
+        s = self.out_scale
+        with self.inference("net") as net:
+            big = max(inp.shape[-2:])
+            out = run_tiled(net, inp, tile or big, self.margin, self.multiple, s, progress=progress)
+        return self.finish(out[..., : h * s, : w * s], x, m).cpu()
+
+    def _padded_input(
+        self, images: Tensor, mask: Tensor | None, sigma: Tensor | float | None
+    ) -> tuple[Tensor, Tensor | None, Tensor]:
+        """The images and mask on the device, and the network's input padded (replicate) to a
+        multiple of the network's stride."""
         x = images.to(self.device).float()
         m = None if mask is None else mask.to(self.device).float()
         inp = self.network_input(x, m, sigma)
         k = self.multiple
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % k, (-w) % k
+        ph, pw = (-x.shape[-2]) % k, (-x.shape[-1]) % k
         if ph or pw:
             inp = F.pad(inp, (0, pw, 0, ph), mode="replicate")
-        s = self.out_scale
-        with self.inference("net") as net:
-            big = max(inp.shape[-2:])
-            out = run_tiled(net, inp, tile or big, self.margin, k, s, progress=progress)
-        return self.finish(out[..., : h * s, : w * s], x, m).cpu()
+        return x, m, inp
 
     def restore_differentiable(
         self, images: Tensor, mask: Tensor | None = None, sigma: Tensor | float | None = None
@@ -406,14 +414,8 @@ class Restore(Family):
         through them the gradient is that of a constant almost everywhere; a caller wanting
         more passes its own differentiable `sigma` (pixelsmith.robust.editors does).
         """
-        x = images.to(self.device).float()
-        m = None if mask is None else mask.to(self.device).float()
-        inp = self.network_input(x, m, sigma)
-        k = self.multiple
+        x, m, inp = self._padded_input(images, mask, sigma)
         h, w = x.shape[-2:]
-        ph, pw = (-h) % k, (-w) % k
-        if ph or pw:
-            inp = F.pad(inp, (0, pw, 0, ph), mode="replicate")
         with self.inference("net") as net:
             out = net(inp)
         s = self.out_scale
