@@ -20,6 +20,9 @@ $(BIN)/pixelsmith: pyproject.toml
 	# torchattacks, the attacks' reference (tests, bench): its metadata declares torchvision, which
 	# it never imports; the scipy it does import comes with the test extra.
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps "torchattacks==3.5.1"
+	# invisible-watermark, the watermarks' reference (bench, tests): its metadata pulls opencv-python
+	# (not headless) and a torch of its own; what it imports (cv2, pywt, onnxruntime) comes with test.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps "invisible-watermark==0.2.0"
 	touch $@
 
 install: $(BIN)/pixelsmith

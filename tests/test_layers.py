@@ -11,8 +11,8 @@ import pixelsmith
 ROOT = Path(pixelsmith.__file__).parent
 # The rooms in order, each importing only rooms below it (directly or lazily in a function).
 LADDER = (
-    "utils", "data", "nn", "models", "generate", "metrics", "edit", "faces", "robust", "jobs",
-    "deploy", "serve", "cli", "api",
+    "utils", "data", "nn", "models", "generate", "metrics", "edit", "faces", "robust", "provenance",
+    "forensics", "jobs", "deploy", "serve", "cli", "api",
 )  # fmt: skip
 
 

@@ -398,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     from pixelsmith.cli.compress import add_parser as add_compress
 
     add_compress(verbs)
+    from pixelsmith.cli.credentials import add_parser as add_credentials
+    from pixelsmith.cli.provenance import add_parsers as add_provenance
+
+    add_provenance(verbs)
+    add_credentials(verbs)
 
     add_zoo(verbs)
     return p
