@@ -7,7 +7,8 @@ hash. pixelsmith writes three kinds (through c2pa-python, offline, without a tim
   `trainedAlgorithmicMedia`), or `c2pa.opened` + `c2pa.edited` for an edit (the operation and
   its options; `compositeWithTrainedAlgorithmicMedia` when a model did it). The action's
   `softwareAgent` is pixelsmith and its `parameters` hold `model`, `model_sha256`,
-  `operation` and `options`.
+  `operation` and `options` (as JSON text: c2pa-rs would turn a list of small integers into
+  bytes).
 - `c2pa.soft-binding`: the invisible watermark in the pixels (its `alg`; the message as the
   block value; its other fields, such as `key_id`, as JSON in `alg-params`), so a copy whose
   manifest was stripped can still be tied back to it. c2pa 0.38 accepts this assertion as is.
@@ -184,7 +185,8 @@ def _manifest(claim: Claim) -> dict:
         if getattr(claim, key):
             params[key] = getattr(claim, key)
     if claim.options:
-        params["options"] = _jsonable(claim.options)
+        # As JSON text: c2pa-rs turns a list of small integers (a tile size) into CBOR bytes.
+        params["options"] = json.dumps(_jsonable(claim.options), sort_keys=True)
     action: dict[str, Any] = {"action": f"c2pa.{claim.action}", "softwareAgent": agent}
     source = claim.digital_source_type
     if source is None:
@@ -356,6 +358,16 @@ def _soft_binding(data: dict) -> dict:
     return found
 
 
+def _options(text: Any) -> Any:
+    """Options as pixelsmith wrote them (JSON text), or as another signer did."""
+    if isinstance(text, str):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
 def _dn(name: dict | None) -> str | None:
     if not name:
         return None
@@ -404,12 +416,15 @@ def _summarise(store: dict, signatures: dict, deltas: dict, label: str, depth: i
     for assertion in manifest.get("assertions", []):
         if assertion.get("label", "").startswith("c2pa.actions"):
             for a in assertion.get("data", {}).get("actions", []):
+                params = dict(a.get("parameters") or {})
+                if "options" in params:
+                    params["options"] = _options(params["options"])
                 actions.append(
                     {
                         "action": a.get("action"),
                         "digital_source_type": a.get("digitalSourceType"),
                         "software_agent": a.get("softwareAgent"),
-                        "parameters": a.get("parameters") or {},
+                        "parameters": params,
                     }
                 )
         elif assertion.get("label") == SOFT_BINDING:
@@ -535,7 +550,8 @@ def _action_line(action: dict) -> str:
     if params.get("operation"):
         bits.append(params["operation"])
     if params.get("options"):
-        bits.append(json.dumps(params["options"], sort_keys=True))
+        options = params["options"]
+        bits.append(options if isinstance(options, str) else json.dumps(options, sort_keys=True))
     if params.get("model"):
         sha = params.get("model_sha256")
         bits.append(f"model {params['model']}" + (f" (sha256 {sha[:12]}...)" if sha else ""))
