@@ -7,6 +7,8 @@ import io
 import json
 import stat
 import struct
+import sys
+import time
 import zlib
 
 import c2pa
@@ -25,6 +27,7 @@ from pixelsmith.provenance.credentials import (
     TRAINED,
     Claim,
     Parent,
+    describe,
     init_credentials,
     load_signer,
     read_credentials,
@@ -167,6 +170,53 @@ def test_a_signed_image_validates_with_c2pas_reader_and_says_what_the_claim_said
 def test_an_image_without_a_manifest_reads_as_none(creds):
     found = read_credentials(_encode(_pixels(), "png"))
     assert found.status == "none" and found.manifest is None and found.actions == []
+
+
+def test_an_expired_signer_reads_as_untrusted_not_tampered_and_is_refused_for_signing(
+    creds, tmp_path
+):
+    ca = x509.load_pem_x509_certificate((creds / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((creds / "ca.key").read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    usage = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "brief")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(seconds=1))
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), False)
+    )
+    pem = serialization.Encoding.PEM
+    (tmp_path / "brief.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    # c2pa refuses a CA-issued leaf without an Authority Key Identifier, and says which rule.
+    (tmp_path / "brief.pem").write_bytes(
+        leaf.sign(ca_key, hashes.SHA256()).public_bytes(pem) + ca.public_bytes(pem)
+    )
+    said = _refused(
+        "c2pa refuses", load_signer, cert=tmp_path / "brief.pem", key=tmp_path / "brief.key"
+    )
+    assert "Authority Key Identifier" in said
+    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+    leaf = leaf.add_extension(aki, False).sign(ca_key, hashes.SHA256())
+    (tmp_path / "brief.pem").write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    signer = load_signer(cert=tmp_path / "brief.pem", key=tmp_path / "brief.key")
+    signed = sign_bytes(_encode(_pixels(9), "png"), None, _created(), signer)
+    time.sleep(
+        max(0.0, (now + dt.timedelta(seconds=2.1) - dt.datetime.now(dt.UTC)).total_seconds())
+    )
+    found = read_credentials(signed)
+    assert found.validation_state == "Invalid"  # c2pa's word; the content is intact
+    assert "signingCredential.expired" in {f["code"] for f in found.failures}
+    assert found.status == "untrusted"
+    assert "certificate fails (signingCredential.expired" in describe(found)[0]
+    _refused("expired on", load_signer, cert=tmp_path / "brief.pem", key=tmp_path / "brief.key")
 
 
 def _change_one_pixel_png(signed: bytes) -> bytes:
@@ -392,3 +442,8 @@ def test_cli_init_sign_and_show_json(tmp_path, monkeypatch, capsys):
     assert main(["credentials", "sign", str(src), "-o", str(tmp_path / "x.jpg")]) == 2
     assert "run `pixelsmith credentials init`" in capsys.readouterr().err
     assert main(["credentials", "init", "--dir", str(creds)]) == 2
+
+
+def test_without_the_extra_the_error_names_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "c2pa", None)  # import c2pa now raises ImportError
+    _refused(r"pip install 'pixelsmith\[provenance\]'", read_credentials, b"\x89PNG\r\n\x1a\n")

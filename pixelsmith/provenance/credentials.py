@@ -16,9 +16,11 @@ hash. pixelsmith writes three kinds (through c2pa-python, offline, without a tim
   one, so the chain of credentials survives the edit.
 
 `read_credentials` validates with c2pa's own Reader and reports one of four statuses: `none` (no
-manifest), `tampered` (c2pa finds a hash, signature or certificate that fails), `untrusted` (a
-valid signature by a CA that is not trusted here), `trusted` (valid, by a CA given in `trust` or
-the local CA in the credentials directory; the local CA is trusted only where it is installed).
+manifest), `tampered` (a hash or the signature fails: the pixels or the manifest changed after
+signing), `untrusted` (the content is as signed, but the signer's CA is not trusted here, or its
+certificate fails: expired, not a C2PA signing certificate), `trusted` (valid, by a CA given in
+`trust` or the local CA in the credentials directory; the local CA is trusted only where it is
+installed).
 """
 
 from __future__ import annotations
@@ -63,8 +65,7 @@ SOFT_BINDING = "c2pa.soft-binding"
 MIMES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
 SUFFIXES = {"image/png": (".png",), "image/jpeg": (".jpg", ".jpeg"), "image/webp": (".webp",)}
 STATUSES = ("none", "tampered", "untrusted", "trusted")
-_STATES = {"Trusted": "trusted", "Valid": "untrusted", "Invalid": "tampered"}
-_TRUST_CODES = {"signingCredential.untrusted", "signingCredential.trusted"}
+CREDENTIAL = "signingCredential."  # the codes about the certificate, not the content
 _OFFLINE = {"remote_manifest_fetch": False, "ocsp_fetch": False}
 
 
@@ -391,13 +392,34 @@ def _codes(results: dict | None, kind: str) -> set[str]:
     return {r.get("code") for r in (results or {}).get(kind, [])}
 
 
+def _content_failed(failed: set[str]) -> bool:
+    """Whether a failure is about the content (a hash, the signature, the claim's structure)."""
+    return any(not (code or "").startswith(CREDENTIAL) for code in failed)
+
+
+def _status(state: str | None, active: dict) -> str:
+    """c2pa's validation state as one of STATUSES.
+
+    c2pa calls a manifest Invalid also when only its certificate fails (expired, revoked, not a
+    C2PA signing profile); the content is intact then, its signer not to be trusted: untrusted.
+    """
+    failed = _codes(active, "failure")
+    if _content_failed(failed) or (state == "Invalid" and not failed):
+        return "tampered"
+    if state == "Trusted" or (
+        state is None and f"{CREDENTIAL}trusted" in _codes(active, "success")
+    ):
+        return "trusted"
+    return "untrusted"
+
+
 def _ingredient_status(ingredient: dict, delta: dict | None) -> str:
     """An ingredient's status: what c2pa recorded when it was added, updated by this reading."""
     if not ingredient.get("active_manifest"):
         return "none"
     recorded = (ingredient.get("validation_results") or {}).get("activeManifest") or {}
     failed = _codes(recorded, "failure") | _codes(delta, "failure")
-    if failed - _TRUST_CODES:
+    if _content_failed(failed):
         return "tampered"
     # The deltas hold only what changed since the recording: a trust the reader's anchors differ on.
     trusted = "signingCredential.trusted" in _codes(recorded, "success")
@@ -508,17 +530,7 @@ def read_credentials(
         for d in results.get("ingredientDeltas", [])
     }
     state = store.get("validation_state")
-    status = _STATES.get(state)
-    if status is None:  # no state reported: judge by the active manifest's codes
-        active = results.get("activeManifest") or {}
-        failed = _codes(active, "failure")
-        status = (
-            "tampered"
-            if failed - _TRUST_CODES
-            else "trusted"
-            if "signingCredential.trusted" in _codes(active, "success")
-            else "untrusted"
-        )
+    status = _status(state, results.get("activeManifest") or {})
     summary = _summarise(store, signatures, deltas, store.get("active_manifest", ""))
     found.status = status
     found.validation_state = state
@@ -533,8 +545,8 @@ def read_credentials(
 
 _MEANING = {
     "none": "no content credentials (no C2PA manifest)",
-    "tampered": "the content credentials fail validation",
-    "untrusted": "valid signature, but the signer's CA is not trusted here (add --trust CA.pem)",
+    "tampered": "the image or its manifest changed after signing",
+    "untrusted": "the content is as signed, but the signer is not trusted here",
     "trusted": "valid signature by a trusted CA",
 }
 
@@ -565,6 +577,11 @@ def _chain_line(item: dict, indent: str) -> list[str]:
         return [head]
     made = [a["action"].removeprefix("c2pa.") for a in summary["actions"] if a["action"]]
     head += f"; {', '.join(made)} by {summary['claim_generator']}"
+    details = [_short(summary["digital_source_type"])]
+    details += [f"model {summary['model']}" if summary["model"] else None]
+    details += [f"watermark {summary['soft_binding']['alg']}" if summary["soft_binding"] else None]
+    if any(details):
+        head += f" ({', '.join(d for d in details if d)})"
     lines = [head]
     for sub in summary["ingredients"]:
         lines += _chain_line(sub, indent + "  ")
@@ -573,7 +590,15 @@ def _chain_line(item: dict, indent: str) -> list[str]:
 
 def describe(found: ContentCredentials) -> list[str]:
     """A few readable lines: the status and what the manifest says."""
-    lines = [f"{found.image}: {found.status}: {_MEANING[found.status]}"]
+    meaning = _MEANING[found.status]
+    if found.status == "untrusted":
+        other = {f.get("code") or "" for f in found.failures} - {f"{CREDENTIAL}untrusted"}
+        meaning = (
+            f"{meaning}: its certificate fails ({', '.join(sorted(other))})"
+            if other
+            else "valid signature, but the signer's CA is not trusted here (--trust CA.pem)"
+        )
+    lines = [f"{found.image}: {found.status}: {meaning}"]
     if found.status == "none":
         return lines
     signer = found.signer or {}

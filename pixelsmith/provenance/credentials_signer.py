@@ -309,7 +309,44 @@ def _dn(name) -> str:
     return cn[0].value if cn else name.rfc4514_string()
 
 
-def _trial_signature(signer: CredentialSigner, self_signed: bool) -> None:
+def _profile_problem(leaf) -> str:
+    """Which of C2PA's rules for a signing certificate `leaf` breaks, in words (c2pa judges)."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+
+    if leaf.issuer == leaf.subject:
+        return (
+            "it is self-signed, and C2PA accepts only a signing certificate issued by a CA "
+            "(make one with `pixelsmith credentials init`)"
+        )
+    ext = leaf.extensions
+    try:
+        usage = ext.get_extension_for_class(x509.KeyUsage)
+        if not (usage.critical and usage.value.digital_signature):
+            raise x509.ExtensionNotFound("", usage.oid)
+    except x509.ExtensionNotFound:
+        return "C2PA asks for a critical Key Usage extension with digitalSignature"
+    try:
+        eku = set(ext.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        eku = set()
+    wanted = {ExtendedKeyUsageOID.EMAIL_PROTECTION, ObjectIdentifier(DOCUMENT_SIGNING)}
+    if not eku & wanted or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
+        return (
+            "C2PA asks for Extended Key Usage emailProtection or documentSigning (and not "
+            "anyExtendedKeyUsage)"
+        )
+    try:
+        ext.get_extension_for_class(x509.AuthorityKeyIdentifier)
+    except x509.ExtensionNotFound:
+        return "C2PA asks for an Authority Key Identifier naming the issuing CA's key"
+    return (
+        "C2PA asks for a CA-issued certificate with a critical Key Usage digitalSignature, "
+        "Extended Key Usage emailProtection or documentSigning and an Authority Key Identifier"
+    )
+
+
+def _trial_signature(signer: CredentialSigner, leaf) -> None:
     """Sign a 1x1 PNG, so c2pa judges the certificate before any real work."""
     from PIL import Image
 
@@ -339,15 +376,10 @@ def _trial_signature(signer: CredentialSigner, self_signed: bool) -> None:
             signer.c2pa_signer(), "image/png", io.BytesIO(buf.getvalue()), io.BytesIO()
         )
     except c2pa.C2paError as e:
-        said = str(e).split(": ", 1)[-1]
-        why = (
-            "its leaf certificate is self-signed, and C2PA accepts only a signing certificate "
-            "issued by a CA (make one with `pixelsmith credentials init`)"
-            if self_signed
-            else "C2PA asks for Key Usage digitalSignature (critical) and Extended Key Usage "
-            "emailProtection or documentSigning, issued by a CA"
-        )
-        raise UserError(f"c2pa refuses the certificate {signer.cert_path} ({said}): {why}") from e
+        said = " ".join(str(e).split(": ", 1)[-1].split())
+        raise UserError(
+            f"c2pa refuses the certificate {signer.cert_path} ({said}): {_profile_problem(leaf)}"
+        ) from e
 
 
 def load_signer(
@@ -392,7 +424,7 @@ def load_signer(
         cert_path=cert,
         key_path=key,
     )
-    _trial_signature(signer, self_signed=len(chain) == 1 and leaf.issuer == leaf.subject)
+    _trial_signature(signer, leaf)
     return signer
 
 
