@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image
 
@@ -172,6 +172,7 @@ def test_an_image_without_a_manifest_reads_as_none(creds):
     assert found.status == "none" and found.manifest is None and found.actions == []
 
 
+@pytest.mark.slow  # waits ~2 s for the certificate to expire
 def test_an_expired_signer_reads_as_untrusted_not_tampered_and_is_refused_for_signing(
     creds, tmp_path
 ):
@@ -217,6 +218,42 @@ def test_an_expired_signer_reads_as_untrusted_not_tampered_and_is_refused_for_si
     assert found.status == "untrusted"
     assert "certificate fails (signingCredential.expired" in describe(found)[0]
     _refused("expired on", load_signer, cert=tmp_path / "brief.pem", key=tmp_path / "brief.key")
+
+
+def test_a_certificate_of_the_users_own_signs_and_is_trusted_by_its_ca(creds, tmp_path):
+    ca = x509.load_pem_x509_certificate((creds / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((creds / "ca.key").read_bytes(), None)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = dt.datetime.now(dt.UTC)
+    usage = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "newsroom")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(11)
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")]), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    (tmp_path / "chain.pem").write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    (tmp_path / "rsa.key").write_bytes(  # PKCS#1, as openssl genrsa writes it
+        key.private_bytes(
+            pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
+    signer = load_signer(cert=tmp_path / "chain.pem", key=tmp_path / "rsa.key")
+    assert signer.alg == "ps256" and signer.subject == "newsroom"
+    signed = sign_bytes(_encode(_pixels(10), "jpeg"), None, _created(), signer)
+    found = read_credentials(signed, trust=[creds / "ca.pem"], trust_local=False)
+    assert found.status == "trusted" and found.signer["subject"] == "CN=newsroom"
+    assert read_credentials(signed, trust_local=False).status == "untrusted"
 
 
 def _change_one_pixel_png(signed: bytes) -> bytes:

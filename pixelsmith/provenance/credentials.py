@@ -36,6 +36,7 @@ from pixelsmith.errors import UserError
 from pixelsmith.provenance.credentials_signer import (
     CA_CERT,
     CredentialSigner,
+    c2pa_settings,
     default_directory,
     init_credentials,
     load_signer,
@@ -66,7 +67,6 @@ MIMES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
 SUFFIXES = {"image/png": (".png",), "image/jpeg": (".jpg", ".jpeg"), "image/webp": (".webp",)}
 STATUSES = ("none", "tampered", "untrusted", "trusted")
 CREDENTIAL = "signingCredential."  # the codes about the certificate, not the content
-_OFFLINE = {"remote_manifest_fetch": False, "ocsp_fetch": False}
 
 
 def _software() -> str:
@@ -205,14 +205,6 @@ def _manifest(claim: Claim) -> dict:
     return manifest
 
 
-def _sign_settings(anchors: bytes) -> dict:
-    # No thumbnail: it costs ~70 ms and ~30 KB per image, and the image is its own preview.
-    settings: dict[str, Any] = {"builder": {"thumbnail": {"enabled": False}}, "verify": _OFFLINE}
-    if anchors:
-        settings["trust"] = {"user_anchors": anchors.decode()}
-    return settings
-
-
 def sign_bytes(data: bytes, mime: str | None, claim: Claim, signer: CredentialSigner) -> bytes:
     """The same encoded image with a signed C2PA manifest embedded (PNG, JPEG or WebP)."""
     c2pa = require_c2pa()
@@ -220,7 +212,7 @@ def sign_bytes(data: bytes, mime: str | None, claim: Claim, signer: CredentialSi
     if mime and _normal_mime(mime) != actual:
         raise UserError(f"the image is {MIMES[actual]}, not {mime}; name its real type")
     with (
-        c2pa.Context.from_dict(_sign_settings(signer.anchors_pem())) as context,
+        c2pa.Context.from_dict(c2pa_settings(signer.anchors_pem(), signing=True)) as context,
         c2pa.Builder(_manifest(claim), context) as builder,
     ):
         parent = claim.parent
@@ -508,10 +500,7 @@ def read_credentials(
     mime = image_mime(data, name)
     anchors, sources = _anchors(trust, trust_local)
     found = ContentCredentials(status="none", image=name, format=mime, trust=sources)
-    settings: dict[str, Any] = {"verify": {"verify_trust": True, **_OFFLINE}}
-    if anchors:
-        settings["trust"] = {"user_anchors": anchors.decode()}
-    with c2pa.Context.from_dict(settings) as context:
+    with c2pa.Context.from_dict(c2pa_settings(anchors)) as context:
         try:
             reader = c2pa.Reader.try_create(mime, io.BytesIO(data), None, context)
         except c2pa.C2paError as e:
