@@ -216,8 +216,9 @@ def sign_bytes(data: bytes, mime: str | None, claim: Claim, signer: CredentialSi
         c2pa.Builder(_manifest(claim), context) as builder,
     ):
         parent = claim.parent
+        if isinstance(parent, tuple):
+            parent = Parent(*parent)
         if parent is not None:
-            assert isinstance(parent, Parent)
             parent_mime = image_mime(parent.data, f"the input {parent.title}")
             ingredient = {"title": parent.title, "relationship": "parentOf"}
             try:
