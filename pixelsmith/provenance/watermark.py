@@ -11,10 +11,12 @@ arranged so each attack in the bench costs little:
   period, which adds the mark coherently and the photo incoherently) and finds the crop's offset
   from a pilot pattern by a cyclic correlation.
 - The tile is built from orthonormal keyed patterns confined to a mid band of frequencies
-  (periods of 9 to 43 pixels): low enough to survive JPEG 50, blur and resizing to a quarter and
-  back, high enough to stay clear of most of a photo's energy. It is added to luma only (equal in
-  R, G and B), so saturation changes leave it alone, and scaled by local texture, which hides it
-  where the eye looks least.
+  (periods of 6.4 to 43 pixels): low enough to survive JPEG 50, blur and resizing to a quarter
+  and back, high enough to stay clear of most of a photo's energy. It lies along one colour
+  direction, a third luma and the rest yellow-blue: photos carry far less texture in chroma, so
+  crops keep it, and the luma third survives JPEG's coarse chroma. It is scaled by local texture,
+  which hides it where the eye looks least, and the embedder reads the photo first and spends
+  the energy on the bits the photo itself works against (informed embedding).
 - Detection weighs each frequency by the image's own spectrum (the matched filter for coloured
   noise) and reads one bit per pattern. Of the bits, `key_bits` are fixed by the key: the number
   that match under no mark is Binomial(key_bits, 1/2), so the p-value is exact and a threshold
@@ -37,7 +39,7 @@ from pixelsmith.provenance.keys import WatermarkKey
 from pixelsmith.utils.colour import luma
 
 TILE = 128
-BAND = (3.0, 14.0)  # radial frequency, in cycles per tile
+BAND = (3.0, 20.0)  # radial frequency, in cycles per tile: periods of 6.4 to 43 pixels
 DOWN = 2  # the detector works at half resolution, where the band still lies well below Nyquist
 SMALL = TILE // DOWN
 PILOT_SHARE = 0.2  # of the mark's energy, for finding a crop's offset
@@ -48,6 +50,7 @@ DEFAULT_PSNR = 40.5
 DEFAULT_FPR = 1e-6
 _TEXTURE_WINDOW = 5  # half-resolution pixels
 TEXTURE_POWER = 0.5
+COLOUR = (1.0, 1.0, -0.5)  # the mark's direction in RGB: a third luma, the rest yellow-blue
 _STRENGTH_CELL = 8  # half-resolution pixels over which the detector measures the photo's strength
 
 
@@ -145,10 +148,10 @@ def embed(
     if not 20 <= psnr <= 60:
         raise UserError(f"the watermark's PSNR must be 20 to 60 dB, got {psnr}")
     colour = x[:3] if x.shape[0] == 4 else x
-    y = luma(colour)[0]
+    y = _carrier(colour)
     signs = np.where(_codeword(key, message), 1.0, -1.0)
     patterns = _patterns(key.secret, 1 + len(signs))
-    gain = _texture(y)
+    gain = _texture(luma(colour)[0])
     coef = np.concatenate(
         [[math.sqrt(PILOT_SHARE)], signs * math.sqrt((1 - PILOT_SHARE) / len(signs))]
     )
@@ -157,8 +160,28 @@ def embed(
         mark = _mark(patterns, coef, gain, rms)
         coef = _informed(y, mark, key.secret, coef, signs)
     out = x.clone()
-    out[: colour.shape[0]] = (colour + _mark(patterns, coef, gain, rms)).clamp(0, 1)
+    out[: colour.shape[0]] = (colour + _spread(_mark(patterns, coef, gain, rms), colour)).clamp(
+        0, 1
+    )
     return out
+
+
+def _direction(channels: int) -> Tensor:
+    """The unit colour direction the mark lies along."""
+    v = torch.tensor(COLOUR if channels == 3 else (1.0,), dtype=torch.float32)
+    return v / v.norm()
+
+
+def _carrier(colour: Tensor) -> Tensor:
+    """The image along the mark's colour direction (H, W)."""
+    return torch.tensordot(_direction(colour.shape[0]), colour, 1)
+
+
+def _spread(mark: Tensor, colour: Tensor) -> Tensor:
+    """A mark along the colour direction as a change of each channel, at the mark's own mean
+    squared value per channel (so the PSNR holds): it reads back as `mark` times sqrt(C)."""
+    c = colour.shape[0]
+    return _direction(c).view(c, 1, 1) * mark * math.sqrt(c)
 
 
 def _mark(patterns: np.ndarray, coef: np.ndarray, gain: Tensor, rms: float) -> Tensor:
@@ -303,7 +326,7 @@ def detect(
     if not 0 < fpr < 1:
         raise UserError(f"the false-positive rate must be between 0 and 1, got {fpr}")
     colour = x[:3] if x.shape[0] == 4 else x
-    view = _view(luma(colour)[0])
+    view = _view(_carrier(colour))
     bits = _codeword(key, b"")
     spectra = _small_spectra(key.secret, 1 + len(bits))
     pilot = np.fft.ifft2(view.spectrum * np.conj(spectra[0])).real
