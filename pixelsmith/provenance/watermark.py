@@ -307,6 +307,20 @@ def _readings(view: _View, spectra: np.ndarray, offset: tuple[int, int] = (0, 0)
     return np.real(np.tensordot(np.conj(spectra), view.spectrum * phase, 2))
 
 
+def _refine(view: _View, pilot: np.ndarray, peak: tuple[int, int]) -> tuple[float, float]:
+    """The pilot's peak to a quarter of a half-resolution pixel: a crop at an odd offset falls
+    between the detector's samples, and half a sample off costs a fifth of the bits' margin."""
+    steps = np.arange(-0.5, 0.51, 0.25)
+    best, where = -np.inf, (float(peak[0]), float(peak[1]))
+    for fy in steps:
+        for fx in steps:
+            at = (peak[0] + fy, peak[1] + fx)
+            value = float(_readings(view, pilot[None], at)[0])
+            if value > best:
+                best, where = value, at
+    return where
+
+
 def binomial_tail(matched: int, n: int) -> float:
     """P(at least `matched` of `n` fair coin flips come up heads), exactly."""
     return sum(math.comb(n, j) for j in range(matched, n + 1)) / 2**n
@@ -330,7 +344,7 @@ def detect(
     bits = _codeword(key, b"")
     spectra = _small_spectra(key.secret, 1 + len(bits))
     pilot = np.fft.ifft2(view.spectrum * np.conj(spectra[0])).real
-    dy, dx = np.unravel_index(int(np.argmax(pilot)), pilot.shape)
+    dy, dx = _refine(view, spectra[0], np.unravel_index(int(np.argmax(pilot)), pilot.shape))
     read = _readings(view, spectra[1:], (dy, dx)) > 0
     n = key.key_bits
     matched = int(np.sum(read[:n] == bits[:n]))
@@ -349,7 +363,7 @@ def detect(
         bit_accuracy=matched / n,
         message_hex=message.hex(),
         message_text=_text(message),
-        offset=(int(dy) * DOWN, int(dx) * DOWN),
+        offset=(round(dy * DOWN) % TILE, round(dx * DOWN) % TILE),
         message_bit_accuracy=mba,
     )
 
