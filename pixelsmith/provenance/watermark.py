@@ -103,18 +103,16 @@ def _codeword(key: WatermarkKey, message: bytes) -> np.ndarray:
     return np.concatenate([key_part, _bits(padded, key.message_bits) ^ pad])
 
 
-def _texture(y: Tensor) -> Tensor:
-    """A gain from local contrast, measured at half resolution: above 1 in texture, below 1 in
-    flat areas (mean 1). Its power is a compromise: the eye forgives a mark in texture, the
+def _texture(small: Tensor) -> Tensor:
+    """A gain from local contrast of a half-resolution luma image: above 1 in texture, below 1
+    in flat areas (mean 1). Its power is a compromise: the eye forgives a mark in texture, the
     detector hears it best in flat areas."""
-    h, w = y.shape
-    small = _half(y)[None, None]
     k, pad = _TEXTURE_WINDOW, _TEXTURE_WINDOW // 2
-    mean = F.avg_pool2d(F.pad(small, (pad,) * 4, mode="replicate"), k, 1)
-    sq = F.avg_pool2d(F.pad(small * small, (pad,) * 4, mode="replicate"), k, 1)
+    z = F.pad(small[None, None], (pad,) * 4, mode="replicate")
+    mean = F.avg_pool2d(F.avg_pool2d(z, (1, k), 1), (k, 1), 1)
+    sq = F.avg_pool2d(F.avg_pool2d(z * z, (1, k), 1), (k, 1), 1)
     g = ((sq - mean * mean).clamp_min(0).sqrt() + 0.01) ** TEXTURE_POWER
-    g = (g / g.mean()).clamp(0.25, 4.0)
-    return F.interpolate(g, size=(h, w), mode="nearest")[0, 0]
+    return (g / g.mean()).clamp(0.25, 4.0)[0, 0]
 
 
 def _check_image(x: Tensor, least: int, what: str) -> Tensor:
@@ -148,21 +146,20 @@ def embed(
     if not 20 <= psnr <= 60:
         raise UserError(f"the watermark's PSNR must be 20 to 60 dB, got {psnr}")
     colour = x[:3] if x.shape[0] == 4 else x
-    y = _carrier(colour)
+    small = _half(colour)
     signs = np.where(_codeword(key, message), 1.0, -1.0)
     patterns = _patterns(key.secret, 1 + len(signs))
-    gain = _texture(luma(colour)[0])
+    gain = _texture(luma(small)[0])
     coef = np.concatenate(
         [[math.sqrt(PILOT_SHARE)], signs * math.sqrt((1 - PILOT_SHARE) / len(signs))]
     )
-    rms = 10 ** (-psnr / 20)
+    scale = 10 ** (-psnr / 20) / _rms(patterns, coef, gain)
     if informed:
-        mark = _mark(patterns, coef, gain, rms)
-        coef = _informed(y, mark, key.secret, coef, signs)
+        coef = _informed(_carrier(small), gain, scale, key.secret, coef, signs, colour.shape[0])
+        scale = 10 ** (-psnr / 20) / _rms(patterns, coef, gain)
+    mark = _mark(patterns, coef, gain, colour.shape[-2:]) * scale
     out = x.clone()
-    out[: colour.shape[0]] = (colour + _spread(_mark(patterns, coef, gain, rms), colour)).clamp(
-        0, 1
-    )
+    out[: colour.shape[0]] = (colour + _spread(mark, colour)).clamp(0, 1)
     return out
 
 
@@ -184,30 +181,58 @@ def _spread(mark: Tensor, colour: Tensor) -> Tensor:
     return _direction(c).view(c, 1, 1) * mark * math.sqrt(c)
 
 
-def _mark(patterns: np.ndarray, coef: np.ndarray, gain: Tensor, rms: float) -> Tensor:
-    """The mark over an image: the tile of weighted patterns, repeated, times the texture gain,
-    scaled to the given root-mean-square value."""
+def _tile(patterns: np.ndarray, coef: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.tensordot(coef, patterns, 1).astype(np.float32))
+
+
+def _over(tile: Tensor, h: int, w: int) -> Tensor:
+    """A tile repeated over an (h, w) image."""
+    t = tile.shape[-1]
+    return tile.repeat(math.ceil(h / t), math.ceil(w / t))[:h, :w]
+
+
+def _rms(patterns: np.ndarray, coef: np.ndarray, gain: Tensor) -> float:
+    """The root-mean-square value of the full-resolution mark, from half resolution (the gain
+    is constant on each 2x2 block, so the mean of the square pools exactly)."""
     h, w = gain.shape
-    tile = torch.from_numpy(np.tensordot(coef, patterns, 1).astype(np.float32))
-    mark = tile.repeat(math.ceil(h / TILE), math.ceil(w / TILE))[:h, :w] * gain
-    return mark * (rms / mark.pow(2).mean().sqrt().clamp_min(1e-12))
+    power = F.avg_pool2d(_tile(patterns, coef)[None, None] ** 2, DOWN)[0, 0]
+    return float((_over(power, h, w) * gain * gain).mean().sqrt().clamp_min(1e-12))
+
+
+def _mark(patterns: np.ndarray, coef: np.ndarray, gain: Tensor, size: torch.Size) -> Tensor:
+    """The unscaled mark over a full-resolution image: the tile of weighted patterns, repeated,
+    times the texture gain (an odd last row or column takes its neighbour's gain)."""
+    h, w = size
+    g = gain.repeat_interleave(DOWN, 0).repeat_interleave(DOWN, 1)
+    g = F.pad(g[None, None], (0, w - g.shape[1], 0, h - g.shape[0]), mode="replicate")[0, 0]
+    return _over(_tile(patterns, coef), h, w) * g
 
 
 def _informed(
-    y: Tensor, mark: Tensor, secret: bytes, coef: np.ndarray, signs: np.ndarray
+    small: Tensor,
+    gain: Tensor,
+    scale: float,
+    secret: bytes,
+    coef: np.ndarray,
+    signs: np.ndarray,
+    channels: int,
 ) -> np.ndarray:
     """Coefficients that give every bit the same margin over what the photo itself reads on it,
     at the same energy: bits the photo already helps get less (never below FLOOR of their plain
-    share, so a crop that loses the photo's help still reads them), bits it fights get more."""
+    share, so a crop that loses the photo's help still reads them), bits it fights get more.
+    Worked out at half resolution, where the detector looks: pooling the mark is pooling its
+    tile, the gain being constant on each 2x2 block."""
     spectra = _small_spectra(secret, len(coef))
-    host = _view(y)
+    host = _view(small)
     r_host = _readings(host, spectra)[1:]
+    tile = F.avg_pool2d(_tile(_patterns(secret, len(coef)), coef)[None, None], DOWN)[0, 0]
+    mark = _over(tile, *small.shape) * gain * (scale * math.sqrt(channels))  # as _spread reads
     response = _readings(_view(mark, like=host), spectra)[1:]
     plain = coef[1:]
-    gain = np.mean(response / plain)
-    if not gain > 0:
+    gain_per_unit = np.mean(response / plain)
+    if not gain_per_unit > 0:
         return coef
-    helps = signs * r_host / gain  # the photo's own reading, in units of a coefficient
+    helps = signs * r_host / gain_per_unit  # the photo's own reading, in units of a coefficient
     floor = FLOOR * np.abs(plain)
     budget = float(np.sum(plain**2))
     lo, hi = 0.0, float(np.max(floor - helps) + np.sqrt(budget) + np.max(np.abs(helps)))
@@ -222,10 +247,11 @@ def _informed(
     return out
 
 
-def _half(y: Tensor) -> Tensor:
-    """A (H, W) image at half resolution (the last odd row and column dropped)."""
-    h, w = y.shape[0] // DOWN * DOWN, y.shape[1] // DOWN * DOWN
-    return F.avg_pool2d(y[None, None, :h, :w], DOWN)[0, 0]
+def _half(x: Tensor) -> Tensor:
+    """A (C, H, W) or (H, W) image at half resolution (an odd last row and column dropped)."""
+    h, w = x.shape[-2] // DOWN * DOWN, x.shape[-1] // DOWN * DOWN
+    z = x[..., :h, :w]
+    return F.avg_pool2d(z.reshape(-1, 1, h, w), DOWN).reshape(*x.shape[:-2], h // DOWN, w // DOWN)
 
 
 @lru_cache(maxsize=8)
@@ -284,8 +310,9 @@ class _View:
 
 
 def _view(y: Tensor, like: _View | None = None) -> _View:
-    """The detector's view of a luma image; `like` reuses another view's weights (linear)."""
-    band = _band(_half(y))
+    """The detector's view of a half-resolution image along the mark's colour; `like` reuses
+    another view's weights (which makes it linear)."""
+    band = _band(y)
     strength = like.strength if like is not None else _strength(band)
     spec = np.fft.fft2(_fold(band / strength).double().numpy())
     power = like.power if like is not None else _power(spec)
@@ -340,7 +367,7 @@ def detect(
     if not 0 < fpr < 1:
         raise UserError(f"the false-positive rate must be between 0 and 1, got {fpr}")
     colour = x[:3] if x.shape[0] == 4 else x
-    view = _view(_carrier(colour))
+    view = _view(_carrier(_half(colour)))
     bits = _codeword(key, b"")
     spectra = _small_spectra(key.secret, 1 + len(bits))
     pilot = np.fft.ifft2(view.spectrum * np.conj(spectra[0])).real
