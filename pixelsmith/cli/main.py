@@ -171,7 +171,9 @@ def _metrics(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
+    from pixelsmith.errors import warn
     from pixelsmith.generate import load_model, parse_options, sample_to, style_mix_to
+    from pixelsmith.jobs.stamp import open_stamp, sample_files, signer_option, unmarked
 
     grid = None
     if args.style_mix is not None:
@@ -179,16 +181,22 @@ def _sample(args: argparse.Namespace) -> int:
         if not (rows.strip().isdigit() and cols.strip().isdigit()):
             raise UserError(f"--style-mix takes ROWS,COLS counts, e.g. 3,5; got {args.style_mix!r}")
         grid = int(rows), int(cols)
+    signer = signer_option(args.credentials, args.cert, args.key)
+    stamp = open_stamp(args.watermark, args.message, signer)
     model = load_model(args.model, device=args.device)
     items = list(args.set or [])
     if args.truncation is not None:
         items.append(f"truncation={args.truncation}")
     opts = parse_options(model, items, args.labels)
-    if grid is not None:
-        path = style_mix_to(model, *grid, args.seed, args.out, options=opts)
-        print(f"wrote {path}")
-        return 0
-    paths = sample_to(model, args.n, args.seed, args.out, options=opts)
+    if stamp.active:
+        paths, reports = sample_files(model, args.n, args.seed, args.out, stamp, options=opts,
+                                      name=args.model, style_mix=grid)  # fmt: skip
+        if note := unmarked(reports):
+            warn(note)
+    elif grid is not None:
+        paths = [style_mix_to(model, *grid, args.seed, args.out, options=opts)]
+    else:
+        paths = sample_to(model, args.n, args.seed, args.out, options=opts)
     where = paths[0] if len(paths) == 1 else f"{len(paths)} images in {args.out}"
     print(f"wrote {where}")
     return 0
@@ -305,6 +313,28 @@ def build_parser() -> argparse.ArgumentParser:
         "the first row and column show the sources; -n is ignored; for style-based models such "
         "as stylegan",
     )
+    mark = s.add_argument_group("marks and content credentials (docs/serve.md)")
+    mark.add_argument(
+        "--watermark",
+        metavar="KEYFILE",
+        help="mark each image (or the grid) invisibly with this key (`pixelsmith keys new "
+        "watermark`); images under 128 px a side stay unmarked",
+    )
+    mark.add_argument(
+        "--message",
+        metavar="TEXT|0xHEX",
+        help="what each mark carries (default: a random 4-byte image id per image)",
+    )
+    mark.add_argument(
+        "--credentials",
+        nargs="?",
+        const=True,
+        metavar="DIR",
+        help="sign a C2PA manifest into each file (created by the model, its sha256, the "
+        "options, the mark): with the local signer, or the one in DIR",
+    )
+    mark.add_argument("--cert", metavar="CHAIN.pem", help="sign with your own certificate chain")
+    mark.add_argument("--key", metavar="KEY.pem", help="the key of --cert")
     s.set_defaults(func=_sample)
 
     e = verbs.add_parser(
