@@ -10,6 +10,7 @@ import json
 def _run(args: argparse.Namespace) -> int:
     from pixelsmith.jobs import edit_files, operations
     from pixelsmith.jobs.files import stderr
+    from pixelsmith.jobs.stamp import signer_option
 
     op = operations()[args.operation]
     result = edit_files(
@@ -21,6 +22,9 @@ def _run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         device=getattr(args, "device", "cpu"),
         log=None if args.quiet or args.json else stderr,
+        watermark=args.watermark,
+        message=args.message,
+        credentials=signer_option(args.credentials, args.cert, args.key),
         **{o.name: getattr(args, o.name) for o in op.options},
     )
     if args.json:
@@ -53,9 +57,37 @@ def add_operation(actions: argparse._SubParsersAction, verb: str, name: str) -> 
     p.add_argument("--max-pixels", type=int, help="refuse images above this many pixels (memory)")
     if "translator" in op.needs:
         p.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:1")
+    add_stamp_options(p)
     p.add_argument("--json", action="store_true", help="print a JSON report per file")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_run, operation=op.name)
+
+
+def add_stamp_options(p: argparse.ArgumentParser) -> None:
+    """--watermark, --message, --credentials [DIR], --cert and --key: run options of every edit."""
+    g = p.add_argument_group("marks and content credentials (docs/serve.md)")
+    g.add_argument(
+        "--watermark",
+        metavar="KEYFILE",
+        help="mark each result invisibly with this key (`pixelsmith keys new watermark`); "
+        "results under 128 px a side stay unmarked",
+    )
+    g.add_argument(
+        "--message",
+        metavar="TEXT|0xHEX",
+        help="what each mark carries (default: a random 4-byte image id per image)",
+    )
+    g.add_argument(
+        "--credentials",
+        nargs="?",
+        const=True,
+        metavar="DIR",
+        help="sign a C2PA manifest into each result (edited, the operation, its options, the "
+        "model, the input as parent, the mark): with the local signer, or the one in DIR; "
+        "PNG, JPEG and WebP outputs only",
+    )
+    g.add_argument("--cert", metavar="CHAIN.pem", help="sign with your own certificate chain")
+    g.add_argument("--key", metavar="KEY.pem", help="the key of --cert")
 
 
 def add_parsers(actions: argparse._SubParsersAction) -> None:

@@ -28,7 +28,18 @@ from pixelsmith.generate import load_model
 from pixelsmith.jobs.catalog import resolve
 from pixelsmith.jobs.operation import Context, Operation
 from pixelsmith.jobs.plan import Item, Plan, check_alpha, check_cap, plan, short_reason
+from pixelsmith.jobs.stamp import (
+    Credentials,
+    Stamp,
+    edit_model,
+    open_stamp,
+    parent_of,
+    signable,
+    stamp_file,
+    unmarked,
+)
 from pixelsmith.models.base import Family
+from pixelsmith.provenance.keys import WatermarkKey
 
 Log = Callable[[str], None]
 
@@ -155,6 +166,9 @@ def edit_files(
     max_pixels: int | None = None,
     device: str = "cpu",
     log: Log | None = stderr,
+    watermark: WatermarkKey | str | Path | None = None,
+    message: str | bytes | None = None,
+    credentials: Credentials = None,
     **options: Any,
 ) -> Result:
     """Run one operation on an image file or a folder of them (see the module doc).
@@ -162,9 +176,12 @@ def edit_files(
     `mask`: the mask image of an operation that needs one (white, or transparent, = edit);
     `translator`: the model of an operation that translates (a CycleGAN run or model);
     `max_pixels`: the most pixels an input may declare and a result may have; `log`: where the
-    progress lines go (None: nowhere); `options`: the operation's own (`pixelsmith edit NAME -h`).
+    progress lines go (None: nowhere); `watermark`, `message`, `credentials`: mark each result
+    and sign it as an edit of its input (`jobs.stamp.open_stamp`); `options`: the operation's
+    own (`pixelsmith edit NAME -h`).
     """
     cap = imageio.max_pixels() if max_pixels is None else check_cap(max_pixels)
+    stamp = open_stamp(watermark, message, credentials)
     op, opts, ctx = prepare(name, options, translator, device)
     mask_path = Path(mask) if mask is not None else None
     if "mask" in op.needs and mask_path is None:
@@ -173,8 +190,11 @@ def edit_files(
         )
     if "mask" not in op.needs and mask_path is not None:
         raise UserError(f"{op.name} takes no mask")
-    p = plan(src, out, inputs=[mask_path], cap=cap)
+    p = plan(src, out, inputs=[mask_path, stamp.key_path], cap=cap)
     _check_items(op, opts, ctx, p, mask_path, cap)
+    if stamp.signer is not None:
+        for item in p.items:
+            signable(item.target)
     given = op.prepare(opts, [(i.source, i.rel) for i in p.items]) if op.prepare else {}
     mask_tensor = mask_of(read_photo(mask_path, cap)) if mask_path is not None else None
     progress = Progress(len(p), log)
@@ -182,17 +202,47 @@ def edit_files(
     for item, photo in each_photo(p, progress, cap):
         file_ctx = Context(mask_tensor, ctx.model, given.get(item.source), progress.tiles)
         edited = op.run(photo, opts, file_ctx)
-        result.written.append(write_photo(edited, item.target))
+        stamped: dict[str, Any] = {}
+        if stamp.active:
+            stamped = _stamp(stamp, op, opts, file_ctx, item, photo, edited, translator)
+        else:
+            write_photo(edited, item.target)
+        result.written.append(item.target)
         result.reports.append(
-            {"file": str(item.source), "out": str(item.target), **file_ctx.report}
+            {"file": str(item.source), "out": str(item.target), **file_ctx.report, **stamped}
         )
         if "note" in file_ctx.report:  # something the user should know, progress or not
             warn(f"{item.source}: {file_ctx.report['note']}")
         elif "faces" in file_ctx.report:
             n = file_ctx.report["faces"]
             progress.note(f"{n} face(s)" if n else "no face found (written unchanged)")
+    if note := unmarked(result.reports):
+        warn(note)
     p.say_skipped()
     return result
+
+
+def _stamp(
+    stamp: Stamp,
+    op: Operation,
+    opts: dict[str, Any],
+    ctx: Context,
+    item: Item,
+    photo: Photo,
+    edited: Photo,
+    translator: Family | str | Path | None,
+) -> dict[str, Any]:
+    """Mark the edited photo, write it and sign it as an edit of the input file's bytes."""
+    claim: dict[str, Any] = {}
+    if stamp.signer is not None:
+        name = translator if isinstance(translator, str | Path) else None
+        model, sha = edit_model(opts, ctx.report, ctx.model, str(name) if name else None)
+        parent, note = parent_of(item.source.read_bytes(), item.source.name, photo)
+        if note is not None:
+            warn(f"{item.source}: {note}")
+        claim = {"operation": op.name, "options": opts, "model": model, "model_sha256": sha,
+                 "parent": parent}  # fmt: skip
+    return stamp_file(edited, item.target, stamp, "edited", **claim)
 
 
 def apply(
