@@ -254,6 +254,20 @@ def torchrun():
     return _torchrun
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_credentials(tmp_path_factory: pytest.TempPathFactory):
+    """PIXELSMITH_CREDENTIALS (the local signer, and the service's watermark key beside it)
+    pointed at a folder of the session's own, so no test writes to the real home; session-wide,
+    so module fixtures that start a service see it too. A test needing an empty one sets its own."""
+    before = os.environ.get("PIXELSMITH_CREDENTIALS")
+    os.environ["PIXELSMITH_CREDENTIALS"] = str(tmp_path_factory.mktemp("credentials"))
+    yield Path(os.environ["PIXELSMITH_CREDENTIALS"])
+    if before is None:
+        os.environ.pop("PIXELSMITH_CREDENTIALS", None)
+    else:
+        os.environ["PIXELSMITH_CREDENTIALS"] = before
+
+
 @pytest.fixture(scope="module")
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     """PIXELSMITH_CACHE pointed at a folder of the module's own (encoders and the like), not the

@@ -18,6 +18,7 @@ pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from pixelsmith.jobs.stamp import Stamp  # noqa: E402
 from pixelsmith.serve.app import Served, create_app, load_served  # noqa: E402
 from pixelsmith.serve.schemas import MAX_N  # noqa: E402
 
@@ -27,7 +28,9 @@ def client():
     gan = make_gan((3, 16, 16), 3)
     gan.add_ema_copies()
     gan.eval()
-    return TestClient(create_app({"tiny": Served("tiny", gan, "test")})), gan
+    # Unstamped (no mark, no manifest), so each image is remade byte for byte; the stamp the
+    # service puts on by default is tested in test_serve_provenance.py.
+    return TestClient(create_app({"tiny": Served("tiny", gan, "test")}, stamp=Stamp())), gan
 
 
 def _png(b64: str) -> Image.Image:
@@ -175,7 +178,7 @@ def test_a_faster_backend_serves_the_same_images_and_seeds_still_remake_them(bac
     served = {"tiny": Served("tiny", gan.eval(), "test")}
     served["tiny"].backend = choose_backend(gan, backend, cache=False).backend
     assert served["tiny"].backend.name == backend
-    c = TestClient(create_app(served))
+    c = TestClient(create_app(served, stamp=Stamp()))  # unstamped: byte for byte
     assert c.get("/v1/models").json()["data"][0]["backend"] == backend
     body = {"model": "tiny", "n": 3, "seed": 4, "labels": [2]}
     first = c.post("/v1/images/generations", json=body).json()["data"]

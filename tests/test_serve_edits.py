@@ -30,6 +30,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from pixelsmith.edit.photo import encode_photo, read_photo_bytes  # noqa: E402
 from pixelsmith.jobs import apply  # noqa: E402
+from pixelsmith.jobs.stamp import Stamp  # noqa: E402
 from pixelsmith.models.cyclegan import CycleGAN  # noqa: E402
 from pixelsmith.models.gan import GAN  # noqa: E402
 from pixelsmith.serve import (
@@ -53,7 +54,9 @@ def _cyclegan() -> CycleGAN:
 def served():
     gan, cyc = _gan(), _cyclegan()
     models = {"tiny": Served("tiny", gan, "test"), "cyc": Served("cyc", cyc, "test")}
-    return TestClient(create_app(models)), gan, cyc
+    # Unstamped (no mark, no manifest), so each answer is exactly the library's result; the
+    # stamp the service puts on by default is tested in test_serve_provenance.py.
+    return TestClient(create_app(models, stamp=Stamp())), gan, cyc
 
 
 def _png(arr: np.ndarray, fmt: str = "PNG", **kw) -> bytes:
@@ -283,9 +286,9 @@ def test_the_app_answers_429_and_503_with_retry_after(monkeypatch):
     gate = threading.Event()
     real = generation.generate
 
-    def slow(req, served, check):
+    def slow(req, served, check, *stamp):
         gate.wait(3)
-        return real(req, served, check)
+        return real(req, served, check, *stamp)
 
     monkeypatch.setattr(generation, "generate", slow)
     c = TestClient(

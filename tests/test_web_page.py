@@ -52,6 +52,7 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
+from pixelsmith.jobs.stamp import Stamp  # noqa: E402
 from pixelsmith.models.gan import GAN  # noqa: E402
 from pixelsmith.serve.app import Served, create_app  # noqa: E402
 
@@ -103,7 +104,9 @@ def gan() -> GAN:
 
 @pytest.fixture(scope="module")
 def live(gan: GAN) -> Iterator[Live]:
-    server = Live(create_app({"tiny": Served("tiny", gan, "test")}))
+    # Unstamped (no mark, no manifest): the page's images are compared with the API's byte for
+    # byte, and each stamped answer carries a manifest of its own (test_serve_provenance.py).
+    server = Live(create_app({"tiny": Served("tiny", gan, "test")}, stamp=Stamp()))
     yield server
     server.close()
 

@@ -41,7 +41,19 @@ def _serve(args: argparse.Namespace) -> int:
         max_output_pixels=max(args.max_pixels, ServeConfig.max_output_pixels),
     )
     from pixelsmith.deploy.choice import choose_backend
+    from pixelsmith.jobs.stamp import service_stamp
 
+    if args.no_watermark and args.watermark:
+        raise UserError("--no-watermark turns marking off; leave out --watermark KEYFILE")
+    if args.no_credentials and args.credentials:
+        raise UserError("--no-credentials turns signing off; leave out --credentials DIR")
+    stamp = service_stamp(
+        watermark=False if args.no_watermark else args.watermark or True,
+        credentials=False if args.no_credentials else args.credentials or True,
+        cert=args.cert,
+        key=args.key,
+        log=lambda line: print(line, flush=True),
+    )
     served = load_served(args.runs)
     for name, s in served.items():
         if not s.model.abilities.generates:
@@ -58,7 +70,8 @@ def _serve(args: argparse.Namespace) -> int:
         else:
             about = choice.description
         print(f"{name}: serving through {about}", flush=True)
-    app = create_app(served, api_key=key, config=config)
+    app = create_app(served, api_key=key, config=config, stamp=stamp)
+    print(stamp.summary(), flush=True)
     print(
         f"pixelsmith serving {', '.join(args.runs)} on http://{args.host}:{args.port}/", flush=True
     )
@@ -103,4 +116,23 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-pixels", type=int, default=d.max_pixels, help="the most pixels an upload may declare"
     )
+    g = p.add_argument_group(
+        "marks and content credentials (on by default: every image returned carries both)"
+    )
+    g.add_argument(
+        "--watermark",
+        metavar="KEYFILE",
+        help="mark with this key instead of the service's own (made on the first start in the "
+        "credentials directory as service-watermark.json)",
+    )
+    g.add_argument("--no-watermark", action="store_true", help="return images without a mark")
+    g.add_argument(
+        "--credentials",
+        metavar="DIR",
+        help="sign with the credentials in DIR instead of the local ones "
+        "($PIXELSMITH_CREDENTIALS or ~/.config/pixelsmith/credentials, made on the first start)",
+    )
+    g.add_argument("--cert", metavar="CHAIN.pem", help="sign with your own certificate chain")
+    g.add_argument("--key", metavar="KEY.pem", help="the key of --cert")
+    g.add_argument("--no-credentials", action="store_true", help="return images without a manifest")
     p.set_defaults(func=_serve)

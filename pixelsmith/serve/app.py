@@ -9,9 +9,11 @@ live by concern in routes_site.py, routes_images.py and routes_edits.py.
 
 Every bad request is a 4xx with a one-line `{"error": {"message", "type"}}` (serve/errors.py);
 work runs on a bounded queue (429 when full, 503 past the timeout, both with Retry-After);
-images carry no metadata; each generation echoes the seed of every image so it can be remade bit
-for bit; with an API key every path but the health checks and the page's own files needs
-`Authorization: Bearer KEY`.
+every image it returns carries an invisible watermark (the service's own key, made on the first
+start) and a signed C2PA manifest (the local signer, made on the first start), and nothing else
+(jobs.stamp; `GET /v1/models` shows the key's public id and the signer); each generation echoes
+the seed of every image so it can be remade (bit for bit with the stamp off); with an API key
+every path but the health checks and the page's own files needs `Authorization: Bearer KEY`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pixelsmith.errors import UserError
+from pixelsmith.jobs.stamp import Stamp, service_stamp
 from pixelsmith.models.base import Family
 from pixelsmith.serve import work
 from pixelsmith.serve.generation import Served, load_served
@@ -62,6 +65,7 @@ class Service:
     cfg: ServeConfig
     queue: work.WorkQueue
     api_key: str | None = None
+    stamp: Stamp = field(default_factory=Stamp)  # what every returned image carries
     metrics: Metrics = field(default_factory=Metrics)
     ready: bool = False
     warming: threading.Lock = field(default_factory=threading.Lock)
@@ -117,11 +121,16 @@ def _guard(svc: Service) -> Any:
 
 
 def create_app(
-    models: dict[str, Served], api_key: str | None = None, config: ServeConfig | None = None
+    models: dict[str, Served],
+    api_key: str | None = None,
+    config: ServeConfig | None = None,
+    stamp: Stamp | None = None,
 ) -> Any:
     """The FastAPI application serving `models` (name -> Served: generators and translators);
     with `api_key`, every path but /healthz, /readyz and the page (GET /, /static/*) needs
-    `Authorization: Bearer KEY`."""
+    `Authorization: Bearer KEY`. `stamp`: what every image it returns carries (default: the
+    service's own watermark key and the local signer, each made on the first start, see
+    `jobs.stamp.service_stamp`; `Stamp()` for neither)."""
     try:
         from fastapi import FastAPI
     except ImportError:
@@ -135,7 +144,11 @@ def create_app(
     if not models:
         raise UserError("give at least one model to serve")
     cfg = config or ServeConfig()
-    svc = Service(models, cfg, work.WorkQueue(cfg.workers, cfg.queue, cfg.timeout_s), api_key)
+    if stamp is None:
+        stamp = service_stamp(log=lambda line: LOG.warning("%s", line))
+    svc = Service(
+        models, cfg, work.WorkQueue(cfg.workers, cfg.queue, cfg.timeout_s), api_key, stamp
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> Any:

@@ -5,14 +5,16 @@ variants (`sr-x4`), or a served CycleGAN (which translates). The operation's opt
 form fields and are checked by its declaration (`GET /v1/edits` lists them); options that name
 files on the server (a model of your own, a boxes file) are never offered. The upload is decoded
 by content under the service's pixel cap, the answer's size is checked against its own cap
-before any work, and `check()` runs between tiles so a timed-out job stops.
+before any work, and `check()` runs between tiles so a timed-out job stops. The answer is
+marked and signed (the service's stamp) as an edit of the upload, which its manifest keeps as
+the parent, so an upload with content credentials keeps its chain.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -21,9 +23,10 @@ from pixelsmith.errors import UserError
 from pixelsmith.faces.detect import default_detector, fallback_note
 from pixelsmith.imageio import ImageReadError
 from pixelsmith.jobs import Context, Operation, operations, resolve
+from pixelsmith.jobs.stamp import Stamp, edit_model, parent_of
 from pixelsmith.models.base import Family
 from pixelsmith.serve.errors import validation_message
-from pixelsmith.serve.generation import check_size, quality_of
+from pixelsmith.serve.generation import check_size, quality_of, stamped
 from pixelsmith.serve.schemas import EDIT_FIELDS, EditFields
 
 PROMPT_IGNORED = (
@@ -57,6 +60,7 @@ class Edit:
     quality: int
     size: str | None
     notes: list[str] = field(default_factory=list)
+    model_name: str | None = None  # the served name of the model it translates with
 
 
 def _operation(
@@ -130,7 +134,18 @@ def plan_edit(
     if options.get("detector") == "auto" and (note := fallback_note(default_detector())):
         notes.append(note)
     quality = quality_of(fields.quality, notes)
-    return Edit(op, options, model, fields.output_format, quality, fields.size, notes)
+    name = next((k for k, m in translators.items() if m is model), None)
+    return Edit(op, options, model, fields.output_format, quality, fields.size, notes, name)
+
+
+class EditResult(NamedTuple):
+    """An edit's answer: the image's bytes, its (height, width), what the edit found, and the
+    mark in its pixels (key id and message; None when unmarked)."""
+
+    data: bytes
+    size: tuple[int, int]
+    report: dict[str, Any]
+    watermark: dict[str, str] | None
 
 
 def read_upload(data: bytes, what: str, cap: int) -> Photo:
@@ -148,9 +163,12 @@ def run_edit(
     max_pixels: int,
     max_output_pixels: int,
     check: Any,
-) -> tuple[bytes, tuple[int, int], dict[str, Any]]:
-    """The edited image's bytes, its (height, width) and what the edit found; decoding runs here
-    too, off the event loop."""
+    stamp: Stamp | None = None,
+    upload_name: str | None = None,
+) -> EditResult:
+    """The edited image's bytes, its (height, width), what the edit found and its mark; decoding
+    runs here too, off the event loop. With `stamp`, the answer is marked and signed as an edit
+    of the upload (called `upload_name`); its notes join `edit.notes`."""
     op = edit.op
     photo = read_upload(upload, "upload", max_pixels)
     ctx = Context(model=edit.model, tiles=lambda _done, _total: check())
@@ -167,4 +185,25 @@ def run_edit(
     if photo.alpha is not None and edit.fmt == "jpeg" and op.keeps_alpha:
         raise UserError("the image has alpha, which JPEG cannot hold; ask for png or webp")
     out = op.run(photo, edit.options, ctx)
-    return encode_photo(out, Path(f"result.{edit.fmt}"), edit.quality), out.size, ctx.report
+    stamp = stamp or Stamp()
+    claim: dict[str, Any] = {}
+    if stamp.signer is not None:
+        model, sha = edit_model(edit.options, ctx.report, edit.model, edit.model_name)
+        parent, note = parent_of(upload, upload_name or "upload", photo)
+        if note is not None:
+            edit.notes.append(note)
+        claim = {"operation": op.name, "options": remote_options(edit), "model": model,
+                 "model_sha256": sha, "parent": parent}  # fmt: skip
+    target = Path(f"result.{edit.fmt}")
+    data, mark = stamped(stamp, out.colour,
+                         lambda x: encode_photo(out.with_pixels(x), target, edit.quality),
+                         edit.fmt, edit.notes, "edited", **claim)  # fmt: skip
+    return EditResult(data, out.size, ctx.report, mark)
+
+
+def remote_options(edit: Edit) -> dict[str, Any]:
+    """The edit's options as the answer and its manifest show them (those HTTP offers)."""
+    return {
+        o.name: list(v) if isinstance(v := edit.options[o.name], tuple) else v
+        for o in edit.op.remote_options()
+    }

@@ -1,7 +1,9 @@
 """Generation over HTTP: the loaded models, the generation request's checks, the images.
 
 Image i of a request is `sample(1, seed=seed + i)`, so any one can be remade alone from its
-echoed seed, byte for byte; encoded images carry no metadata at all.
+echoed seed; encoded images carry no metadata but what the service's stamp adds (jobs.stamp):
+an invisible mark with a fresh image id (so a marked image is remade to within the mark, not
+byte for byte) and a signed C2PA manifest saying which model made it from which options.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import torch
 
 from pixelsmith.errors import UserError
+from pixelsmith.jobs.stamp import Stamp, model_identity
 from pixelsmith.models.base import Family
 
 FORMATS = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
@@ -31,6 +34,13 @@ class Served:
     source: str
     backend: Any = None  # a pixelsmith.deploy.backends.Backend; None = the model's own sample
     _space: Any = field(default=None, init=False, repr=False)
+    _identity: tuple[str, str] | None = field(default=None, init=False, repr=False)
+
+    def identity(self) -> tuple[str, str]:
+        """The name and sha256 its images' manifests record (computed once)."""
+        if self._identity is None:
+            self._identity = model_identity(self.model, self.name)
+        return self._identity
 
     def label_of(self, seed: int, label: int | None = None) -> int | None:
         """The class a seed's image is drawn in: `label`, else seed mod classes (None when the
@@ -226,15 +236,41 @@ def plan_generation(body: Any, models: dict[str, Served]) -> Generation:
     )
 
 
+def stamped(
+    stamp: Stamp,
+    image: torch.Tensor,
+    encoder: Callable[[torch.Tensor], bytes],
+    fmt: str,
+    notes: list[str],
+    action: str,
+    **claim: Any,
+) -> tuple[bytes, dict[str, str] | None]:
+    """One image marked, encoded by `encoder` and signed (`Stamp.make`), with its mark's key id
+    and message (None when unmarked); a note on an image too small to mark joins `notes`."""
+    data, marked = stamp.make(image, encoder, MEDIA[fmt], action, **claim)
+    if marked.note is not None and (note := stamp.small_note(marked.note)) not in notes:
+        notes.append(note)
+    mark = None
+    if marked.binding is not None:
+        mark = {"key_id": marked.binding["key_id"], "message": marked.binding["message"]}
+    return data, mark
+
+
 def generate(
-    req: Generation, served: Served, check: Callable[[], None] = lambda: None
+    req: Generation,
+    served: Served,
+    check: Callable[[], None] = lambda: None,
+    stamp: Stamp | None = None,
 ) -> list[dict[str, Any]]:
-    """Each image of a checked request: its seed, and its bytes unless only seeds are asked.
+    """Each image of a checked request: its seed, and its bytes unless only seeds are asked,
+    marked and signed as created by the model when `stamp` says so (notes join `req.notes`).
 
     Image i is `sample(1, seed=seed + i)` in its class (labels[i mod len], else seed mod
     classes): one image per seed, so any one can be remade alone; `check()` runs before each
     image (the queue's timeout).
     """
+    stamp = stamp or Stamp()
+    model, sha = served.identity() if stamp.signer is not None else (None, None)
     out = []
     for i in range(req.n):
         check()
@@ -243,7 +279,13 @@ def generate(
         item: dict[str, Any] = {"seed": s} if label is None else {"seed": s, "label": label}
         if req.response == "b64_json":
             image = served.image(s, label, req.options)
-            item["b64_json"] = base64.b64encode(encode(image, req.fmt, req.quality)).decode()
+            options = {**item, **req.options}
+            data, mark = stamped(stamp, image, lambda x: encode(x, req.fmt, req.quality),
+                                 req.fmt, req.notes, "created", model=model, model_sha256=sha,
+                                 options=options)  # fmt: skip
+            item["b64_json"] = base64.b64encode(data).decode()
+            if mark is not None:
+                item["watermark"] = mark
         out.append(item)
     return out
 
@@ -269,11 +311,15 @@ def load_served(targets: list[str]) -> dict[str, Served]:
 
 
 def interpolate_seeds(
-    req: Any, served: Served, check: Callable[[], None] = lambda: None
+    req: Any,
+    served: Served,
+    check: Callable[[], None] = lambda: None,
+    stamp: Stamp | None = None,
+    notes: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The images on the path between the two seeds' codes (the family's own rule: slerp in z,
     lerp in W), each with its position t, in one class (`label`, else the first seed's); the
-    ends are the seeds' own images."""
+    ends are the seeds' own images. Each is marked and signed as `generate`'s are."""
     from pixelsmith.edit.latent.interpolate import interpolate
     from pixelsmith.edit.latent.space import latent_space
 
@@ -289,10 +335,18 @@ def interpolate_seeds(
     check()
     images = space.images(path, space.check_labels(labels, req.steps))
     t = torch.linspace(0, 1, req.steps).tolist()
-    return [
-        {
-            "t": round(ti, 6),
-            "b64_json": base64.b64encode(encode(im, req.output_format, req.quality)).decode(),
-        }
-        for ti, im in zip(t, images, strict=True)
-    ]
+    stamp = stamp or Stamp()
+    model, sha = served.identity() if stamp.signer is not None else (None, None)
+    said = notes if notes is not None else []
+    out = []
+    for ti, im in zip(t, images, strict=True):
+        options = {"seeds": list(req.seeds), "steps": req.steps, "t": round(ti, 6),
+                   "label": label, "space": space.kind, "path": space.interpolation}  # fmt: skip
+        data, mark = stamped(stamp, im, lambda x: encode(x, req.output_format, req.quality),
+                             req.output_format, said, "created", model=model, model_sha256=sha,
+                             options=options)  # fmt: skip
+        item: dict[str, Any] = {"t": round(ti, 6), "b64_json": base64.b64encode(data).decode()}
+        if mark is not None:
+            item["watermark"] = mark
+        out.append(item)
+    return out

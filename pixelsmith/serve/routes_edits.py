@@ -115,27 +115,33 @@ def add_routes(app: FastAPI, svc: Any) -> None:
         mask_data = mask.data if mask is not None and mask.data else None
         job = edits.plan_edit(form, svc.translators, set(svc.generators), mask_data is not None)
         cfg = svc.cfg
-        data, (oh, ow), report = await svc.queue.run(
+        done = await svc.queue.run(
             lambda: edits.run_edit(
-                job, upload.data, mask_data, cfg.max_pixels, cfg.max_output_pixels, work.check
+                job,
+                upload.data,
+                mask_data,
+                cfg.max_pixels,
+                cfg.max_output_pixels,
+                work.check,
+                svc.stamp,
+                upload.filename,
             )
         )
         if wants_image(request):
-            return Response(data, media_type=generation.MEDIA[job.fmt])
+            return Response(done.data, media_type=generation.MEDIA[job.fmt])
+        oh, ow = done.size
+        image = ImageItem(b64_json=base64.b64encode(done.data).decode(), watermark=done.watermark)
         return EditResponse(
             created=int(time.time()),
             operation=job.op.name,
-            options={
-                o.name: list(v) if isinstance(v := job.options[o.name], tuple) else v
-                for o in job.op.remote_options()
-            },
+            options=edits.remote_options(job),
             width=ow,
             height=oh,
             size=f"{ow}x{oh}",
             output_format=job.fmt,
-            data=[ImageItem(b64_json=base64.b64encode(data).decode())],
+            data=[image],
             notes=job.notes,
-            report=report,
+            report=done.report,
         )
 
     @app.post(

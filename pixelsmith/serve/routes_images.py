@@ -46,7 +46,7 @@ def add_routes(app: FastAPI, svc: Any) -> None:
     async def generations(body: GenerationRequest, request: Request) -> Any:
         req = generation.plan_generation(body, svc.generators)
         served = svc.generators[req.model]
-        items = await svc.queue.run(lambda: generation.generate(req, served, work.check))
+        items = await svc.queue.run(lambda: generation.generate(req, served, work.check, svc.stamp))
         if req.n == 1 and req.response == "b64_json" and wants_image(request):
             headers = {"X-Pixelsmith-Seed": str(items[0]["seed"])}
             data = base64.b64decode(items[0]["b64_json"])
@@ -76,11 +76,15 @@ def add_routes(app: FastAPI, svc: Any) -> None:
         served = svc.generators[name]
         if body.label is not None:
             generation.check_labels(name, served.model, [body.label])
-        items = await svc.queue.run(lambda: generation.interpolate_seeds(body, served, work.check))
+        notes: list[str] = []
+        items = await svc.queue.run(
+            lambda: generation.interpolate_seeds(body, served, work.check, svc.stamp, notes)
+        )
         return InterpolationResponse(
             model=name,
             seeds=body.seeds,
             label=served.label_of(body.seeds[0], body.label),
             output_format=body.output_format,
             data=items,
+            notes=notes,
         )

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from pixelsmith.serve.errors import error
 from pixelsmith.serve.metrics import resident_bytes
-from pixelsmith.serve.schemas import Listing
+from pixelsmith.serve.schemas import ModelListing
 
 STATIC = Path(__file__).parent / "static"
 ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
@@ -44,9 +44,11 @@ def add_routes(app: FastAPI, svc: Any) -> None:
                 svc.ready = True
         return {"status": "ready", "models": list(svc.models)}
 
-    @app.get("/v1/models", response_model=Listing, summary="the served models")
-    def models() -> Listing:
-        return Listing(data=[s.card() for s in svc.models.values()])
+    @app.get("/v1/models", response_model=ModelListing, summary="the served models")
+    def models() -> ModelListing:
+        return ModelListing(
+            data=[s.card() for s in svc.models.values()], provenance=svc.stamp.describe()
+        )
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def prometheus() -> PlainTextResponse:

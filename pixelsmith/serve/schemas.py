@@ -135,9 +135,18 @@ class ImageItem(BaseModel):
     """One image of an answer."""
 
     b64_json: str | None = None
-    seed: int | None = Field(None, description="remakes this image alone, byte for byte")
+    seed: int | None = Field(
+        None,
+        description="remakes this image alone (byte for byte when the service neither marks "
+        "nor signs; else to within the mark)",
+    )
     label: int | None = Field(None, description="its class, for a conditional model")
     t: float | None = Field(None, description="its place on an interpolation path, 0 to 1")
+    watermark: dict[str, str] | None = Field(
+        None,
+        description="the invisible mark in its pixels: the service key's public id and the "
+        "message (this image's random id, hex), as its manifest's soft binding records them",
+    )
 
 
 class GenerationResponse(BaseModel):
@@ -162,6 +171,7 @@ class InterpolationResponse(BaseModel):
     label: int | None = None
     output_format: str
     data: list[ImageItem]
+    notes: list[str] = Field(default_factory=list)
 
 
 class EditResponse(BaseModel):
@@ -204,6 +214,15 @@ class Listing(BaseModel):
 
     object: Literal["list"] = "list"
     data: list[dict[str, Any]]
+
+
+class ModelListing(Listing):
+    """GET /v1/models: the models, and what the service puts in every image it returns."""
+
+    provenance: dict[str, Any] = Field(
+        description="watermark: the key's public id, method and bits (null when off); "
+        "credentials: the signer's subject and issuer (null when off)"
+    )
 
 
 # The body model of each JSON path, for naming its fields in errors.
