@@ -4,7 +4,9 @@ they make.
 A `Stamp` holds a watermark key and a C2PA signer, either or both. `mark` puts the key's mark in
 an image's pixels with a message: the one given, or else a fresh random image id per image (4
 bytes, fewer when the key carries fewer), so each manifest names the mark of its own pixels.
-Images under `MIN_EMBED_SIDE` pixels a side cannot hold a mark; they pass unmarked, with a note.
+Images under `MIN_EMBED_SIDE` pixels a side cannot hold a mark, and a mark the detector does not
+read back (with its message) from the marked pixels is not kept; such images pass unmarked, with
+a note, so a manifest's soft binding always names a mark its image holds.
 `sign` embeds a signed manifest in the encoded bytes, with the mark as its soft binding; it comes
 last, because the manifest's hash covers the file's final bytes.
 
@@ -16,6 +18,7 @@ edits, and `pixelsmith.serve` stamps what it answers.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import secrets
 import shutil
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import torch
 from torch import Tensor
 
 from pixelsmith.edit.photo import Photo, encode_photo, read_photo
@@ -40,13 +44,23 @@ from pixelsmith.provenance.credentials import (
     load_signer,
     sign_bytes,
 )
-from pixelsmith.provenance.credentials_signer import SIGNER_CERT, SIGNER_KEY, default_directory
+from pixelsmith.provenance.credentials_signer import (
+    EXTRA,
+    SIGNER_CERT,
+    SIGNER_KEY,
+    default_directory,
+)
 from pixelsmith.provenance.keys import WatermarkKey, load_key, new_key, parse_message, save_key
-from pixelsmith.provenance.watermark import MIN_EMBED_SIDE, embed
+from pixelsmith.provenance.watermark import MIN_EMBED_SIDE, detect, embed
 
 IMAGE_ID_BYTES = 4
 SERVICE_KEY = "service-watermark.json"  # in the credentials directory
 SIGNABLE = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+
+UNREADABLE = (
+    "not watermarkable: the mark did not read back from its pixels (too flat, too grey or too "
+    "saturated an image for it)"
+)
 
 Log = Callable[[str], None]
 
@@ -65,6 +79,13 @@ def too_small(height: int, width: int) -> str | None:
     if min(height, width) >= MIN_EMBED_SIDE:
         return None
     return f"too small to watermark ({width}x{height}; needs {MIN_EMBED_SIDE} px a side)"
+
+
+def reads_back(marked: Tensor, key: WatermarkKey, message: bytes) -> bool:
+    """Whether the detector finds the mark, with its message, in `marked` as 8 bits keep it: a
+    manifest names only a mark its image holds."""
+    found = detect((marked * 255).round() / 255, key)
+    return found.detected and found.message_hex == message.hex().ljust(key.message_bits // 4, "0")
 
 
 def soft_binding(key: WatermarkKey, message: bytes) -> dict[str, str]:
@@ -104,7 +125,15 @@ class Stamp:
         if note is not None:
             return Marked(x, None, note)
         message = self.image_message()
-        return Marked(embed(x, self.key, message), soft_binding(self.key, message), None)
+        out = embed(x, self.key, message)
+        if not reads_back(out, self.key, message):
+            return Marked(x, None, UNREADABLE)
+        return Marked(out, soft_binding(self.key, message), None)
+
+    def warm(self) -> None:
+        """Mark a blank image once, so the first real one does not pay for the key's patterns."""
+        if self.key is not None:
+            self.mark(torch.full((3, MIN_EMBED_SIDE, MIN_EMBED_SIDE), 0.5))
 
     def sign(
         self,
@@ -285,6 +314,11 @@ def service_stamp(
         mark_key = _service_key(key_file, log)
     if not own_signer:
         return Stamp(mark_key, given.signer, None, key_file)
+    missing = [m for m in ("c2pa", "cryptography") if importlib.util.find_spec(m) is None]
+    if missing:  # asked for by default, not by name: the service still starts, and says so
+        log(f"content credentials are off: {' and '.join(missing)} not installed "
+            f"({EXTRA}); pass --no-credentials to start without them quietly")  # fmt: skip
+        return Stamp(mark_key, None, None, key_file)
     where = default_directory()
     if not (where / SIGNER_CERT).exists() and not (where / SIGNER_KEY).exists():
         init_credentials(where, name="pixelsmith service")

@@ -35,12 +35,17 @@ def add_routes(app: FastAPI, svc: Any) -> None:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="every model is loaded and has drawn once on its backend")
+    @app.get(
+        "/readyz",
+        summary="every model is loaded and has drawn once on its backend, and the watermark "
+        "has marked once",
+    )
     def readyz() -> dict[str, Any]:
         with svc.warming:  # the first answer should not pay for the warm-up
             if not svc.ready:
                 for s in svc.generators.values():
                     s.image(0)
+                svc.stamp.warm()
                 svc.ready = True
         return {"status": "ready", "models": list(svc.models)}
 
