@@ -117,8 +117,8 @@ class Stamp:
         return secrets.token_bytes(min(IMAGE_ID_BYTES, self.key.message_bits // 8))
 
     def mark(self, x: Tensor) -> Marked:
-        """`x` (C, H, W in [0, 1]) with the key's mark, when there is a key and `x` is large
-        enough; otherwise `x` itself, with a note when it is too small."""
+        """`x` (C, H, W in [0, 1]) with the key's mark, when there is a key, `x` is large
+        enough and the mark reads back; otherwise `x` itself, with a note saying which failed."""
         if self.key is None:
             return Marked(x, None, None)
         note = too_small(int(x.shape[-2]), int(x.shape[-1]))
