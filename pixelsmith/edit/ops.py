@@ -37,7 +37,7 @@ DEFAULT_MODELS: dict[tuple[str, int], str] = {
 _LOADED: dict[tuple[str, str], Family] = {}
 
 
-def _default(task: str, key: int) -> str:
+def default_model(task: str, key: int) -> str:
     """The shipped model for a task and a scale (sr) or channel count (grey: the colour one
     when there is no grey one)."""
     name = DEFAULT_MODELS.get((task, key))
@@ -58,7 +58,7 @@ def restorer(
     if isinstance(model, Family):
         m = model
     else:
-        target = str(model) if model is not None else _default(task, 3 if key is None else key)
+        target = str(model) if model is not None else default_model(task, 3 if key is None else key)
         if not target.startswith("zoo:"):  # a run may be retrained: load it afresh
             m = load_model(target, device=device)
         else:  # the shipped files never change: load each once

@@ -28,6 +28,13 @@ def _sr_scale(o: dict[str, Any]) -> int:
     return int(m.cfg.scale)
 
 
+def _say_model(ctx: Context, o: dict[str, Any], task: str, key: int) -> None:
+    """Report the shipped model an edit uses (a model of your own is named by its option), so
+    a content credential can record it."""
+    if o["model"] is None:
+        ctx.report["model"] = ops.default_model(task, key)
+
+
 def _own(o: dict[str, Any], task: str, key: int | None = None) -> None:
     """A model of your own, loaded once here (and checked for its task) for every file after."""
     if o["model"] is not None:
@@ -46,6 +53,7 @@ def _sr_size(h: int, w: int, o: dict[str, Any], _ctx: Context) -> tuple[int, int
 
 def _sr(photo: Photo, o: dict[str, Any], ctx: Context) -> Photo:
     scale = ctx.report["scale"] = _sr_scale(o)
+    _say_model(ctx, o, "sr", scale)
     out = ops.super_resolve(photo.colour, scale, o["model"], progress=ctx.tiles)
     alpha = None
     if photo.alpha is not None:
@@ -78,6 +86,7 @@ def _denoise_check(o: dict[str, Any], _ctx: Context) -> None:
 
 
 def _denoise(photo: Photo, o: dict[str, Any], ctx: Context) -> Photo:
+    _say_model(ctx, o, "denoise", photo.colour.shape[0])
     out = ops.denoise(photo.colour, o["sigma"], o["model"], progress=ctx.tiles)
     return photo.with_pixels(out)
 
@@ -103,6 +112,8 @@ def _inpaint_check(o: dict[str, Any], _ctx: Context) -> None:
 
 def _inpaint(photo: Photo, o: dict[str, Any], ctx: Context) -> Photo:
     assert ctx.mask is not None  # Operation.run checks the need
+    if o["method"] == "learned":
+        _say_model(ctx, o, "inpaint", 3)
     out = ops.inpaint(photo.colour, ctx.mask, o["model"], o["method"], progress=ctx.tiles)
     return photo.with_pixels(out)
 
@@ -132,6 +143,8 @@ def _enhance_check(o: dict[str, Any], _ctx: Context) -> None:
 
 
 def _enhance(photo: Photo, o: dict[str, Any], ctx: Context) -> Photo:
+    if "learned" in o["methods"]:
+        _say_model(ctx, o, "enhance", 3)
     return photo.with_pixels(
         ops.enhance(photo.colour, o["methods"], o["model"], progress=ctx.tiles)
     )
