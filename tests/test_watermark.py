@@ -155,12 +155,13 @@ def test_key_files(tmp_path):
 
 
 def test_cli_embeds_and_detects_a_folder(tmp_path, coffee, capsys):
-    key = tmp_path / "k.json"
-    assert main(["keys", "new", "watermark", "-o", str(key)]) == 0
+    assert main(["keys", "new", "watermark", "-o", str(tmp_path / "new.json")]) == 0
+    assert load_key(tmp_path / "new.json").message_bits == 32
+    key = save_key(_key(), tmp_path / "k.json")  # a fixed key: the run does not hang on a draw
     src = tmp_path / "in"
     src.mkdir()
     coffee.save(src / "a.jpg", quality=95)
-    coffee.crop((0, 0, 300, 200)).save(src / "b.png")
+    coffee.crop((0, 0, 450, 300)).save(src / "b.png")
     (src / "broken.png").write_bytes(b"not an image")
     assert main(["mark", "embed", str(src), "-o", str(tmp_path / "out"), "--key", str(key),
                  "--message", "0xbeef", "--quiet"]) == 0  # fmt: skip
