@@ -19,6 +19,7 @@ false positives on N unmarked photos and crops (the p-value's promise: at most F
     .venv/bin/python bench/watermark.py                              # the protocol, hold-out
     .venv/bin/python bench/watermark.py --photos training:24 --methods pixelsmith   # tuning set
     .venv/bin/python bench/watermark.py --unmarked 1000 --methods pixelsmith --attacks none
+    .venv/bin/python bench/watermark.py --speed 512,1024,2048 --methods pixelsmith,dwtDct,rivaGan
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -282,6 +284,42 @@ def unmarked_check(count: int, seed: int) -> dict:
     }
 
 
+def speed(sides: list[int], methods: list[str], seed: int) -> dict:
+    """Milliseconds per megapixel to embed and to detect, in memory (no file conversions), on
+    one training photo resized to each height (4:3); the best of 3 calls after a warm-up."""
+    photo = Image.open(training_photos()[0]).convert("RGB")
+    out: dict = {}
+    for m in methods:
+        method = Pixelsmith(seed) if m == "pixelsmith" else InvisibleWatermark(m, seed)
+        rows = {}
+        for side in sides:
+            im = photo.resize((side * 4 // 3, side), Image.BICUBIC)
+            mp = im.size[0] * im.size[1] / 1e6
+            if m == "pixelsmith":
+                do_embed = partial(wm.embed, to_tensor(im), method.key, method.message)
+                do_detect = partial(wm.detect, do_embed(), method.key)
+            else:
+                bgr = np.array(im)[:, :, ::-1].copy()
+                do_embed = partial(method.enc.encode, bgr, method.method)
+                do_detect = partial(method.dec.decode, do_embed(), method.method)
+            times = {}
+            for name, f in (("embed", do_embed), ("detect", do_detect)):
+                f()
+                best = min(_timed(f) for _ in range(3))
+                times[f"{name}_ms_per_mp"] = 1000 * best / mp
+            rows[f"{mp:.2f}MP"] = times
+            print(f"speed {method.name} {mp:.2f} MP: embed {times['embed_ms_per_mp']:.0f}, "
+                  f"detect {times['detect_ms_per_mp']:.0f} ms/MP", file=sys.stderr)  # fmt: skip
+        out[method.name] = rows
+    return out
+
+
+def _timed(f: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--photos", default="holdout")
@@ -289,10 +327,22 @@ def main() -> None:
     ap.add_argument("--attacks", default=",".join(ATTACKS))
     ap.add_argument("--unmarked", type=int, default=0, help="unmarked photos for the FPR check")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speed", default="", help="heights (e.g. 512,1024,2048): time in memory only")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help=f"JSON (default {RESULTS} for holdout)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.speed:
+        sides = [int(v) for v in args.speed.split(",")]
+        report = {
+            "command": "python bench/watermark.py " + " ".join(sys.argv[1:]),
+            "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
+            "speed": speed(sides, args.methods.split(","), args.seed),
+        }
+        out = args.out or RESULTS.with_name("watermark_speed.json")
+        out.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {out}", file=sys.stderr)
+        return
     attacks = args.attacks.split(",")
     photos = bench_photos(args.photos)
     results: dict = {}
