@@ -41,7 +41,8 @@ def _jpeg(im: Image.Image, q: int) -> Image.Image:
 def _read(key: WatermarkKey, im: Image.Image) -> str:
     d = wm.detect(_t(im), key)
     found = "FOUND" if d.detected else "not found"
-    return f"{found}: p = {d.p_value:.0e}, {d.matched}/64, '{d.message_text}'"
+    message = f"'{d.message_text}'" if d.message_text else "message misread"
+    return f"{found}: p = {d.p_value:.0e}, {d.matched}/64 key bits, {message}"
 
 
 def main() -> None:
