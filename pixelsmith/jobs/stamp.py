@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from pixelsmith.edit.photo import Photo, encode_photo, read_photo
+from pixelsmith.edit.photo import Photo, encode_photo, read_photo, read_photo_bytes
 from pixelsmith.errors import UserError
 from pixelsmith.imageio import atomic_write_bytes
 from pixelsmith.models.base import Family
@@ -42,6 +42,7 @@ from pixelsmith.provenance.credentials import (
     image_mime,
     init_credentials,
     load_signer,
+    read_credentials,
     sign_bytes,
 )
 from pixelsmith.provenance.credentials_signer import (
@@ -51,7 +52,7 @@ from pixelsmith.provenance.credentials_signer import (
     default_directory,
 )
 from pixelsmith.provenance.keys import WatermarkKey, load_key, new_key, parse_message, save_key
-from pixelsmith.provenance.watermark import MIN_EMBED_SIDE, detect, embed
+from pixelsmith.provenance.watermark import MIN_DETECT_SIDE, MIN_EMBED_SIDE, detect, embed
 
 IMAGE_ID_BYTES = 4
 SERVICE_KEY = "service-watermark.json"  # in the credentials directory
@@ -208,6 +209,26 @@ class Stamp:
             signer = {"subject": self.signer.subject, "issuer": self.signer.issuer,
                       "alg": self.signer.alg, "not_after": self.signer.not_after}  # fmt: skip
         return {"watermark": mark, "credentials": signer}
+
+    def inspect(self, data: bytes, name: str, cap: int) -> dict[str, Any]:
+        """What an image file says of its origin: the stamp key's mark read from its pixels
+        (None without a key) and its content credentials validated by c2pa (None when the
+        provenance extra is missing)."""
+        photo = read_photo_bytes(data, name, cap)
+        mark: dict[str, Any] | None = None
+        if self.key is not None:
+            h, w = photo.size
+            if min(h, w) < MIN_DETECT_SIDE:
+                mark = {"detected": False, "note": f"{w}x{h} is too small to hold a readable mark"}
+            else:
+                mark = {"key_id": self.key.key_id, **detect(photo.colour, self.key).to_dict()}
+        found = None
+        if importlib.util.find_spec("c2pa") is not None:
+            try:
+                found = read_credentials(data).to_dict()
+            except UserError as e:  # a format C2PA cannot carry, or a damaged manifest
+                found = {"status": "unreadable", "note": str(e)}
+        return {"watermark": mark, "credentials": found}
 
 
 # ---------------------------------------------------------------- opening a stamp

@@ -4,8 +4,9 @@ Paths (each documented with its typed bodies at /openapi.json and /docs): the we
 (files in serve/static, no CDN); `GET /healthz`, `GET /readyz` (models loaded and warmed);
 `GET /v1/models`; `GET /v1/edits`; `POST /v1/images/generations` (OpenAI's images.generate);
 `POST /v1/images/interpolations`; `POST /v1/images/edits` (OpenAI's images.edit, multipart, read
-into memory only) and `POST /v1/faces/detections`; `GET /metrics` (Prometheus text). The routes
-live by concern in routes_site.py, routes_images.py and routes_edits.py.
+into memory only) and `POST /v1/faces/detections`; `POST /v1/images/provenance` (the service's
+mark and an upload's content credentials); `GET /metrics` (Prometheus text). The routes live by
+concern in routes_site.py, routes_images.py, routes_edits.py and routes_provenance.py.
 
 Every bad request is a 4xx with a one-line `{"error": {"message", "type"}}` (serve/errors.py);
 work runs on a bounded queue (429 when full, 503 past the timeout, both with Retry-After);
@@ -41,7 +42,7 @@ LOG = logging.getLogger("pixelsmith.serve")
 logging.getLogger("python_multipart").setLevel(logging.ERROR)
 OPEN_PATHS = ("/healthz", "/readyz")  # what a load balancer may ask without the key
 JSON_LIMIT = 256 * 1024  # a 32,000-character prompt in any script fits
-FORM_PATHS = ("/v1/images/edits", "/v1/faces/detections")
+FORM_PATHS = ("/v1/images/edits", "/v1/faces/detections", "/v1/images/provenance")
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,13 @@ def create_app(
             "the service needs the serve extra: pip install 'pixelsmith[serve]'"
         ) from None
     from pixelsmith.faces.detect import default_detector, fallback_note
-    from pixelsmith.serve import errors, routes_edits, routes_images, routes_site
+    from pixelsmith.serve import (
+        errors,
+        routes_edits,
+        routes_images,
+        routes_provenance,
+        routes_site,
+    )
     from pixelsmith.serve.uploads import BodyCap
 
     if not models:
@@ -169,7 +176,7 @@ def create_app(
     json_paths = {"/v1/images/generations", "/v1/images/interpolations"}
     app.add_middleware(BodyCap, cap=svc.body_cap, json_paths=json_paths)
     app.middleware("http")(_guard(svc))
-    for routes in (routes_site, routes_images, routes_edits):
+    for routes in (routes_site, routes_images, routes_edits, routes_provenance):
         routes.add_routes(app, svc)
     svc.known_paths.update(getattr(r, "path", "") for r in app.routes)
     app.openapi = _without_422(app)

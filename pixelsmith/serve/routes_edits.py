@@ -29,7 +29,7 @@ from pixelsmith.serve.schemas import (
 from pixelsmith.serve.uploads import Part, parse_form
 
 FILES = ("image", "image[]", "mask")
-_BINARY = {"type": "string", "format": "binary"}
+BINARY = {"type": "string", "format": "binary"}
 
 
 def _options_schema(offered: list[Operation]) -> dict[str, Any]:
@@ -53,7 +53,8 @@ def _options_schema(offered: list[Operation]) -> dict[str, Any]:
     return out
 
 
-def _form(properties: dict[str, Any], required: list[str], **more: Any) -> dict[str, Any]:
+def multipart_form(properties: dict[str, Any], required: list[str], **more: Any) -> dict[str, Any]:
+    """The OpenAPI request body of a multipart form with these fields."""
     schema = {"type": "object", "properties": properties, "required": required, **more}
     return {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
@@ -66,28 +67,32 @@ def _edit_form(offered: list[Operation]) -> dict[str, Any]:
     fields["model"]["description"] = (
         "OpenAI's name for the edit: an operation, a variant such as sr-x4, or a served CycleGAN"
     )
-    image = {**_BINARY, "description": "the image to edit"}
-    mask = {**_BINARY, "description": "inpaint: white, or transparent (OpenAI's rule), = to fill"}
+    image = {**BINARY, "description": "the image to edit"}
+    mask = {**BINARY, "description": "inpaint: white, or transparent (OpenAI's rule), = to fill"}
     properties = {"image": image, "mask": mask, **fields, **_options_schema(offered)}
     named = [{"required": ["operation"]}, {"required": ["model"]}]
-    return _form(properties, ["image"], anyOf=named)
+    return multipart_form(properties, ["image"], anyOf=named)
 
 
 def _detection_form() -> dict[str, Any]:
     properties = {o.name: {**o.schema(), "description": o.help} for o in DETECTING}
-    return _form({"image": {**_BINARY, "description": "the photo"}, **properties}, ["image"])
+    return multipart_form(
+        {"image": {**BINARY, "description": "the photo"}, **properties}, ["image"]
+    )
 
 
-def _image(parts: dict[str, Part]) -> Part:
+def image_part(parts: dict[str, Part]) -> Part:
+    """The form's one image part (`image`, or OpenAI's `image[]`)."""
     if "image" in parts and "image[]" in parts:
-        raise UserError("the form has two images (image and image[]); an edit takes one")
+        raise UserError("the form has two images (image and image[]); send one")
     part = parts.get("image") or parts.get("image[]")
     if part is None or not part.data:
         raise UserError("the form needs an `image` file part holding an image")
     return part
 
 
-async def _parts(request: Request) -> dict[str, Part]:
+async def read_parts(request: Request) -> dict[str, Part]:
+    """A multipart request's parts by name, parsed in memory."""
     return parse_form(await request.body(), request.headers.get("content-type", ""))
 
 
@@ -109,9 +114,9 @@ def add_routes(app: FastAPI, svc: Any) -> None:
         summary="an uploaded image edited",
     )
     async def edit(request: Request) -> Any:
-        parts = await _parts(request)
+        parts = await read_parts(request)
         form = {k: p.text() for k, p in parts.items() if k not in FILES}
-        upload, mask = _image(parts), parts.get("mask")
+        upload, mask = image_part(parts), parts.get("mask")
         mask_data = mask.data if mask is not None and mask.data else None
         job = edits.plan_edit(form, svc.translators, set(svc.generators), mask_data is not None)
         cfg = svc.cfg
@@ -152,8 +157,8 @@ def add_routes(app: FastAPI, svc: Any) -> None:
         summary="the faces of an uploaded image",
     )
     async def detections(request: Request) -> Any:
-        parts = await _parts(request)
-        upload = _image(parts)
+        parts = await read_parts(request)
+        upload = image_part(parts)
         form = {k: p.text() for k, p in parts.items() if k not in FILES and p.text() != ""}
         options = parse_all(DETECTING, form, "face detection")
         name = default_detector() if options["detector"] == "auto" else options["detector"]

@@ -230,3 +230,18 @@ BODIES: dict[str, type[BaseModel]] = {
     "/v1/images/generations": GenerationRequest,
     "/v1/images/interpolations": InterpolationRequest,
 }
+
+
+class ProvenanceResponse(BaseModel):
+    """What an uploaded image says of its origin."""
+
+    watermark: dict[str, Any] | None = Field(
+        description="the service's mark read from the pixels: detected, p_value, matched of "
+        "key_bits, the message (the image id the service gave it); null when the service marks "
+        "nothing"
+    )
+    credentials: dict[str, Any] | None = Field(
+        description="its C2PA manifest as c2pa's reader validates it: status (none, untrusted, "
+        "trusted, tampered, unreadable), actions, model, soft binding, ingredients; null "
+        "without the provenance extra"
+    )
