@@ -3,12 +3,13 @@ and the test tiers: markers, applied from tests/tiers.py to files that do not ma
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -259,23 +260,27 @@ def isolated_credentials(tmp_path_factory: pytest.TempPathFactory):
     """PIXELSMITH_CREDENTIALS (the local signer, and the service's watermark key beside it)
     pointed at a folder of the session's own, so no test writes to the real home; session-wide,
     so module fixtures that start a service see it too. A test needing an empty one sets its own."""
-    before = os.environ.get("PIXELSMITH_CREDENTIALS")
-    os.environ["PIXELSMITH_CREDENTIALS"] = str(tmp_path_factory.mktemp("credentials"))
-    yield Path(os.environ["PIXELSMITH_CREDENTIALS"])
-    if before is None:
-        os.environ.pop("PIXELSMITH_CREDENTIALS", None)
-    else:
-        os.environ["PIXELSMITH_CREDENTIALS"] = before
+    with _env_folder("PIXELSMITH_CREDENTIALS", tmp_path_factory.mktemp("credentials")) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def _env_folder(name: str, folder: Path) -> Iterator[Path]:
+    """The environment variable `name` pointed at `folder`, restored afterwards."""
+    before = os.environ.get(name)
+    os.environ[name] = str(folder)
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 @pytest.fixture(scope="module")
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     """PIXELSMITH_CACHE pointed at a folder of the module's own (encoders and the like), not the
     user's cache; restored afterwards."""
-    before = os.environ.get("PIXELSMITH_CACHE")
-    os.environ["PIXELSMITH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield Path(os.environ["PIXELSMITH_CACHE"])
-    if before is None:
-        os.environ.pop("PIXELSMITH_CACHE", None)
-    else:
-        os.environ["PIXELSMITH_CACHE"] = before
+    with _env_folder("PIXELSMITH_CACHE", tmp_path_factory.mktemp("cache")) as folder:
+        yield folder

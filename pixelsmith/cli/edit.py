@@ -63,14 +63,21 @@ def add_operation(actions: argparse._SubParsersAction, verb: str, name: str) -> 
     p.set_defaults(func=_run, operation=op.name)
 
 
-def add_stamp_options(p: argparse.ArgumentParser) -> None:
-    """--watermark, --message, --credentials [DIR], --cert and --key: run options of every edit."""
+def add_stamp_options(
+    p: argparse.ArgumentParser,
+    marked: str = "each result",
+    signed: str = "each result (edited, the operation, its options, the model, the input as "
+    "parent, the mark)",
+    formats: str = "; PNG, JPEG and WebP outputs only",
+) -> None:
+    """--watermark, --message, --credentials [DIR], --cert and --key: run options of every edit
+    and of sample (`marked`, `signed`: what their help says is marked and signed)."""
     g = p.add_argument_group("marks and content credentials (docs/serve.md)")
     g.add_argument(
         "--watermark",
         metavar="KEYFILE",
-        help="mark each result invisibly with this key (`pixelsmith keys new watermark`); "
-        "results under 128 px a side stay unmarked",
+        help=f"mark {marked} invisibly with this key (`pixelsmith keys new watermark`); "
+        "images under 128 px a side stay unmarked",
     )
     g.add_argument(
         "--message",
@@ -82,9 +89,8 @@ def add_stamp_options(p: argparse.ArgumentParser) -> None:
         nargs="?",
         const=True,
         metavar="DIR",
-        help="sign a C2PA manifest into each result (edited, the operation, its options, the "
-        "model, the input as parent, the mark): with the local signer, or the one in DIR; "
-        "PNG, JPEG and WebP outputs only",
+        help=f"sign a C2PA manifest into {signed}: with the local signer, or the one in "
+        f"DIR{formats}",
     )
     g.add_argument("--cert", metavar="CHAIN.pem", help="sign with your own certificate chain")
     g.add_argument("--key", metavar="KEY.pem", help="the key of --cert")

@@ -313,28 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the first row and column show the sources; -n is ignored; for style-based models such "
         "as stylegan",
     )
-    mark = s.add_argument_group("marks and content credentials (docs/serve.md)")
-    mark.add_argument(
-        "--watermark",
-        metavar="KEYFILE",
-        help="mark each image (or the grid) invisibly with this key (`pixelsmith keys new "
-        "watermark`); images under 128 px a side stay unmarked",
+    from pixelsmith.cli.edit import add_stamp_options
+
+    add_stamp_options(
+        s,
+        marked="each image (or the grid)",
+        signed="each file (created by the model, its sha256, the options, the mark)",
+        formats="",
     )
-    mark.add_argument(
-        "--message",
-        metavar="TEXT|0xHEX",
-        help="what each mark carries (default: a random 4-byte image id per image)",
-    )
-    mark.add_argument(
-        "--credentials",
-        nargs="?",
-        const=True,
-        metavar="DIR",
-        help="sign a C2PA manifest into each file (created by the model, its sha256, the "
-        "options, the mark): with the local signer, or the one in DIR",
-    )
-    mark.add_argument("--cert", metavar="CHAIN.pem", help="sign with your own certificate chain")
-    mark.add_argument("--key", metavar="KEY.pem", help="the key of --cert")
     s.set_defaults(func=_sample)
 
     e = verbs.add_parser(

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pixelsmith.errors import UserError
+from pixelsmith.imageio import atomic_write_bytes
 from pixelsmith.provenance.credentials_signer import (
     CA_CERT,
     CredentialSigner,
@@ -275,15 +276,9 @@ def sign_file(
     if claim.title is None:
         claim.title = out.name
     signed = sign_bytes(data, mime, claim, signer)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            f.write(signed)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
+        atomic_write_bytes(out, signed)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {out} ({e.strerror})") from e
     return out
 
