@@ -279,27 +279,79 @@ def export_run(
         "steps": recipe.get("steps", man.get("step")),
         "config": config,
     }
+    _write_entry(
+        folder,
+        name,
+        {
+            "file": rel,
+            "sha256": sha256_file(out),
+            "payload_sha256": ckf.payload_hash(slim),
+            "size_bytes": size,
+            "family": man["family"],
+            "preset": man.get("preset", man["family"]),
+            "task": task or recipe.get("task") or _about(man),
+            "image_shape": man.get("image_shape"),
+            "num_classes": man.get("num_classes", 0),
+            "classes": man.get("classes", []),
+            "pixelsmith_version": man.get("pixelsmith_version"),
+            "torch_version": man.get("torch_version"),
+            "recipe": recipe,
+            "results": results,
+            "source": source,
+        },
+    )
+    return out
+
+
+def _write_entry(folder: Path, name: str, record: dict[str, Any]) -> None:
     index = _read_index(folder)
-    index["models"][name] = {
-        "file": rel,
-        "sha256": sha256_file(out),
-        "payload_sha256": ckf.payload_hash(slim),
-        "size_bytes": size,
-        "family": man["family"],
-        "preset": man.get("preset", man["family"]),
-        "task": task or recipe.get("task") or _about(man),
-        "image_shape": man.get("image_shape"),
-        "num_classes": man.get("num_classes", 0),
-        "classes": man.get("classes", []),
-        "pixelsmith_version": man.get("pixelsmith_version"),
-        "torch_version": man.get("torch_version"),
-        "recipe": recipe,
-        "results": results,
-        "source": source,
-    }
+    index["models"][name] = record
     index["models"] = dict(sorted(index["models"].items()))
     text = json.dumps(index, indent=2, sort_keys=False) + "\n"
     atomic_write_bytes(_index_path(folder), text.encode())
+
+
+def export_tensors(
+    name: str,
+    tensors: dict[str, torch.Tensor],
+    manifest: dict[str, Any],
+    recipe: dict[str, Any],
+    results: dict[str, Any],
+    task: str,
+    out_dir: str | Path | None = None,
+) -> Path:
+    """Write a model trained outside the engine (the forensics detectors) as zoo file `name` and
+    index it; `manifest` needs its `family` and `preset`, which the model's own loader reads."""
+    if not _NAME.match(name):
+        raise UserError(
+            f"zoo name {name!r} must be lower-case letters, digits, '.', '_' or '-' (at most 64)"
+        )
+    _check_recipe(recipe, results)
+    if not (isinstance(manifest.get("family"), str) and isinstance(manifest.get("preset"), str)):
+        raise UserError("a zoo manifest needs its 'family' and 'preset'")
+    folder = root(out_dir)
+    (folder / "weights").mkdir(parents=True, exist_ok=True)
+    rel = f"weights/{name}.safetensors"
+    zman = {**manifest, "zoo": {"name": name, "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z")}}
+    out = ckf.save_checkpoint(folder / rel, tensors, zman)
+    _write_entry(
+        folder,
+        name,
+        {
+            "file": rel,
+            "sha256": sha256_file(out),
+            "payload_sha256": ckf.payload_hash(tensors),
+            "size_bytes": out.stat().st_size,
+            "family": manifest["family"],
+            "preset": manifest["preset"],
+            "task": task,
+            "image_shape": manifest.get("image_shape"),
+            "pixelsmith_version": manifest.get("pixelsmith_version"),
+            "torch_version": str(torch.__version__),
+            "recipe": recipe,
+            "results": results,
+        },
+    )
     return out
 
 
