@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pixelsmith.data.patches import crop_patches  # noqa: E402
+from pixelsmith.data.patches import crop_patches, files_key  # noqa: E402
 from pixelsmith.data.photos import (  # noqa: E402
     TRAIN_PACKAGES,
     describe_files,
@@ -48,6 +49,7 @@ from pixelsmith.zoo import path as zoo_path  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench" / "results" / "forensics_localise.json"
 VAL = 300
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pixelsmith"
 TASK = "edited-region localisation: which pixels of a photo were filled in or pasted"
 
 
@@ -100,10 +102,19 @@ def train(args: argparse.Namespace) -> tuple[LocaliserNet, dict[str, float]]:
     """The trained network and its validation AUCs on the training photos' split."""
     torch.manual_seed(args.seed)
     t0 = time.time()
-    patches = crop_patches(training_photos(), args.patches, args.size, seed=args.seed)
-    print(f"{len(patches)} patches of {args.size} px in {time.time() - t0:.0f} s", flush=True)
-    images, masks, kinds = make_samples(patches, args.seed)
-    print(f"edits done at {time.time() - t0:.0f} s", flush=True)
+    paths = training_photos()
+    cache = CACHE / f"localiser-{files_key(paths, args.patches, args.size, args.seed, 1)}.npz"
+    if cache.is_file():
+        saved = np.load(cache)
+        images, masks, kinds = saved["images"], saved["masks"], list(saved["kinds"])
+        print(f"edited patches from {cache}", flush=True)
+    else:
+        patches = crop_patches(paths, args.patches, args.size, seed=args.seed)
+        print(f"{len(patches)} patches of {args.size} px in {time.time() - t0:.0f} s", flush=True)
+        images, masks, kinds = make_samples(patches, args.seed)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, images=images, masks=masks, kinds=np.array(kinds))
+        print(f"edits done at {time.time() - t0:.0f} s (kept in {cache})", flush=True)
     tr_x, tr_m = torch.from_numpy(images[:-VAL]), torch.from_numpy(masks[:-VAL])
     net = LocaliserNet(args.width)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
