@@ -5,8 +5,9 @@ Patches: `--patches` random `--size` crops of the Debian training photos
 (`pixelsmith.data.photos.training_photos`, cut as `pixelsmith/data/patches.py` does), seed `--seed`.
 Each becomes one training sample: 40% first go through a "camera" JPEG (quality 70-95), then one
 sixth stay unedited (mask all zero) and the rest get one edit of the trained kinds (the zoo's
-inpainter, harmonic, Telea, copy-move, splice from another patch; never the held-out `ns` and
-`biharmonic`), then half are saved as JPEG (quality 60-95). Training: AdamW, one-cycle learning
+inpainter, harmonic, Telea, copy-move, splice from another patch, itself 40% camera-JPEG; never
+the held-out `ns` and `biharmonic`) under a window of a mask drawn for twice the patch's side
+(`patch_mask`), then half are saved as JPEG (quality 60-95). Training: AdamW, one-cycle learning
 rate, pixel BCE (edited pixels weighted 2), random flips and quarter turns, one thread.
 The last `VAL` samples are a validation split of the training photos (its pixel AUC is printed).
 
@@ -14,7 +15,9 @@ The last `VAL` samples are a validation split of the training photos (its pixel 
     .venv/bin/python scripts/train_localiser.py --record-bench      # results from the bench JSON
 
 `--record-bench` re-writes the zoo entry with the hold-out numbers of
-bench/results/forensics_localise.json (run `python bench/forensics_localise.py` first).
+bench/results/forensics_localise.json (run `python bench/forensics_localise.py` first); with
+`--from CKPT` it takes the weights, recipe and validation numbers of that checkpoint (a run
+written elsewhere with `--zoo DIR`) instead of the shipped entry's.
 """
 
 from __future__ import annotations
@@ -39,7 +42,12 @@ from pixelsmith.data.photos import (  # noqa: E402
     install_command,
     training_photos,
 )
-from pixelsmith.forensics.edits import TRAINED_KINDS, make_edit, save_jpeg  # noqa: E402
+from pixelsmith.forensics.edits import (  # noqa: E402
+    TRAINED_KINDS,
+    make_edit,
+    random_mask,
+    save_jpeg,
+)
 from pixelsmith.forensics.localise import ZOO_NAME, LocaliserNet  # noqa: E402
 from pixelsmith.utils.checkpoint_file import load_checkpoint  # noqa: E402
 from pixelsmith.version import __version__  # noqa: E402
@@ -53,6 +61,23 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pixe
 TASK = "edited-region localisation: which pixels of a photo were filled in or pasted"
 
 
+def _camera(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """x, or 40% of the time x through a camera's JPEG (quality 70-95)."""
+    return save_jpeg(x, int(rng.integers(70, 96))) if rng.random() < 0.4 else x
+
+
+def patch_mask(h: int, w: int, rng: np.random.Generator) -> torch.Tensor:
+    """A window of a mask drawn for a canvas twice the patch's side, so that strokes and boxes
+    are as wide in pixels as on a photo of about 200-500 px; covers 3-50% of the patch."""
+    for _ in range(20):
+        big = random_mask(2 * h, 2 * w, rng)
+        y, x = int(rng.integers(0, h + 1)), int(rng.integers(0, w + 1))
+        m = big[:, y : y + h, x : x + w]
+        if 0.03 <= float(m.mean()) <= 0.5:
+            return m
+    return random_mask(h, w, rng)
+
+
 def make_samples(patches: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """One edited (uint8) image, its mask and its kind per patch (see the module doc)."""
     rng = np.random.default_rng(seed)
@@ -61,11 +86,10 @@ def make_samples(patches: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray
     masks = np.zeros((len(patches), 1, *patches.shape[2:]), np.uint8)
     kinds = []
     for i, x in enumerate(photos):
-        if rng.random() < 0.4:
-            x = save_jpeg(x, int(rng.integers(70, 96)))
+        x = _camera(x, rng)
         kind = "none" if rng.random() < 1 / 6 else str(rng.choice(TRAINED_KINDS))
-        donor = photos[int(rng.integers(len(photos)))] if kind == "splice" else None
-        edited, mask = make_edit(x, kind, rng, donor=donor)
+        donor = _camera(photos[int(rng.integers(len(photos)))], rng) if kind == "splice" else None
+        edited, mask = make_edit(x, kind, rng, donor=donor, mask=patch_mask(*x.shape[-2:], rng))
         if rng.random() < 0.5:
             edited = save_jpeg(edited, int(rng.integers(60, 96)))
         images[i] = (edited * 255).round().to(torch.uint8).numpy()
@@ -103,7 +127,7 @@ def train(args: argparse.Namespace) -> tuple[LocaliserNet, dict[str, float]]:
     torch.manual_seed(args.seed)
     t0 = time.time()
     paths = training_photos()
-    cache = CACHE / f"localiser-{files_key(paths, args.patches, args.size, args.seed, 1)}.npz"
+    cache = CACHE / f"localiser-{files_key(paths, args.patches, args.size, args.seed, 2)}.npz"
     if cache.is_file():
         saved = np.load(cache)
         images, masks, kinds = saved["images"], saved["masks"], list(saved["kinds"])
@@ -181,18 +205,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patches", type=int, default=4000)
     ap.add_argument("--size", type=int, default=96)
-    ap.add_argument("--steps", type=int, default=700)
+    ap.add_argument("--steps", type=int, default=850)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--record-bench", action="store_true", help="re-write the entry's results")
+    ap.add_argument("--from", dest="source", type=Path, default=None, help="with --record-bench")
     ap.add_argument("--zoo", type=Path, default=None, help="zoo folder (default: the shipped one)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.record_bench:
-        tensors, manifest = load_checkpoint(zoo_path(ZOO_NAME, args.zoo))
+        tensors, manifest = load_checkpoint(args.source or zoo_path(ZOO_NAME, args.zoo))
         recipe = manifest["recipe"]
         metrics = {**manifest["validation"], **_bench_metrics()}
         command = "python bench/forensics_localise.py"
