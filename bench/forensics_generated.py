@@ -37,6 +37,7 @@ from sklearn.metrics import average_precision_score
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pixelsmith  # noqa: E402
+from pixelsmith import zoo  # noqa: E402
 from pixelsmith.data import degrade  # noqa: E402
 from pixelsmith.data.sources import cache_dir, load_images  # noqa: E402
 from pixelsmith.forensics import generated as gen  # noqa: E402
@@ -57,7 +58,7 @@ PGD_EPS = (1 / 255, 2 / 255, 4 / 255)
 def model_file(ref: str) -> Path:
     """The checkpoint file behind a run, checkpoint or zoo:NAME."""
     if ref.startswith("zoo:"):
-        return pixelsmith.zoo.path(ref)
+        return zoo.path(ref)
     return resolve_checkpoint(ref)
 
 
@@ -153,7 +154,11 @@ def main() -> None:
     p.add_argument("--ship-steps", type=int, default=2500)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ship", action="store_true", help="export the all-family detector to the zoo")
+    p.add_argument("--report", action="store_true", help="print the saved results as markdown")
     args = p.parse_args()
+    if args.report:
+        print(report(json.loads(RESULTS.read_text())))
+        return
     torch.set_num_threads(args.threads)
     refs = dict(ZOO_FAMILIES)
     for item in args.family:
@@ -171,13 +176,13 @@ def main() -> None:
     for held in names:
         others = torch.cat([train[n] for n in names if n != held])
         t = time.perf_counter()
-        net, report = gen.train_detector(real_train, others, steps=args.steps, seed=0)
+        net, trained = gen.train_detector(real_train, others, steps=args.steps, seed=0)
         base = gen.FrequencyBaseline().fit(real_train[: len(others)], others)
         rows[held] = {
             "cnn": evaluate(lambda x, net=net: gen.scores(net, x), real_test, test[held]),
             "dct": evaluate(base.scores, real_test, test[held]),
             "train_seconds": round(time.perf_counter() - t, 1),
-            "final_loss": round(report.loss, 4),
+            "final_loss": round(trained.loss, 4),
         }
         c, d = rows[held]["cnn"]["clean"], rows[held]["dct"]["clean"]
         print(
@@ -188,7 +193,7 @@ def main() -> None:
         )
 
     everything = torch.cat([train[n] for n in names])
-    net, report = gen.train_detector(real_train, everything, steps=args.ship_steps, seed=0)
+    net, trained = gen.train_detector(real_train, everything, steps=args.ship_steps, seed=0)
     seen = {n: evaluate(lambda x: gen.scores(net, x), real_test, test[n]) for n in names}
     fakes = torch.cat([test[n][:100] for n in names])
     evade = evasion(net, fakes)
@@ -219,10 +224,40 @@ def main() -> None:
     RESULTS.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {RESULTS}")
     if args.ship:
-        ship(net, report, out, names)
+        ship(net, trained, out, names)
 
 
-def ship(net: torch.nn.Module, report: gen.TrainReport, out: dict, names: list[str]) -> None:
+def report(out: dict) -> str:
+    """The saved results as the markdown tables docs/forensics.md shows."""
+    lines = [
+        "| unseen family | detector | AP | acc@0.5 | real acc | fake acc | AP JPEG 75 | "
+        "acc JPEG 75 | AP resized | acc resized |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for fam, row in out["leave_one_out"].items():
+        for det in ("cnn", "dct"):
+            c, j, r = (row[det][k] for k in CONDITIONS)
+            lines.append(
+                f"| {fam} | {det.upper()} | {c['ap']:.3f} | {c['acc']:.3f} | {c['real_acc']:.3f} "
+                f"| {c['fake_acc']:.3f} | {j['ap']:.3f} | {j['acc']:.3f} | {r['ap']:.3f} | "
+                f"{r['acc']:.3f} |"
+            )
+    lines += ["", "| seen family (zoo detector) | AP | acc@0.5 | real acc | fake acc | AP JPEG 75 "
+              "| AP resized |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for fam, row in out["seen"].items():
+        c, j, r = (row[k] for k in CONDITIONS)
+        lines.append(
+            f"| {fam} | {c['ap']:.3f} | {c['acc']:.3f} | {c['real_acc']:.3f} | "
+            f"{c['fake_acc']:.3f} | {j['ap']:.3f} | {r['ap']:.3f} |"
+        )
+    ev = out["evasion_pgd20"]
+    lines += ["", "| PGD-20 (Linf) | " + " | ".join(ev) + " |", "|---|" + "---|" * len(ev)]
+    kept = " | ".join(f"{v:.3f}" for v in ev.values())
+    lines.append(f"| generated images still detected | {kept} |")
+    return "\n".join(lines)
+
+
+def ship(net: torch.nn.Module, trained: gen.TrainReport, out: dict, names: list[str]) -> None:
     """Export the all-family detector as zoo:fmnist-detector with its recipe and results."""
     fams = out["protocol"]["families"]
     idx = sorted(Path("/usr/share/datasets/fashion-mnist").rglob("train-*"))
@@ -230,7 +265,7 @@ def ship(net: torch.nn.Module, report: gen.TrainReport, out: dict, names: list[s
     cmd = " ".join(["python bench/forensics_generated.py", *sys.argv[1:]])
     seen_ap = {f"ap_seen/{n}": out["seen"][n]["clean"]["ap"] for n in names}
     unseen_ap = {f"ap_unseen/{n}": out["leave_one_out"][n]["cnn"]["clean"]["ap"] for n in names}
-    pixelsmith.zoo.export_tensors(
+    zoo.export_tensors(
         gen.ZOO_NAME,
         {f"net/{k}": v for k, v in net.state_dict().items()},
         {
@@ -244,7 +279,7 @@ def ship(net: torch.nn.Module, report: gen.TrainReport, out: dict, names: list[s
         recipe={
             "command": cmd,
             "seed": 0,
-            "steps": report.steps,
+            "steps": trained.steps,
             "data": {
                 "source": "fashion-mnist",
                 "install": "apt-get install -y dataset-fashion-mnist",

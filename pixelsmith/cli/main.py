@@ -419,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_provenance(verbs)
     add_credentials(verbs)
+    from pixelsmith.cli.forensics import add_parser as add_forensics
+
+    add_forensics(verbs)
 
     add_zoo(verbs)
     return p

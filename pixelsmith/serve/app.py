@@ -42,7 +42,12 @@ LOG = logging.getLogger("pixelsmith.serve")
 logging.getLogger("python_multipart").setLevel(logging.ERROR)
 OPEN_PATHS = ("/healthz", "/readyz")  # what a load balancer may ask without the key
 JSON_LIMIT = 256 * 1024  # a 32,000-character prompt in any script fits
-FORM_PATHS = ("/v1/images/edits", "/v1/faces/detections", "/v1/images/provenance")
+FORM_PATHS = (
+    "/v1/images/edits",
+    "/v1/faces/detections",
+    "/v1/images/provenance",
+    "/v1/images/forensics",
+)
 
 
 @dataclass(frozen=True)

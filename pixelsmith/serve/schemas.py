@@ -245,3 +245,25 @@ class ProvenanceResponse(BaseModel):
         "trusted, tampered, unreadable), actions, model, soft binding, ingredients; null "
         "without the provenance extra"
     )
+
+
+class ForensicsResponse(BaseModel):
+    """Was an uploaded image generated, and which regions of a photo were edited?"""
+
+    width: int
+    height: int
+    kind: str = Field(description="generated (a small image: the detector) or edited-regions")
+    p_generated: float | None = Field(
+        description="the probability that a small image was generated; null for photos"
+    )
+    generated: bool | None = None
+    edited_share: float | None = Field(
+        None, description="the share of a photo's pixels the localiser scores 0.5 or more"
+    )
+    max: float | None = None
+    edited: bool | None = None
+    model: str = Field(description="the zoo model that answered")
+    note: str | None = None
+    map_png_b64: str | None = Field(
+        None, description="the photo's map as a PNG overlay, base64 (when the form asks: map=true)"
+    )
