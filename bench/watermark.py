@@ -20,6 +20,10 @@ false positives on N unmarked photos and crops (the p-value's promise: at most F
     .venv/bin/python bench/watermark.py --photos training:24 --methods pixelsmith   # tuning set
     .venv/bin/python bench/watermark.py --unmarked 1000 --methods pixelsmith --attacks none
     .venv/bin/python bench/watermark.py --speed 512,1024,2048 --methods pixelsmith,dwtDct,rivaGan
+    .venv/bin/python bench/watermark.py --methods learned --out bench/results/watermark_learned.json
+
+`learned` is the learned mark (zoo:learned-watermark, 64 bits, docs/watermark_learned.md),
+detected by the binomial tail of its bits against the random message it carries.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pixelsmith.data.photos import holdout_photos, training_photos  # noqa: E402
 from pixelsmith.metrics.image import psnr, ssim  # noqa: E402
+from pixelsmith.provenance import learned as lw  # noqa: E402
 from pixelsmith.provenance import watermark as wm  # noqa: E402
 from pixelsmith.provenance.keys import WatermarkKey  # noqa: E402
 
@@ -168,6 +173,34 @@ class Pixelsmith:
         return d.detected, (d.matched + d.message_bit_accuracy * m) / (n + m)
 
 
+class Learned:
+    """pixelsmith's learned mark (zoo:learned-watermark): 64 random bits, detected by the
+    binomial tail of the bits that match them."""
+
+    name = "learned"
+    bits = lw.MESSAGE_BITS
+
+    def __init__(self, seed: int) -> None:
+        self.model = lw.load_learned()
+        self.message = lw.random_bits(seed, self.model.bits)
+
+    def embed(self, im: Image.Image) -> Image.Image:
+        return to_image(lw.embed(to_tensor(im), self.message, model=self.model))
+
+    def read(self, im: Image.Image) -> tuple[bool, float]:
+        d = lw.detect(to_tensor(im), self.message, FPR, model=self.model)
+        return d.detected, d.bit_accuracy
+
+
+def make_method(name: str, seed: int):  # noqa: ANN201
+    """A method of the bench by its --methods name."""
+    if name == "pixelsmith":
+        return Pixelsmith(seed)
+    if name == "learned":
+        return Learned(seed)
+    return InvisibleWatermark(name, seed)
+
+
 class InvisibleWatermark:
     """invisible-watermark 0.2.0's methods on a 32-bit message (BGR uint8 arrays, as it takes)."""
 
@@ -290,7 +323,7 @@ def speed(sides: list[int], methods: list[str], seed: int) -> dict:
     photo = Image.open(training_photos()[0]).convert("RGB")
     out: dict = {}
     for m in methods:
-        method = Pixelsmith(seed) if m == "pixelsmith" else InvisibleWatermark(m, seed)
+        method = make_method(m, seed)
         rows = {}
         for side in sides:
             im = photo.resize((side * 4 // 3, side), Image.BICUBIC)
@@ -298,6 +331,9 @@ def speed(sides: list[int], methods: list[str], seed: int) -> dict:
             if m == "pixelsmith":
                 do_embed = partial(wm.embed, to_tensor(im), method.key, method.message)
                 do_detect = partial(wm.detect, do_embed(), method.key)
+            elif m == "learned":
+                do_embed = partial(lw.embed, to_tensor(im), method.message, model=method.model)
+                do_detect = partial(lw.detect, do_embed(), method.message, model=method.model)
             else:
                 bgr = np.array(im)[:, :, ::-1].copy()
                 do_embed = partial(method.enc.encode, bgr, method.method)
@@ -347,7 +383,7 @@ def main() -> None:
     photos = bench_photos(args.photos)
     results: dict = {}
     for m in args.methods.split(","):
-        method = Pixelsmith(args.seed) if m == "pixelsmith" else InvisibleWatermark(m, args.seed)
+        method = make_method(m, args.seed)
         results[method.name] = run_method(method, photos, attacks)
     report = {
         "command": "python bench/watermark.py " + " ".join(sys.argv[1:]),
