@@ -12,10 +12,15 @@ How it differs from the paper, and why:
   so every window carries the same message at the image's own scale, with no seams. Embedding on
   a resized copy would tie the mark's scale to the image's size, and a crop (which keeps the
   pixels' scale but not the image's) would then change it.
-- The decoder reads a translation-invariant summary: the mean of its last features and their
-  mean outer product (second-order pooling, which keeps the phase of one feature relative to
-  another that a plain mean loses), then a linear layer to one logit per bit. A crop at any
-  offset reads the same.
+- The decoder reads its features folded onto one message tile (averaged over every period of
+  the image: global pooling that keeps the position within the tile), then a linear layer to
+  one logit per bit. A crop moves the tile's origin; the decoder tries all 256 cyclic offsets at
+  once (a circular correlation in frequency) and keeps the one where it is most confident.
+  Training tells it the true offset and penalises confidence at a wrong one. (A plain global
+  mean, as in the paper, learned nothing in a CPU-sized budget: a sign pattern and its negative
+  have the same translation-invariant statistics unless the code learns odd ones, slowly.)
+- Its input is the image less its 5x5 local mean: a photo's broad shapes are ten times the
+  mark's amplitude, and without this the decoder's gradient is all photo.
 - The residual is scaled to a fixed root-mean-square (0.01 at strength 1, a PSNR of 40 dB before
   rounding and clipping), so the image loss only shapes where the energy goes.
 
@@ -310,7 +315,7 @@ def embed(
     bits = torch.as_tensor(bits)
     if bits.dim() not in (1, 2) or bits.shape[-1] != model.bits:
         raise UserError(
-            f"the learned watermark carries {model.bits} bits; got bits of shape {tuple(bits.shape)}"
+            f"the learned watermark carries {model.bits} bits; got bits shaped {tuple(bits.shape)}"
         )
     bits = bits.reshape(-1, model.bits)
     if not 0 < strength <= 10:
