@@ -53,6 +53,7 @@ OPTIONS = {"diffusion": {"steps": 25}}
 TRAIN_SEED, TEST_SEED = 11, 22
 CONDITIONS = ("clean", "jpeg75", "resize0.5")
 PGD_EPS = (1 / 255, 2 / 255, 4 / 255)
+NAMES = {"cnn": "CNN", "dct": "DCT", "probe": "probe", "ensemble": "CNN + probe"}
 
 
 def model_file(ref: str) -> Path:
@@ -110,6 +111,11 @@ def measure(score_real: torch.Tensor, score_fake: torch.Tensor) -> dict[str, flo
         "real_acc": round(real_acc, 4),
         "fake_acc": round(fake_acc, 4),
     }
+
+
+def both(net: torch.nn.Module, probe: gen.LinearDetector):
+    """The mean of the CNN's and the probe's probabilities."""
+    return lambda x: (gen.scores(net, x) + probe.scores(x)) / 2
 
 
 def evaluate(score, real_test: torch.Tensor, fake_test: torch.Tensor) -> dict[str, dict]:
@@ -177,27 +183,37 @@ def main() -> None:
         others = torch.cat([train[n] for n in names if n != held])
         t = time.perf_counter()
         net, trained = gen.train_detector(real_train, others, steps=args.steps, seed=0)
-        base = gen.FrequencyBaseline().fit(real_train[: len(others)], others)
+        base = gen.frequency_baseline().fit(real_train[: len(others)], others)
+        probe = gen.feature_probe().fit(real_train[: len(others)], others)
         rows[held] = {
             "cnn": evaluate(lambda x, net=net: gen.scores(net, x), real_test, test[held]),
             "dct": evaluate(base.scores, real_test, test[held]),
+            "probe": evaluate(probe.scores, real_test, test[held]),
+            "ensemble": evaluate(both(net, probe), real_test, test[held]),
             "train_seconds": round(time.perf_counter() - t, 1),
             "final_loss": round(trained.loss, 4),
         }
-        c, d = rows[held]["cnn"]["clean"], rows[held]["dct"]["clean"]
+        c, d, e, f = (rows[held][k]["clean"] for k in NAMES)
         print(
             f"unseen {held:10s} CNN AP {c['ap']:.3f} acc {c['acc']:.3f} "
-            f"(real {c['real_acc']:.3f}, fake {c['fake_acc']:.3f}) | DCT AP {d['ap']:.3f} "
-            f"acc {d['acc']:.3f}  [{rows[held]['train_seconds']:.0f} s]",
+            f"(real {c['real_acc']:.3f}, fake {c['fake_acc']:.3f}) | DCT AP {d['ap']:.3f} | "
+            f"probe AP {e['ap']:.3f} | both AP {f['ap']:.3f}  [{rows[held]['train_seconds']} s]",
             flush=True,
         )
 
     everything = torch.cat([train[n] for n in names])
     net, trained = gen.train_detector(real_train, everything, steps=args.ship_steps, seed=0)
-    seen = {n: evaluate(lambda x: gen.scores(net, x), real_test, test[n]) for n in names}
+    probe = gen.feature_probe().fit(real_train[: len(everything)], everything)
+    shipped = gen.MeanOfProbabilities(net, gen.probe_head(probe)).eval()
+    detectors = {"cnn": net, "probe": gen.probe_head(probe), "ensemble": shipped}
+    seen = {
+        n: {k: evaluate(lambda x, m=m: gen.scores(m, x), real_test, test[n])
+            for k, m in detectors.items()}
+        for n in names
+    }  # fmt: skip
     fakes = torch.cat([test[n][:100] for n in names])
-    evade = evasion(net, fakes)
-    print("seen (all families):", {n: seen[n]["clean"]["ap"] for n in names})
+    evade = {k: evasion(m, fakes) for k, m in detectors.items()}
+    print("seen AP:", {n: {k: v["clean"]["ap"] for k, v in seen[n].items()} for n in names})
     print("evasion (share still detected):", evade)
 
     out = {
@@ -224,7 +240,7 @@ def main() -> None:
     RESULTS.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {RESULTS}")
     if args.ship:
-        ship(net, trained, out, names)
+        ship(net, probe, trained, out, names)
 
 
 def report(out: dict) -> str:
@@ -235,45 +251,57 @@ def report(out: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for fam, row in out["leave_one_out"].items():
-        for det in ("cnn", "dct"):
+        for det in NAMES:
             c, j, r = (row[det][k] for k in CONDITIONS)
             lines.append(
-                f"| {fam} | {det.upper()} | {c['ap']:.3f} | {c['acc']:.3f} | {c['real_acc']:.3f} "
+                f"| {fam} | {NAMES[det]} | {c['ap']:.3f} | {c['acc']:.3f} | {c['real_acc']:.3f} "
                 f"| {c['fake_acc']:.3f} | {j['ap']:.3f} | {j['acc']:.3f} | {r['ap']:.3f} | "
                 f"{r['acc']:.3f} |"
             )
-    lines += ["", "| seen family (zoo detector) | AP | acc@0.5 | real acc | fake acc | AP JPEG 75 "
-              "| AP resized |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "| seen family | detector | AP | acc@0.5 | real acc | fake acc | AP JPEG 75 "
+              "| AP resized |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for fam, row in out["seen"].items():
-        c, j, r = (row[k] for k in CONDITIONS)
-        lines.append(
-            f"| {fam} | {c['ap']:.3f} | {c['acc']:.3f} | {c['real_acc']:.3f} | "
-            f"{c['fake_acc']:.3f} | {j['ap']:.3f} | {r['ap']:.3f} |"
-        )
+        for det in ("cnn", "probe", "ensemble"):
+            c, j, r = (row[det][k] for k in CONDITIONS)
+            lines.append(
+                f"| {fam} | {NAMES[det]} | {c['ap']:.3f} | {c['acc']:.3f} | {c['real_acc']:.3f} "
+                f"| {c['fake_acc']:.3f} | {j['ap']:.3f} | {r['ap']:.3f} |"
+            )
     ev = out["evasion_pgd20"]
-    lines += ["", "| PGD-20 (Linf) | " + " | ".join(ev) + " |", "|---|" + "---|" * len(ev)]
-    kept = " | ".join(f"{v:.3f}" for v in ev.values())
-    lines.append(f"| generated images still detected | {kept} |")
+    eps = list(next(iter(ev.values())))
+    lines += ["", "| PGD-20 (Linf), share still detected | " + " | ".join(eps) + " |",
+              "|---|" + "---|" * len(eps)]  # fmt: skip
+    for det, shares in ev.items():
+        lines.append(f"| {NAMES[det]} | " + " | ".join(f"{v:.3f}" for v in shares.values()) + " |")
     return "\n".join(lines)
 
 
-def ship(net: torch.nn.Module, trained: gen.TrainReport, out: dict, names: list[str]) -> None:
-    """Export the all-family detector as zoo:fmnist-detector with its recipe and results."""
+def ship(
+    net: gen.DetectorNet,
+    probe: gen.LinearDetector,
+    trained: gen.TrainReport,
+    out: dict,
+    names: list[str],
+) -> None:
+    """Export the all-family detector (the CNN and the probe, averaged) as zoo:fmnist-detector
+    with its recipe and results."""
     fams = out["protocol"]["families"]
     idx = sorted(Path("/usr/share/datasets/fashion-mnist").rglob("train-*"))
     files = [{"path": str(f), "bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in idx]
     cmd = " ".join(["python bench/forensics_generated.py", *sys.argv[1:]])
-    seen_ap = {f"ap_seen/{n}": out["seen"][n]["clean"]["ap"] for n in names}
-    unseen_ap = {f"ap_unseen/{n}": out["leave_one_out"][n]["cnn"]["clean"]["ap"] for n in names}
+    seen_ap = {f"ap_seen/{n}": out["seen"][n]["ensemble"]["clean"]["ap"] for n in names}
+    unseen = out["leave_one_out"]
+    unseen_ap = {f"ap_unseen/{n}": unseen[n]["ensemble"]["clean"]["ap"] for n in names}
     zoo.export_tensors(
         gen.ZOO_NAME,
-        {f"net/{k}": v for k, v in net.state_dict().items()},
+        gen.detector_tensors(net, probe),
         {
             "family": "forensics",
             "preset": "generated-detector",
             "image_shape": [1, gen.SIZE, gen.SIZE],
             "width": net.head.in_features // 4,
             "families": names,
+            "combine": "mean of the CNN's and the feature probe's probabilities",
             "pixelsmith_version": pixelsmith.__version__,
         },
         recipe={

@@ -80,7 +80,7 @@ def test_detect_prints_a_line_per_image(folder, capsys):
     src, _ = folder
     assert main(["detect", str(src / "photo.png")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(str(src / "photo.png")) and "pixels at 0.5 or more" in out
+    assert out.startswith(str(src / "photo.png")) and "pixels at 0.7 or more" in out
 
 
 def test_an_image_too_thin_for_either_model_is_refused(tmp_path, capsys):

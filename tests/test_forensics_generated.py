@@ -41,7 +41,7 @@ def test_the_dct_is_scipys_orthonormal_dct_ii():
 def test_the_frequency_baseline_finds_a_checkerboard_trace():
     real, fake = _pair(300, 0)
     test_real, test_fake = _pair(200, 1)
-    base = gen.FrequencyBaseline().fit(real, fake)
+    base = gen.frequency_baseline().fit(real, fake)
     assert _ap(base.scores(test_real), base.scores(test_fake)) > 0.95
     # and it is no oracle: on two draws of the same distribution it is at chance
     other_real, _ = _pair(200, 2)

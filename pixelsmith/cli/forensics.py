@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from pixelsmith.jobs.forensics import PIXEL
+
 
 def _line(row: dict) -> str:
     if row["kind"] == "generated":
@@ -13,7 +15,8 @@ def _line(row: dict) -> str:
         return (f"{row['file']}: {call} (p_generated {row['p_generated']:.3f}, "
                 f"{row['detector']}, {row['prepared']})")  # fmt: skip
     call = "edited regions" if row["edited"] else "no edited region found"
-    text = (f"{row['file']}: {call} ({100 * row['edited_share']:.1f}% of pixels at 0.5 or more, "
+    share = 100 * row["edited_share"]
+    text = (f"{row['file']}: {call} ({share:.1f}% of pixels at {PIXEL} or more, "
             f"max {row['max']:.2f}, {row['localiser']})")  # fmt: skip
     return text + (f" -> {row['map']}" if row.get("map") else "")
 

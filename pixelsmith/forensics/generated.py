@@ -6,9 +6,12 @@ generators, with Gaussian blur and JPEG augmentation (each with probability 0.5)
 does not lean on traces a re-encoding erases. It is small and keeps full resolution in its
 first layers, because at 28x28 the generators' traces sit in the finest frequencies.
 
-The baseline follows Frank et al. (2020), "Leveraging frequency analysis for deep fake image
-recognition": the log magnitude of each image's 2-D DCT, standardised, and a logistic
-regression on it (fitted here with L-BFGS; scikit-learn is not a dependency of the package).
+Two linear detectors stand beside it, both a logistic regression fitted with L-BFGS (scikit-learn
+is not a dependency of the package): the frequency baseline of Frank et al. (2020), "Leveraging
+frequency analysis for deep fake image recognition", on the log magnitude of each image's 2-D
+DCT; and a probe on the features of a network that never saw a generated image (Ojha et al.
+2023, "Towards universal fake image detectors...", who probe CLIP's features; here the metrics'
+Fashion-MNIST classifier).
 
 Images are float tensors in [0, 1], (N, 1, 28, 28), on 1/255 levels like the files they come
 from: fakes must be quantised to 8 bits before training, or the detector learns the rounding.
@@ -17,6 +20,7 @@ from: fakes must be quantised to 8 bits before training, or the detector learns 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -176,17 +180,18 @@ def dct_features(x: Tensor) -> Tensor:
     return torch.log(coeffs.abs() + 1e-3).flatten(1)
 
 
-class FrequencyBaseline:
-    """Logistic regression on standardised DCT log magnitudes (Frank et al. 2020)."""
+class LinearDetector:
+    """Logistic regression on standardised features of the images, classes weighted equally."""
 
-    def __init__(self, l2: float = 1e-3) -> None:
-        self.l2 = l2
+    def __init__(self, features: Callable[[Tensor], Tensor], l2: float = 1e-3) -> None:
+        self.features, self.l2 = features, l2
+        self.module: nn.Module | None = None  # the features as a module, where there is one
         self.mean = self.std = self.w = None
         self.b = torch.zeros(())
 
-    def fit(self, real: Tensor, fakes: Tensor, iters: int = 200) -> FrequencyBaseline:
-        """Fit on real (label 0) and generated (label 1) images, classes weighted equally."""
-        f = dct_features(torch.cat([real, fakes]).double())
+    def fit(self, real: Tensor, fakes: Tensor, iters: int = 200) -> LinearDetector:
+        """Fit on real (label 0) and generated (label 1) images."""
+        f = torch.cat([self.features(real), self.features(fakes)]).double()
         y = torch.cat([torch.zeros(len(real)), torch.ones(len(fakes))]).double()
         weight = torch.where(y > 0, 0.5 / len(fakes), 0.5 / len(real))
         self.mean, self.std = f.mean(0), f.std(0).clamp_min(1e-6)
@@ -210,9 +215,80 @@ class FrequencyBaseline:
     def scores(self, x: Tensor) -> Tensor:
         """The probability that each image is generated, (N,)."""
         if self.w is None:
-            raise RuntimeError("fit the baseline before scoring")
-        z = (dct_features(x.double()) - self.mean) / self.std
+            raise RuntimeError("fit the detector before scoring")
+        z = (self.features(x).double() - self.mean) / self.std
         return torch.sigmoid(z @ self.w + self.b).float()
+
+
+def frequency_baseline(l2: float = 1e-3) -> LinearDetector:
+    """Frank et al. (2020): logistic regression on DCT log magnitudes."""
+    return LinearDetector(lambda x: dct_features(x.double()), l2)
+
+
+class ClassifierFeatures(nn.Module):
+    """The 128-d features of the metrics' shipped Fashion-MNIST classifier, frozen; its file is
+    checked against the sha256 the metrics ship it with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from pixelsmith.metrics.classifier import WEIGHTS_DIR, load_classifier
+        from pixelsmith.metrics.features import SHIPPED
+        from pixelsmith.utils.files import sha256_file
+
+        file, sha, _ = SHIPPED["fmnist"]
+        if sha256_file(WEIGHTS_DIR / file) != sha:
+            raise UserError(f"{WEIGHTS_DIR / file} is damaged; reinstall pixelsmith")
+        self.net = load_classifier(WEIGHTS_DIR / file)[0].requires_grad_(False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 128) features of (N, 1, 28, 28) images in [0, 1]."""
+        return self.net.embed(x)
+
+
+class LinearHead(nn.Module):
+    """A fitted LinearDetector on a features module, as logits (differentiable, for attacks)."""
+
+    def __init__(self, features: nn.Module, w: Tensor, b: Tensor, mean: Tensor, std: Tensor):
+        super().__init__()
+        self.features = features
+        for name, t in (("w", w), ("b", b), ("mean", mean), ("std", std)):
+            self.register_buffer(name, t.float().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (N,)."""
+        return ((self.features(x) - self.mean) / self.std) @ self.w + self.b
+
+
+class MeanOfProbabilities(nn.Module):
+    """Detectors averaged in probability, returned as the logit of the mean."""
+
+    def __init__(self, *members: nn.Module) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits (N,)."""
+        p = torch.stack([torch.sigmoid(m(x)) for m in self.members]).mean(0)
+        return torch.logit(p.clamp(1e-7, 1 - 1e-7))
+
+
+def feature_probe(l2: float = 1e-3) -> LinearDetector:
+    """Ojha et al. (2023)'s idea at 28x28: a linear probe on the features of a network that
+    never saw a generated image (the metrics' shipped Fashion-MNIST classifier, 128-d)."""
+    features = ClassifierFeatures().eval()
+
+    def extract(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return torch.cat([features(x[i : i + 1024].float()) for i in range(0, len(x), 1024)])
+
+    probe = LinearDetector(extract, l2)
+    probe.module = features
+    return probe
+
+
+def probe_head(probe: LinearDetector) -> LinearHead:
+    """A fitted feature probe as a module."""
+    return LinearHead(probe.module, probe.w, probe.b, probe.mean, probe.std).eval()
 
 
 # ---- the shipped detector --------------------------------------------------------------------
@@ -220,9 +296,10 @@ class FrequencyBaseline:
 
 @dataclass
 class Detector:
-    """A trained DetectorNet with the zoo name and the families it was trained against."""
+    """The shipped detector (a module giving logits) with its zoo name and the families it was
+    trained against."""
 
-    net: DetectorNet
+    net: nn.Module
     name: str
     families: list[str]
 
@@ -241,8 +318,17 @@ class Detector:
         return float(scores(self.net, quantise(x))[0]), ", ".join(note) or "as is"
 
 
+def detector_tensors(cnn: DetectorNet, probe: LinearDetector | None) -> dict[str, Tensor]:
+    """What the zoo file holds: the CNN (`net/`) and the probe's fitted weights (`probe/`)."""
+    out = {f"net/{k}": v for k, v in cnn.state_dict().items()}
+    if probe is not None:
+        out.update({f"probe/{k}": getattr(probe, k).float() for k in ("w", "b", "mean", "std")})
+    return out
+
+
 def load_detector(name: str = ZOO_NAME) -> Detector:
-    """The generated-image detector shipped in the zoo as `name`."""
+    """The generated-image detector shipped in the zoo as `name`: the CNN, averaged with the
+    feature probe when the file holds one."""
     from pixelsmith import zoo
     from pixelsmith.utils.checkpoint_file import load_checkpoint
 
@@ -250,7 +336,10 @@ def load_detector(name: str = ZOO_NAME) -> Detector:
     if e.family != "forensics" or e.preset != "generated-detector":
         raise UserError(f"zoo model {e.name} is a {e.family} model, not a generated-image detector")
     tensors, man = load_checkpoint(zoo.path(name))
-    net = DetectorNet(int(man["image_shape"][0]), int(man["width"]))
-    net.load_state_dict({k.removeprefix("net/"): v for k, v in tensors.items()})
-    net.eval()
-    return Detector(net, f"zoo:{e.name}", list(man.get("families", [])))
+    cnn = DetectorNet(int(man["image_shape"][0]), int(man["width"]))
+    cnn.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net/")})
+    net: nn.Module = cnn
+    if "probe/w" in tensors:
+        p = {k[6:]: v for k, v in tensors.items() if k.startswith("probe/")}
+        net = MeanOfProbabilities(cnn, LinearHead(ClassifierFeatures(), **p))
+    return Detector(net.eval(), f"zoo:{e.name}", list(man.get("families", [])))

@@ -258,7 +258,7 @@ class ForensicsResponse(BaseModel):
     )
     generated: bool | None = None
     edited_share: float | None = Field(
-        None, description="the share of a photo's pixels the localiser scores 0.5 or more"
+        None, description="the share of a photo's pixels the localiser scores 0.7 or more"
     )
     max: float | None = None
     edited: bool | None = None
