@@ -88,3 +88,18 @@ def test_the_shipped_detector_tells_gan_samples_from_test_images():
     assert _ap(gen.scores(det.net, real), gen.scores(det.net, fake)) > 0.9
     p, prepared = det.probability(torch.rand(3, 56, 56))
     assert 0 <= p <= 1 and prepared == "luma, resized from 56x56"
+
+
+def test_the_probe_as_a_module_is_the_fitted_probe_and_passes_gradients():
+    real, fake = _pair(200, 0)
+    probe = gen.feature_probe().fit(real, fake)
+    head = gen.probe_head(probe)
+    x = torch.cat([real[:8], fake[:8]])
+    assert torch.allclose(gen.scores(head, x), probe.scores(x), atol=1e-4)
+    cnn = gen.DetectorNet(width=4).eval()
+    both = gen.MeanOfProbabilities(cnn, head).eval()
+    want = (gen.scores(cnn, x) + probe.scores(x)) / 2
+    assert torch.allclose(gen.scores(both, x), want, atol=1e-4)
+    x = x.clone().requires_grad_(True)
+    both(x).sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
