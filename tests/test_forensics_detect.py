@@ -117,3 +117,11 @@ def test_the_service_examines_uploads(folder):
     assert r.json()["map_png_b64"] is None and 0 <= r.json()["p_generated"] <= 1
     r = c.post("/v1/images/forensics", files={"image": ("p.png", photo)}, data={"map": "maybe"})
     assert r.status_code == 400 and "map" in r.text
+
+
+def test_a_detector_is_not_a_generator(tmp_path, capsys):
+    assert main(["sample", "zoo:fmnist-detector", "-n", "1", "-o", str(tmp_path / "x.png")]) == 2
+    assert "pixelsmith detect" in capsys.readouterr().err
+    _save(torch.rand(1, 28, 28), tmp_path / "small.png")
+    assert main(["detect", str(tmp_path / "small.png"), "--detector", "photo-localiser"]) == 2
+    assert "not a generated-image detector" in capsys.readouterr().err

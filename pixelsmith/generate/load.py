@@ -12,6 +12,9 @@ from pixelsmith.models.base import Family
 from pixelsmith.utils import checkpoint_file as ckf
 from pixelsmith.zoo import resolve
 
+# Zoo models trained outside the engine, and the command that uses them.
+NOT_ENGINE = {"forensics": "`pixelsmith detect` uses it", "provenance": "a watermark network"}
+
 
 def load_model(
     run_or_checkpoint: str | Path, device: str | torch.device = "cpu", family: str | None = None
@@ -22,4 +25,7 @@ def load_model(
     saved = ckf.read_manifest(path).get("family")
     if family is not None and saved != family:
         raise UserError(f"{path} holds a {saved} model, not a {family} model")
+    if saved in NOT_ENGINE:
+        raise UserError(f"{run_or_checkpoint} is a {saved} model ({NOT_ENGINE[saved]}), not one "
+                        "that samples or edits")  # fmt: skip
     return family_class(str(saved)).from_checkpoint(path, device=device)
