@@ -41,9 +41,14 @@ def _detect(args: argparse.Namespace) -> int:
     if not args.quiet:
         small = [r for r in rows if r["kind"] == "generated"]
         photos = [r for r in rows if r["kind"] != "generated"]
-        print(f"{sum(r['generated'] for r in small)} of {len(small)} small image(s) called "
-              f"generated; {sum(r['edited'] for r in photos)} of {len(photos)} photo(s) with "
-              "edited regions", file=sys.stderr)  # fmt: skip
+        said = []
+        if small:
+            said.append(f"{sum(r['generated'] for r in small)} of {len(small)} small image(s) "
+                        "called generated")  # fmt: skip
+        if photos:
+            said.append(f"{sum(r['edited'] for r in photos)} of {len(photos)} photo(s) with "
+                        "edited regions")  # fmt: skip
+        print("; ".join(said), file=sys.stderr)
     return 0
 
 
