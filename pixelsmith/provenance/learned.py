@@ -16,9 +16,10 @@ How it differs from the paper, and why:
   the image: global pooling that keeps the position within the tile), then a linear layer to
   one logit per bit. A crop moves the tile's origin; the decoder tries all 256 cyclic offsets at
   once (a circular correlation in frequency) and keeps the one where it is most confident.
-  Training tells it the true offset and penalises confidence at a wrong one. (A plain global
-  mean, as in the paper, learned nothing in a CPU-sized budget: a sign pattern and its negative
-  have the same translation-invariant statistics unless the code learns odd ones, slowly.)
+  Training tells it the true offset and penalises confidence at a wrong one. An odd offset in
+  the image is half a pixel at half resolution: the decoder reads at all four parities. (A plain
+  global mean, as in the paper, learned nothing in a CPU-sized budget: a sign pattern and its
+  negative have the same translation-invariant statistics unless the code learns odd ones.)
 - Its input is the image less its 5x5 local mean: a photo's broad shapes are ten times the
   mark's amplitude, and without this the decoder's gradient is all photo.
 - The residual is scaled to a fixed root-mean-square (0.01 at strength 1, a PSNR of 40 dB before
@@ -177,9 +178,23 @@ class LearnedWatermark(nn.Module):
     def logits(self, x: Tensor, shift: tuple[int, int] | None = None) -> Tensor:
         """(N, 3, H, W) -> (N, bits) logits; `shift`: where the tile starts, when known
         (training), else the decoder finds it."""
-        if shift is None:
-            return self.decoder(half(x))
-        return self.decoder.read(self.decoder.fold(half(x)), shift)
+        if shift is not None:
+            return self.decoder.read(self.decoder.fold(half(x)), shift)
+        # A crop at an odd offset puts the tile half a pixel off the half-resolution grid: read
+        # at each of the four parities and keep, per image, the most confident.
+        best, conf = None, None
+        for dy in (0, 1):
+            for dx in (0, 1):
+                z = x[..., dy:, dx:] if min(x.shape[-2:]) > MIN_SIDE else x
+                logits = self.decoder(half(z))
+                c = logits.abs().mean(1)
+                if best is None:
+                    best, conf = logits, c
+                else:
+                    better = c > conf
+                    best = torch.where(better[:, None], logits, best)
+                    conf = torch.maximum(c, conf)
+        return best
 
 
 # ---- a differentiable attack layer (the training recipe's, kept here so tests reach it) ----
