@@ -13,8 +13,9 @@ same rule on their 32 bits, as if the message were the key (at least 30 of 32 mu
 Bit accuracy is over every bit a method carries (pixelsmith: 64 key bits + a 32-bit message).
 
 Also: PSNR and SSIM of the marked photos against the originals (8-bit, RGB), milliseconds per
-megapixel to embed and to detect (medians over photos), and with `--unmarked N` the detector's
-false positives on N unmarked photos and crops (the p-value's promise: at most FPR x N expected).
+megapixel to embed and to detect (medians over photos), and with `--unmarked N` the first
+method's false positives on N unmarked photos and crops (pixelsmith or learned; the p-value's
+promise: at most FPR x N expected).
 
     .venv/bin/python bench/watermark.py                              # the protocol, hold-out
     .venv/bin/python bench/watermark.py --photos training:24 --methods pixelsmith   # tuning set
@@ -296,9 +297,11 @@ def run_method(method, photos, attacks: list[str]) -> dict:  # noqa: ANN001
     return {"summary": summary, "attacks": table}
 
 
-def unmarked_check(count: int, seed: int) -> dict:
-    """pixelsmith's detector on unmarked training photos and crops of them, one key each."""
+def unmarked_check(count: int, seed: int, method: str = "pixelsmith") -> dict:
+    """A detector on unmarked training photos and crops of them, one key (pixelsmith) or one
+    random message (learned) each."""
     rng = np.random.default_rng(seed)
+    model = lw.load_learned() if method == "learned" else None
     paths = training_photos()
     ps = []
     for i in range(count):
@@ -307,8 +310,13 @@ def unmarked_check(count: int, seed: int) -> dict:
         cw = int(rng.integers(min(128, w), min(w, 1024) + 1))
         ch = int(rng.integers(min(128, h), min(h, 1024) + 1))
         x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        key = WatermarkKey(rng.bytes(32), message_bits=32)
-        ps.append(wm.detect(to_tensor(im.crop((x0, y0, x0 + cw, y0 + ch))), key).p_value)
+        crop = to_tensor(im.crop((x0, y0, x0 + cw, y0 + ch)))
+        if model is not None:
+            message = lw.random_bits(int(rng.integers(2**31)), model.bits)
+            ps.append(lw.detect(crop, message, model=model).p_value)
+        else:
+            key = WatermarkKey(rng.bytes(32), message_bits=32)
+            ps.append(wm.detect(crop, key).p_value)
     ps = np.array(ps)
     return {
         "n": count,
@@ -395,7 +403,9 @@ def main() -> None:
         "methods": results,
     }
     if args.unmarked:
-        report["unmarked"] = unmarked_check(args.unmarked, args.seed + 1)
+        first = args.methods.split(",")[0]
+        report["unmarked"] = unmarked_check(args.unmarked, args.seed + 1, first)
+        report["unmarked"]["method"] = first
     names = list(results)
     print(f"{'attack':20s}" + "".join(f"{n[:22]:>24s}" for n in names))
     for a in attacks:
