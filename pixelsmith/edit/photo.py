@@ -13,6 +13,12 @@ comes back as RGB(A), since edits make new colours. JPEG holds neither alpha nor
 image with alpha refuses a .jpg output, a 16-bit one is written in 8 bits. WebP has no grey mode:
 Pillow writes grey as RGB (and grey + alpha as RGBA). Files are written
 atomically (temporary file, then rename): a failure leaves no half-written file.
+
+Metadata: nothing of the input's EXIF, GPS, XMP or IPTC is written back (the pixels are encoded
+afresh). Its ICC colour profile is kept when it describes the pixels written (an RGB profile on
+RGB pixels, a grey one on grey), since the edits leave the pixels in the input's colour space; a
+profile that cannot be kept (CMYK after conversion to RGB, grey pixels a WebP writes as RGB, a
+BMP) is left out with a warning, never silently.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from pixelsmith.errors import UserError
+from pixelsmith.errors import UserError, warn
 from pixelsmith.imageio import atomic_write_bytes, read_image, read_image_bytes
 
 SIXTEEN = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -41,6 +47,7 @@ _FORMATS = {
 }
 _HOLDS_16 = ("PNG", "TIFF")
 _HOLDS_ALPHA = ("PNG", "WEBP", "TIFF")
+_HOLDS_ICC = ("PNG", "JPEG", "WEBP", "TIFF")
 
 
 @dataclass
@@ -51,6 +58,7 @@ class Photo:
     alpha: Tensor | None  # (1, H, W) float in [0, 1]
     sixteen_bit: bool
     source_mode: str
+    icc: bytes | None = None  # the input's colour profile, when it describes these pixels
 
     @property
     def size(self) -> tuple[int, int]:
@@ -78,28 +86,53 @@ def read_photo_bytes(data: bytes, name: str, cap: int | None = None) -> Photo:
     return photo_of(read_image_bytes(data, name, cap))
 
 
-def photo_of(im: Image.Image) -> Photo:
-    """A decoded image as a Photo (closes it)."""
-    mode = im.mode
+def _profile_space(icc: bytes) -> str:
+    """An ICC profile's colour space ("RGB", "GRAY", "CMYK", ...), or "" if it cannot be read."""
+    from PIL import ImageCms
+
     try:
-        if mode in SIXTEEN:
-            arr = np.clip(np.asarray(im, dtype=np.int64), 0, 65535)
-            return Photo(_tensor(arr, 65535.0), None, True, mode)
-        if mode == "F":
-            arr = np.clip(np.asarray(im, dtype=np.float32), 0, 255)
-            return Photo(_tensor(arr, 255.0), None, False, mode)
-        if mode in ("1", "L"):
-            return Photo(_tensor(np.asarray(im.convert("L")), 255.0), None, False, mode)
-        if mode == "LA":
-            t = _tensor(np.asarray(im), 255.0)
-            return Photo(t[:1], t[1:], False, mode)
-        has_alpha = mode in ("RGBA", "PA", "RGBa") or (mode == "P" and "transparency" in im.info)
-        if has_alpha:
-            t = _tensor(np.asarray(im.convert("RGBA")), 255.0)
-            return Photo(t[:3], t[3:], False, mode)
-        return Photo(_tensor(np.asarray(im.convert("RGB")), 255.0), None, False, mode)
+        return ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile.xcolor_space.strip()
+    except (OSError, ValueError, TypeError):
+        return ""
+
+
+def _photo(im: Image.Image) -> Photo:
+    mode = im.mode
+    if mode in SIXTEEN:
+        arr = np.clip(np.asarray(im, dtype=np.int64), 0, 65535)
+        return Photo(_tensor(arr, 65535.0), None, True, mode)
+    if mode == "F":
+        arr = np.clip(np.asarray(im, dtype=np.float32), 0, 255)
+        return Photo(_tensor(arr, 255.0), None, False, mode)
+    if mode in ("1", "L"):
+        return Photo(_tensor(np.asarray(im.convert("L")), 255.0), None, False, mode)
+    if mode == "LA":
+        t = _tensor(np.asarray(im), 255.0)
+        return Photo(t[:1], t[1:], False, mode)
+    has_alpha = mode in ("RGBA", "PA", "RGBa") or (mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        t = _tensor(np.asarray(im.convert("RGBA")), 255.0)
+        return Photo(t[:3], t[3:], False, mode)
+    return Photo(_tensor(np.asarray(im.convert("RGB")), 255.0), None, False, mode)
+
+
+def photo_of(im: Image.Image) -> Photo:
+    """A decoded image as a Photo, with its colour profile when it fits the pixels (closes it)."""
+    icc = im.info.get("icc_profile") or None
+    try:
+        photo = _photo(im)
     finally:
         im.close()
+    if icc is None:
+        return photo
+    space = _profile_space(icc)
+    if space == ("GRAY" if photo.colour.shape[0] == 1 else "RGB"):
+        return replace(photo, icc=icc)
+    warn(
+        f"the image's {space or 'unreadable'} colour profile does not describe its "
+        f"{photo.source_mode} pixels as pixelsmith reads them; outputs are written without it"
+    )
+    return photo
 
 
 def output_format(path: Path) -> str:
@@ -130,7 +163,7 @@ def _to_uint(t: Tensor, bits: int) -> np.ndarray:
 
 def encode_photo(photo: Photo, path: Path, quality: int = 95) -> bytes:
     """The file bytes of a Photo in the format `path`'s suffix names, in the photo's mode, with
-    no metadata (no EXIF, no location)."""
+    no metadata (no EXIF, no location) but its colour profile."""
     fmt = output_format(path)
     check_writable(photo.alpha is not None, path)
     grey = photo.colour.shape[0] == 1
@@ -142,7 +175,12 @@ def encode_photo(photo: Photo, path: Path, quality: int = 95) -> bytes:
         mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
         im = Image.fromarray(arr[..., 0] if mode == "L" else arr, mode)
     buf = io.BytesIO()
-    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    options: dict = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if photo.icc is not None:
+        if fmt in _HOLDS_ICC and not (grey and fmt == "WEBP"):
+            options["icc_profile"] = photo.icc
+        else:
+            warn(f"{path.name}: {fmt} cannot carry this image's colour profile; written without it")
     im.save(buf, format=fmt, **options)
     return buf.getvalue()
 
