@@ -27,6 +27,14 @@ def _train(args: argparse.Namespace) -> int:
     from pixelsmith.train.config import build_config
     from pixelsmith.train.loop import run_config, train
 
+    if args.encrypt:
+        import os
+
+        from pixelsmith.utils import encryption
+
+        encryption.load_encryption_key(args.encrypt)  # refused here, before any run folder
+        os.environ[encryption.ENV] = os.path.abspath(args.encrypt)
+
     overrides = list(args.set or [])
     for flag, key in (
         ("data", "data.source"),
@@ -261,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     t.add_argument(
         "--resume", metavar="RUN", help="continue a run folder from its newest checkpoint"
+    )
+    t.add_argument(
+        "--encrypt",
+        metavar="KEYFILE",
+        help="write the run's checkpoints encrypted (AES-256-GCM) with this key, and read them "
+        "back with it (the same as PIXELSMITH_ENCRYPTION_KEY=KEYFILE); keep the key elsewhere",
     )
     t.add_argument("--seed", type=int)
     t.add_argument(

@@ -11,6 +11,14 @@ from pixelsmith.errors import UserError
 def _keys_new(args: argparse.Namespace) -> int:
     from pixelsmith.provenance.keys import new_key, save_key
 
+    if args.kind == "encryption":
+        from pixelsmith.utils import encryption
+
+        secret = encryption.new_encryption_key()
+        path = encryption.save_encryption_key(secret, args.out, force=args.force)
+        print(f"wrote {path}: encryption key {secret.key_id} (AES-256-GCM); keep it apart from "
+              "the data it protects: without it the data cannot be read")  # fmt: skip
+        return 0
     if args.kind != "watermark":
         raise UserError(f"unknown key kind {args.kind!r}; `keys new watermark` makes one")
     key = new_key(args.message_bits)
@@ -63,10 +71,10 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     from pixelsmith.provenance.keys import MAX_MESSAGE_BITS
     from pixelsmith.provenance.watermark import DEFAULT_FPR, DEFAULT_PSNR
 
-    keys = verbs.add_parser("keys", help="make keys (watermark keys)")
+    keys = verbs.add_parser("keys", help="make keys (watermark and encryption keys)")
     kv = keys.add_subparsers(dest="keys_verb", metavar="ACTION", required=True)
     new = kv.add_parser("new", help="make a new secret key")
-    new.add_argument("kind", choices=["watermark"], help="what the key is for")
+    new.add_argument("kind", choices=["watermark", "encryption"], help="what the key is for")
     new.add_argument("-o", "--out", required=True, metavar="KEYFILE")
     new.add_argument("--message-bits", type=int, default=32,
                      help=f"bits a mark carries beside the key (multiple of 8, at most "

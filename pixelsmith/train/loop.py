@@ -41,6 +41,7 @@ from pixelsmith.train.rundir import RunFolder, new_run_dir
 from pixelsmith.train.transfer import describe_init
 from pixelsmith.train.transfer import setup as transfer_setup
 from pixelsmith.utils import checkpoint_file as ckf
+from pixelsmith.utils import encryption
 from pixelsmith.utils.rng import BatchRandom
 from pixelsmith.version import __version__
 
@@ -412,7 +413,10 @@ class Trainer:
         tensors, rest = tck.capture(self.family, self.rng, self.device)
         man = {**self.manifest(), "resume": rest}
         path = ckf.save_checkpoint(
-            self.folder.checkpoints / f"ckpt-{self.state.step:06d}.safetensors", tensors, man
+            self.folder.checkpoints / f"ckpt-{self.state.step:06d}.safetensors",
+            tensors,
+            man,
+            key=encryption.active_key(),
         )
         ckf.prune(self.folder.checkpoints, self.cfg.train.keep)
         self.folder.write_manifest({**self.manifest(), "checkpoint": str(path)})

@@ -18,6 +18,7 @@ from safetensors.torch import save as st_save
 
 from pixelsmith.errors import UserError
 from pixelsmith.imageio import atomic_write_bytes
+from pixelsmith.utils import encryption
 
 FORMAT = "pixelsmith-checkpoint/1"
 PATTERN = re.compile(r"^ckpt-(\d+)\.safetensors$")
@@ -34,13 +35,19 @@ def payload_hash(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def save_checkpoint(
-    path: str | Path, tensors: dict[str, torch.Tensor], manifest: dict[str, Any]
+    path: str | Path,
+    tensors: dict[str, torch.Tensor],
+    manifest: dict[str, Any],
+    key: encryption.EncryptionKey | None = None,
 ) -> Path:
-    """Write tensors + manifest to `path` atomically; on failure the old file stays intact."""
+    """Write tensors + manifest to `path` atomically (encrypted with `key` when given); on
+    failure the old file stays intact."""
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     manifest = {**manifest, "format": FORMAT, "payload_sha256": payload_hash(tensors)}
     data = st_save(tensors, metadata={"pixelsmith": json.dumps(manifest)})
+    if key is not None:
+        data = encryption.encrypt(data, key)
     try:
         atomic_write_bytes(path, data)
     except OSError as e:
@@ -60,7 +67,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 def load_checkpoint(
     path: str | Path, tensors: bool = True
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read and verify a checkpoint; a truncated, corrupt or foreign file is a UserError."""
+    """Read and verify a checkpoint (decrypting it with the active key when it is encrypted); a
+    truncated, corrupt, changed or foreign file is a UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(
@@ -69,11 +77,19 @@ def load_checkpoint(
     fix = "it is truncated or corrupt; use an earlier checkpoint of the run"
     with open(path, "rb") as f:  # the manifest lives in the header: read the tensors only if asked
         head = f.read(8)
+        if head == encryption.MAGIC:
+            plain = encryption.decrypt(head + f.read(), f"checkpoint {path}")
+            head, size = plain[:8], len(plain)
+        else:
+            plain, size = None, path.stat().st_size
         header_len = int.from_bytes(head, "little")
-        if len(head) < 8 or header_len > path.stat().st_size:
+        if len(head) < 8 or header_len > size:
             raise UserError(f"{path} is not a readable pixelsmith checkpoint ({fix})")
-        header = f.read(header_len)
-        rest = f.read() if tensors else b""
+        if plain is not None:
+            header, rest = plain[8 : 8 + header_len], plain[8 + header_len :]
+        else:
+            header = f.read(header_len)
+            rest = f.read() if tensors else b""
     try:
         meta = json.loads(json.loads(header)["__metadata__"]["pixelsmith"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):

@@ -1,0 +1,137 @@
+"""Encryption at rest: AES-256-GCM over whole files, with keys kept in their own small JSON files.
+
+An encrypted file is `MAGIC`, the key's public id (16 hex digits), a 12-byte random nonce, then
+the ciphertext with its 16-byte tag; the magic and the key id are authenticated too, so any
+changed byte anywhere is refused. Nothing is ever decrypted to disk: `decrypt` returns bytes.
+
+The key that reads (and, for training runs, writes) encrypted files is the one the environment
+variable `PIXELSMITH_ENCRYPTION_KEY` names (a key file's path); `pixelsmith train --encrypt KEY`
+sets it for its run. The key file is never written beside the data it protects: keep it apart.
+AES-GCM comes from `cryptography` (the `privacy` extra), imported only when a file is encrypted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from pixelsmith.errors import UserError
+
+MAGIC = b"PXSENC1\n"
+KIND = "pixelsmith-encryption-key"
+ENV = "PIXELSMITH_ENCRYPTION_KEY"
+_ID_LEN, _NONCE_LEN = 16, 12
+
+
+@dataclass(frozen=True)
+class EncryptionKey:
+    """A 256-bit AES key and its public id."""
+
+    secret: bytes
+
+    @property
+    def key_id(self) -> str:
+        """A public name for the key (16 hex digits of a hash of the secret)."""
+        return hashlib.sha256(b"pixelsmith-encryption-key-id" + self.secret).hexdigest()[:16]
+
+
+def new_encryption_key() -> EncryptionKey:
+    """A fresh random key."""
+    return EncryptionKey(secrets.token_bytes(32))
+
+
+def save_encryption_key(key: EncryptionKey, path: str | Path, force: bool = False) -> Path:
+    """Write a key file readable by its owner only; an existing file needs `force`."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; pick another name or pass --force to replace it")
+    text = json.dumps({"kind": KIND, "format": 1, "key_id": key.key_id, "secret": key.secret.hex()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def load_encryption_key(path: str | Path) -> EncryptionKey:
+    """Read a key file; a file of another kind or a damaged one is a one-line UserError."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"encryption key {path} does not exist") from None
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise UserError(f"{path} is not a pixelsmith encryption key (not readable JSON)") from None
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        kind = data.get("kind") if isinstance(data, dict) else None
+        raise UserError(
+            f"{path} is not an encryption key (its kind is {kind!r}); make one with "
+            "`pixelsmith keys new encryption -o KEYFILE`"
+        )
+    try:
+        key = EncryptionKey(bytes.fromhex(data["secret"]))
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"encryption key {path} is damaged (its secret is unreadable)") from None
+    if len(key.secret) != 32 or key.key_id != data.get("key_id"):
+        raise UserError(f"encryption key {path} is damaged (its secret does not match its id)")
+    return key
+
+
+def active_key() -> EncryptionKey | None:
+    """The key `PIXELSMITH_ENCRYPTION_KEY` names, or None when it is unset."""
+    where = os.environ.get(ENV)
+    return load_encryption_key(where) if where else None
+
+
+def _aesgcm(key: EncryptionKey):
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError:
+        raise UserError(
+            "encrypted files need the cryptography package: pip install 'pixelsmith[privacy]'"
+        ) from None
+    return AESGCM(key.secret)
+
+
+def is_encrypted(data: bytes) -> bool:
+    """Whether bytes are an encrypted pixelsmith file."""
+    return data[: len(MAGIC)] == MAGIC
+
+
+def encrypt(data: bytes, key: EncryptionKey) -> bytes:
+    """The encrypted file of `data` under `key` (a fresh nonce each time)."""
+    head = MAGIC + key.key_id.encode()
+    nonce = secrets.token_bytes(_NONCE_LEN)
+    return head + nonce + _aesgcm(key).encrypt(nonce, data, head)
+
+
+def decrypt(data: bytes, what: str | Path, key: EncryptionKey | None = None) -> bytes:
+    """The plain bytes of an encrypted file, with `key` or the active one; `what` names the file
+    in the one-line refusal of a missing or wrong key and of any changed byte."""
+    head_len = len(MAGIC) + _ID_LEN
+    if not is_encrypted(data) or len(data) < head_len + _NONCE_LEN + 16:
+        raise UserError(f"{what} is not an encrypted pixelsmith file, or it is truncated")
+    file_id = data[len(MAGIC) : head_len].decode("ascii", "replace")
+    key = key if key is not None else active_key()
+    if key is None:
+        raise UserError(
+            f"{what} is encrypted (key {file_id}); name its key file in {ENV} "
+            "(or pass --encrypt KEYFILE where the command takes it)"
+        )
+    if key.key_id != file_id:
+        raise UserError(f"{what} is encrypted with key {file_id}, not with key {key.key_id}")
+    aes = _aesgcm(key)
+    from cryptography.exceptions import InvalidTag
+
+    nonce = data[head_len : head_len + _NONCE_LEN]
+    try:
+        return aes.decrypt(nonce, data[head_len + _NONCE_LEN :], data[:head_len])
+    except InvalidTag:
+        raise UserError(
+            f"{what} fails authentication: it was changed or damaged since it was written"
+        ) from None
