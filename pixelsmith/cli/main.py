@@ -436,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pixelsmith.cli.forensics import add_parser as add_forensics
 
     add_forensics(verbs)
+    from pixelsmith.cli.privacy import add_parser as add_privacy
+
+    add_privacy(verbs)
 
     add_zoo(verbs)
     return p

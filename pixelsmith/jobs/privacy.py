@@ -1,0 +1,69 @@
+"""`pixelsmith privacy audit MODEL --members DATA --non-members DATA`: membership inference
+against a classifier (the loss-threshold attack) or a generator (the distance to its closest
+sample), with a card of what was measured (`pixelsmith.metrics.membership`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from pixelsmith.data.sources import ImageSet, load_images
+from pixelsmith.errors import UserError
+from pixelsmith.metrics import membership
+
+
+def data(spec: str, n: int) -> ImageSet:
+    """SOURCE[:SPLIT] (split train by default), its first n images."""
+    source, _, split = spec.partition(":")
+    return load_images(source, split=split or "train", limit=n)
+
+
+def _is_classifier(model: str) -> bool:
+    from pixelsmith.metrics.features import SHIPPED
+    from pixelsmith.utils import checkpoint_file as ckf
+    from pixelsmith.zoo import resolve
+
+    if model in SHIPPED or model.endswith((".pt", ".pth", ".ts")):
+        return True
+    return ckf.read_manifest(resolve(model)).get("family") == "classifier"
+
+
+def audit(
+    model: str, members: str, non_members: str, n: int = 2000, samples: int = 10000, seed: int = 0
+) -> dict[str, Any]:
+    """Membership inference of `n` member and `n` non-member images against `model`."""
+    if n < 10 or samples < 1:
+        raise UserError(f"--n must be at least 10 and --samples at least 1, got {n} and {samples}")
+    ms, ns = data(members, n), data(non_members, n)
+    xm, xn = ms.as_float(), ns.as_float()
+    if _is_classifier(model):
+        from pixelsmith.robust.models import classifier
+
+        if ms.labels is None or ns.labels is None:
+            raise UserError("the loss attack needs labelled images: name a labelled source")
+        clf = classifier(model)
+        scores = (
+            membership.loss_scores(clf, xm, ms.labels),
+            membership.loss_scores(clf, xn, ns.labels),
+        )
+        attack, name = "loss threshold (Yeom et al. 2018)", f"{clf.name} ({clf.sha256[:12]})"
+    else:
+        from pixelsmith.generate import load_model
+
+        gen = load_model(model)
+        if not gen.abilities.generates:
+            raise UserError(f"{model} neither classifies nor generates: nothing to audit")
+        fake = torch.cat([gen.sample(min(500, samples - i), seed=seed + i)
+                          for i in range(0, samples, 500)])  # fmt: skip
+        if fake.shape[1:] != xm.shape[1:]:
+            raise UserError(f"{model} draws {tuple(fake.shape[1:])} images, the data is "
+                            f"{tuple(xm.shape[1:])}: audit it on its own kind of data")  # fmt: skip
+        scores = (membership.nearest_sample_scores(fake, xm),
+                  membership.nearest_sample_scores(fake, xn))  # fmt: skip
+        attack = f"distance to the closest of {samples} samples (GAN-leaks, black box)"
+        name = model
+    report = membership.membership_report(*scores)
+    card = {"model": name, "attack": attack, "members": f"{ms.name}:{ms.split}, first {len(xm)}",
+            "non_members": f"{ns.name}:{ns.split}, first {len(xn)}", "seed": seed}  # fmt: skip
+    return {**report, "card": card}

@@ -1,0 +1,84 @@
+"""Membership inference: the ROC against scikit-learn's, a memorising classifier caught by the
+loss attack and a fresh one not, a copying generator caught by the nearest-sample attack and an
+independent one not, and `pixelsmith privacy audit` on the shipped models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score, roc_curve
+from torch import nn
+
+from pixelsmith.cli.main import main
+from pixelsmith.errors import UserError
+from pixelsmith.metrics import membership as mi
+
+
+def test_the_roc_is_scikit_learns_ties_included():
+    g = torch.Generator().manual_seed(0)
+    member = torch.randint(0, 20, (300,), generator=g).float() + 2
+    nonmember = torch.randint(0, 20, (500,), generator=g).float()
+    y = np.r_[np.ones(300), np.zeros(500)]
+    s = torch.cat([member, nonmember]).numpy()
+    report = mi.membership_report(member, nonmember)
+    assert report["auc"] == pytest.approx(roc_auc_score(y, s), abs=1e-4)
+    fpr, tpr, _ = roc_curve(y, s)
+    assert report["tpr_at_1pct_fpr"] == pytest.approx(tpr[fpr <= 0.01].max(), abs=1e-4)
+    assert report["advantage"] == pytest.approx((tpr - fpr).max(), abs=1e-4)
+    with pytest.raises(UserError):
+        mi.roc(member, member[:0])
+
+
+def _memoriser(x: torch.Tensor, y: torch.Tensor, steps: int) -> nn.Module:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 256), nn.ReLU(), nn.Linear(256, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
+def test_the_loss_attack_catches_a_memorising_classifier_only():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(128, 1, 12, 12, generator=g)
+    y = torch.randint(0, 10, (128,), generator=g)  # random labels: only memory fits them
+    members, fresh = slice(0, 64), slice(64, 128)
+    for steps, low, high in ((300, 0.95, 1.0), (0, 0.3, 0.7)):
+        net = _memoriser(x[members], y[members], steps)
+        r = mi.membership_report(
+            mi.loss_scores(net, x[members], y[members]), mi.loss_scores(net, x[fresh], y[fresh])
+        )
+        assert low <= r["auc"] <= high, (steps, r)
+
+
+def test_the_nearest_sample_attack_catches_a_copying_generator_only():
+    g = torch.Generator().manual_seed(2)
+    members, fresh = torch.rand(100, 1, 8, 8, generator=g), torch.rand(100, 1, 8, 8, generator=g)
+    copies = (members + 0.02 * torch.randn(members.shape, generator=g)).clamp(0, 1)
+    caught = mi.membership_report(
+        mi.nearest_sample_scores(copies, members), mi.nearest_sample_scores(copies, fresh)
+    )
+    assert caught["auc"] > 0.99 and caught["tpr_at_1pct_fpr"] > 0.9
+    other = torch.rand(300, 1, 8, 8, generator=g)
+    fair = mi.membership_report(
+        mi.nearest_sample_scores(other, members), mi.nearest_sample_scores(other, fresh)
+    )
+    assert 0.35 <= fair["auc"] <= 0.65
+
+
+@pytest.mark.zoo
+@pytest.mark.fashion_mnist
+@pytest.mark.parametrize("model", ["zoo:fmnist-robust", "zoo:fmnist-gan"])
+def test_audit_the_shipped_models(model, capsys):
+    argv = ["privacy", "audit", model, "--members", "fashion-mnist:train"]
+    assert (
+        main([*argv, "--non-members", "fashion-mnist:test", "--n", "300", "--samples", "500"]) == 0
+    )
+    out = capsys.readouterr().out
+    auc = float(out.split("membership AUC ")[1].split(",")[0])
+    assert 0.35 <= auc <= 0.7, out  # neither memorises these images measurably
+    assert main(["privacy", "audit", "zoo:sr-x2", *argv[3:], "--non-members", "mnist"]) == 2
