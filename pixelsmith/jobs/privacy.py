@@ -35,17 +35,16 @@ def audit(
     """Membership inference of `n` member and `n` non-member images against `model`."""
     if n < 10 or samples < 1:
         raise UserError(f"--n must be at least 10 and --samples at least 1, got {n} and {samples}")
-    ms, ns = data(members, n), data(non_members, n)
-    xm, xn = ms.as_float(), ns.as_float()
     if _is_classifier(model):
         from pixelsmith.robust.models import classifier
 
+        clf = classifier(model)
+        ms, ns = data(members, n), data(non_members, n)
         if ms.labels is None or ns.labels is None:
             raise UserError("the loss attack needs labelled images: name a labelled source")
-        clf = classifier(model)
         scores = (
-            membership.loss_scores(clf, xm, ms.labels),
-            membership.loss_scores(clf, xn, ns.labels),
+            membership.loss_scores(clf, ms.as_float(), ms.labels),
+            membership.loss_scores(clf, ns.as_float(), ns.labels),
         )
         attack, name = "loss threshold (Yeom et al. 2018)", f"{clf.name} ({clf.sha256[:12]})"
     else:
@@ -54,16 +53,19 @@ def audit(
         gen = load_model(model)
         if not gen.abilities.generates:
             raise UserError(f"{model} neither classifies nor generates: nothing to audit")
+        ms, ns = data(members, n), data(non_members, n)
+        shape, held = tuple(gen.image_shape), tuple(ms.images.shape[1:])
+        if shape != held:
+            raise UserError(f"{model} draws {shape} images, the data is {held}: audit it on "
+                            "its own kind of data")  # fmt: skip
         fake = torch.cat([gen.sample(min(500, samples - i), seed=seed + i)
                           for i in range(0, samples, 500)])  # fmt: skip
-        if fake.shape[1:] != xm.shape[1:]:
-            raise UserError(f"{model} draws {tuple(fake.shape[1:])} images, the data is "
-                            f"{tuple(xm.shape[1:])}: audit it on its own kind of data")  # fmt: skip
-        scores = (membership.nearest_sample_scores(fake, xm),
-                  membership.nearest_sample_scores(fake, xn))  # fmt: skip
+        scores = (membership.nearest_sample_scores(fake, ms.as_float()),
+                  membership.nearest_sample_scores(fake, ns.as_float()))  # fmt: skip
         attack = f"distance to the closest of {samples} samples (GAN-leaks, black box)"
         name = model
     report = membership.membership_report(*scores)
-    card = {"model": name, "attack": attack, "members": f"{ms.name}:{ms.split}, first {len(xm)}",
-            "non_members": f"{ns.name}:{ns.split}, first {len(xn)}", "seed": seed}  # fmt: skip
+    card = {"model": name, "attack": attack, "seed": seed,
+            "members": f"{ms.name}:{ms.split}, first {len(ms.images)}",
+            "non_members": f"{ns.name}:{ns.split}, first {len(ns.images)}"}  # fmt: skip
     return {**report, "card": card}
