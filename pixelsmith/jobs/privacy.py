@@ -20,13 +20,13 @@ def data(spec: str, n: int) -> ImageSet:
 
 
 def _is_classifier(model: str) -> bool:
+    """Whether `model` names a classifier (by what its family can do, not by its name)."""
+    from pixelsmith.generate import load_model
     from pixelsmith.metrics.features import SHIPPED
-    from pixelsmith.utils import checkpoint_file as ckf
-    from pixelsmith.zoo import resolve
 
     if model in SHIPPED or model.endswith((".pt", ".pth", ".ts")):
         return True
-    return ckf.read_manifest(resolve(model)).get("family") == "classifier"
+    return bool(load_model(model).abilities.classifies)
 
 
 def audit(
