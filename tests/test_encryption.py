@@ -114,3 +114,25 @@ def test_train_refuses_a_bad_key_before_any_run_folder(tmp_path, tiny, capsys):
     assert main([*argv, "--steps", "1", *[a for t in tiny for a in ("--set", t)]]) == 2
     assert "not an encryption key" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_keys_rotate_reencrypts_a_run(tmp_path, tiny, key_file, monkeypatch, capsys):
+    monkeypatch.setenv(enc.ENV, str(key_file))
+    run = train(build_config("dcgan", overrides=tiny + ["train.steps=2"]), tmp_path / "r",
+                progress=False)  # fmt: skip
+    before = {p: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+    new = tmp_path / "new.key"
+    assert main(["keys", "new", "encryption", "-o", str(new)]) == 0
+    wrong = tmp_path / "wrong.key"
+    assert main(["keys", "new", "encryption", "-o", str(wrong)]) == 0
+    assert main(["keys", "rotate", str(run), "--old", str(wrong), "--new", str(new)]) == 2
+    assert {p: p.read_bytes() for p in before} == before  # refused before any file changed
+    assert main(["keys", "rotate", str(run), "--old", str(key_file), "--new", str(new)]) == 0
+    assert f"re-encrypted {len(before)} file(s)" in capsys.readouterr().out
+    new_id = enc.load_encryption_key(new).key_id
+    assert all(p.read_bytes()[len(enc.MAGIC) :].startswith(new_id.encode()) for p in before)
+    monkeypatch.setenv(enc.ENV, str(new))
+    assert pixelsmith.load(str(run)).sample(2, seed=0).shape[0] == 2
+    monkeypatch.setenv(enc.ENV, str(key_file))
+    with pytest.raises(UserError, match=f"encrypted with key {new_id}"):
+        pixelsmith.load(str(run))

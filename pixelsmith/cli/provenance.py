@@ -30,6 +30,17 @@ def _keys_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_rotate(args: argparse.Namespace) -> int:
+    from pixelsmith.utils import encryption
+
+    old = encryption.load_encryption_key(args.old)
+    new = encryption.load_encryption_key(args.new)
+    done = encryption.rotate(args.path, old, new)
+    print(f"re-encrypted {len(done)} file(s) under {args.path} from key {old.key_id} to "
+          f"{new.key_id}; name the new key in PIXELSMITH_ENCRYPTION_KEY from now on")  # fmt: skip
+    return 0
+
+
 def _embed(args: argparse.Namespace) -> int:
     from pixelsmith.jobs.files import stderr
     from pixelsmith.jobs.watermark import mark_files
@@ -81,6 +92,12 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
                      f"{MAX_MESSAGE_BITS}; default 32)")  # fmt: skip
     new.add_argument("--force", action="store_true", help="replace an existing file")
     new.set_defaults(func=_keys_new)
+
+    rot = kv.add_parser("rotate", help="re-encrypt a run folder or file with a new key")
+    rot.add_argument("path", metavar="RUN|FILE")
+    rot.add_argument("--old", required=True, metavar="KEYFILE", help="the key it is encrypted with")
+    rot.add_argument("--new", required=True, metavar="KEYFILE", help="the key to encrypt it with")
+    rot.set_defaults(func=_keys_rotate)
 
     mark = verbs.add_parser("mark", help="invisible watermarks: embed and detect")
     mv = mark.add_subparsers(dest="mark_verb", metavar="ACTION", required=True)

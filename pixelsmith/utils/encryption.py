@@ -135,3 +135,24 @@ def decrypt(data: bytes, what: str | Path, key: EncryptionKey | None = None) -> 
         raise UserError(
             f"{what} fails authentication: it was changed or damaged since it was written"
         ) from None
+
+
+def rotate(path: str | Path, old: EncryptionKey, new: EncryptionKey) -> list[Path]:
+    """Re-encrypt every file under `path` (or the file itself) written with `old` under `new`,
+    each replaced atomically after it decrypted; files not encrypted are left alone. Returns the
+    files rotated; a file encrypted with any other key stops the work before any is written."""
+    from pixelsmith.imageio import atomic_write_bytes
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} does not exist")
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    plain: dict[Path, bytes] = {}
+    for f in files:
+        with open(f, "rb") as fh:
+            if fh.read(len(MAGIC)) != MAGIC:
+                continue
+        plain[f] = decrypt(f.read_bytes(), f, old)
+    for f, data in plain.items():
+        atomic_write_bytes(f, encrypt(data, new))
+    return list(plain)
