@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from pixelsmith.errors import UserError
+from pixelsmith.utils.files import write_private
 
 KIND = "pixelsmith-watermark-key"
 FORMAT = 1
@@ -66,15 +66,7 @@ def new_key(message_bits: int = 32) -> WatermarkKey:
 
 def save_key(key: WatermarkKey, path: str | Path, force: bool = False) -> Path:
     """Write a key file readable by its owner only; an existing file is kept unless `force`."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise UserError(f"{path} exists; give another name or --force to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(key.to_dict(), f, indent=1)
-        f.write("\n")
-    return path
+    return write_private(path, json.dumps(key.to_dict(), indent=1) + "\n", force)
 
 
 def load_key(path: str | Path) -> WatermarkKey:

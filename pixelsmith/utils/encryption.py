@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixelsmith.errors import UserError
+from pixelsmith.utils.files import write_private
 
 MAGIC = b"PXSENC1\n"
 KIND = "pixelsmith-encryption-key"
@@ -46,16 +47,8 @@ def new_encryption_key() -> EncryptionKey:
 
 def save_encryption_key(key: EncryptionKey, path: str | Path, force: bool = False) -> Path:
     """Write a key file readable by its owner only; an existing file needs `force`."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise UserError(f"{path} exists; pick another name or pass --force to replace it")
     text = json.dumps({"kind": KIND, "format": 1, "key_id": key.key_id, "secret": key.secret.hex()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
-    os.chmod(path, 0o600)
-    return path
+    return write_private(path, text + "\n", force)
 
 
 def load_encryption_key(path: str | Path) -> EncryptionKey:

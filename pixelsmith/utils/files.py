@@ -1,4 +1,4 @@
-"""Files: the sha256 that weights and zoo models are checked by, and package folders."""
+"""Files: the sha256 weights and zoo models are checked by, package folders, key files."""
 
 from __future__ import annotations
 
@@ -28,3 +28,19 @@ def package_folder(name: str) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def write_private(path: str | os.PathLike, text: str, force: bool = False) -> Path:
+    """Write a secret (a key file) readable by its owner only; an existing file is kept unless
+    `force`."""
+    from pixelsmith.errors import UserError
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; give another name or --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return path
