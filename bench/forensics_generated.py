@@ -113,11 +113,6 @@ def measure(score_real: torch.Tensor, score_fake: torch.Tensor) -> dict[str, flo
     }
 
 
-def both(net: torch.nn.Module, probe: gen.LinearDetector):
-    """The mean of the CNN's and the probe's probabilities."""
-    return lambda x: (gen.scores(net, x) + probe.scores(x)) / 2
-
-
 def evaluate(score, real_test: torch.Tensor, fake_test: torch.Tensor) -> dict[str, dict]:
     """measure() under each condition."""
     return {
@@ -185,11 +180,12 @@ def main() -> None:
         net, trained = gen.train_detector(real_train, others, steps=args.steps, seed=0)
         base = gen.frequency_baseline().fit(real_train[: len(others)], others)
         probe = gen.feature_probe().fit(real_train[: len(others)], others)
+        pair = gen.MeanOfProbabilities(net, gen.probe_head(probe)).eval()
         rows[held] = {
             "cnn": evaluate(lambda x, net=net: gen.scores(net, x), real_test, test[held]),
             "dct": evaluate(base.scores, real_test, test[held]),
             "probe": evaluate(probe.scores, real_test, test[held]),
-            "ensemble": evaluate(both(net, probe), real_test, test[held]),
+            "ensemble": evaluate(lambda x: gen.scores(pair, x), real_test, test[held]),
             "train_seconds": round(time.perf_counter() - t, 1),
             "final_loss": round(trained.loss, 4),
         }
