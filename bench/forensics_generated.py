@@ -27,6 +27,7 @@ import json
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -185,7 +186,7 @@ def main() -> None:
             "cnn": evaluate(lambda x, net=net: gen.scores(net, x), real_test, test[held]),
             "dct": evaluate(base.scores, real_test, test[held]),
             "probe": evaluate(probe.scores, real_test, test[held]),
-            "ensemble": evaluate(lambda x: gen.scores(pair, x), real_test, test[held]),
+            "ensemble": evaluate(partial(gen.scores, pair), real_test, test[held]),
             "train_seconds": round(time.perf_counter() - t, 1),
             "final_loss": round(trained.loss, 4),
         }
