@@ -67,6 +67,10 @@ def _show(args: argparse.Namespace) -> int:
         ]
     else:
         lines.append(f"  data: {data}")
+    if e.record.get("privacy"):
+        from pixelsmith.train.privacy import describe
+
+        lines.append(f"  privacy: {describe(e.record['privacy'])}")
     lines += ["results:", f"  {res.get('command', '-')}"]
     for key in ("split", "reference", "n", "features"):
         if key in res:

@@ -255,7 +255,7 @@ def evaluate_model(
         model, p.family_metrics, p.source, p.split, _same_source(p, data), reference_n, seed
     )
     if not p.sample_metrics:
-        return scores
+        return marked_private(scores, model.manifest.get("privacy"))
     metrics = p.sample_metrics
     net = feature_net(p.features)
     if "is" in metrics and not net.has_logits:
@@ -305,7 +305,20 @@ def evaluate_model(
             pr = precision_recall(ref_feats, col.features(), k=PR_K)
             scores.append(Score(pr["precision"], card("precision", k=PR_K)))
             scores.append(Score(pr["recall"], card("recall", k=PR_K)))
-    return scores
+    return marked_private(scores, model.manifest.get("privacy"))
+
+
+def marked_private(scores: list[Score], record: dict[str, Any] | None) -> list[Score]:
+    """Scores of a private run with its budget on every card: a card of a private model never
+    matches a non-private one's, so no table compares the two without saying so."""
+    if not record:
+        return scores
+    from pixelsmith.train.privacy import describe
+
+    return [
+        replace(s, card=replace(s.card, params={**s.card.params, "privacy": describe(record)}))
+        for s in scores
+    ]
 
 
 def data_scores(

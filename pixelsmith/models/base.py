@@ -16,7 +16,8 @@ signatures or attributes:
   described by `latent_spec` and served by the `latent_*` methods, which the latent tools
   (`pixelsmith.edit.latent`) call instead of reaching into the networks;
 - `not_exported`: why its inference network does not export to ONNX (empty when it does);
-- `max_size` and `REQUIRED_DATA`: what data it is made for, checked before a run folder exists.
+- `max_size` and `REQUIRED_DATA`: what data it is made for, checked before a run folder exists;
+- `private_networks`: the networks that see the data, trained with DP-SGD in a private run.
 
 Per instance, `classes` is the number of classes it conditions on (0 = unconditional).
 
@@ -193,6 +194,10 @@ class Family(ABC):
     not_exported: ClassVar[str] = ""
     # The largest image side the family is made for (data.size above it is refused).
     max_size: ClassVar[int] = 256
+    # The networks that see the training data and train with DP-SGD in a private run
+    # (train/privacy.py), each with the optimiser of the same name; the others learn only
+    # through them. Empty: the family has no private training.
+    private_networks: ClassVar[tuple[str, ...]] = ()
     # Data settings the family cannot train without, checked before a run folder is made:
     # {"balance": (True, "why")}.
     REQUIRED_DATA: ClassVar[dict[str, tuple[Any, str]]] = {}

@@ -41,6 +41,11 @@ from pixelsmith.models.base import Abilities, Batch, Family, Preset, SampleConfi
 FEATURE_DIM = 128
 ATTACKS = ("none", "pgd", "trades", "fgsm")
 NORMS = ("linf", "l2")
+ARCHS = ("small", "tanh")
+NORM_LAYERS = ("batch", "group")
+OPTIMIZERS = ("adamw", "sgd")
+# GroupNorm's groups in SmallCNN (every width is a multiple of 8).
+GROUPS = 8
 # Training images kept for the grids (a pair of images each: clean, attacked).
 BANK = 32
 # The attack the grids show: PGD of this many steps at the model's eps.
@@ -64,11 +69,16 @@ class SmallCNN(nn.Module):
         dropout: float = 0.3,
         channels: int = 1,
         size: tuple[int, int] = (28, 28),
+        norm_layer: str = "batch",
     ) -> None:
         super().__init__()
 
+        def norm(c: int) -> nn.Module:
+            # GroupNorm normalises each image on its own: what private training needs.
+            return nn.BatchNorm2d(c) if norm_layer == "batch" else nn.GroupNorm(GROUPS, c)
+
         def block(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), norm(cout), nn.ReLU()]
 
         self.body = nn.Sequential(
             *block(channels, 32),
@@ -78,7 +88,9 @@ class SmallCNN(nn.Module):
             *block(64, 128),
             nn.Flatten(),
             nn.Linear(128 * (size[0] // 4) * (size[1] // 4), FEATURE_DIM, bias=False),
-            nn.BatchNorm1d(FEATURE_DIM),
+            nn.BatchNorm1d(FEATURE_DIM)
+            if norm_layer == "batch"
+            else nn.GroupNorm(GROUPS, FEATURE_DIM),
             nn.ReLU(),
         )
         self.drop = nn.Dropout(dropout)
@@ -98,6 +110,43 @@ class SmallCNN(nn.Module):
         """Both outputs from one pass (inference)."""
         f = self.embed(x)
         return f, self.head(f)
+
+
+class TanhCNN(nn.Module):
+    """Papernot et al.'s (2021) CNN for private training, as Tramer and Boneh (2021) train it:
+    conv16 8x8/2, conv32 4x4/2 (each tanh and 2x2 max-pool of stride 1), fc32, fc(classes).
+
+    26k parameters and no normalisation layer: per-sample gradients stay cheap and the tempered
+    (tanh) activations keep them bounded. Same interface as SmallCNN (images in [0, 1]).
+    """
+
+    def __init__(
+        self, classes: int = 10, channels: int = 1, size: tuple[int, int] = (28, 28)
+    ) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 16, 8, stride=2, padding=2),
+            nn.Tanh(),
+            nn.MaxPool2d(2, 1),
+            nn.Conv2d(16, 32, 4, stride=2),
+            nn.Tanh(),
+            nn.MaxPool2d(2, 1),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.body(torch.zeros(1, channels, *size)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(flat, 32), nn.Tanh())
+        self.head = nn.Linear(32, classes)
+        self.register_buffer("mean", torch.tensor(0.5), persistent=True)
+        self.register_buffer("std", torch.tensor(0.5), persistent=True)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """32-d penultimate features of (N, C, H, W) images in [0, 1]."""
+        return self.fc(self.body((x - self.mean) / self.std))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits."""
+        return self.head(self.embed(x))
 
 
 class ImageClassifier(nn.Module):
@@ -146,10 +195,17 @@ class Bank(nn.Module):
 class ClassifierConfig:
     """Settings of the classifier family: the optimiser and the attack it trains against."""
 
+    # small: SmallCNN (the metrics' network); tanh: Papernot et al.'s CNN for private training.
+    arch: str = "small"
+    # SmallCNN's normalisation: batch, or group (private training refuses BatchNorm).
+    norm_layer: str = "batch"
     dropout: float = 0.3
+    optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 5e-4
     betas: tuple[float, float] = (0.9, 0.999)
+    # SGD's momentum.
+    momentum: float = 0.9
     # What each batch is perturbed by before the step: none, pgd, trades or fgsm (see the
     # module doc).
     attack: str = "none"
@@ -169,6 +225,17 @@ class ClassifierConfig:
 
     def validate(self) -> None:
         """Raise UserError on impossible settings."""
+        for key, allowed in (
+            ("arch", ARCHS),
+            ("norm_layer", NORM_LAYERS),
+            ("optimizer", OPTIMIZERS),
+        ):
+            value = getattr(self, key)
+            require(
+                value in allowed,
+                f"model.{key} must be one of {', '.join(allowed)}, got {value!r}",
+            )
+        require(0 <= self.momentum < 1, f"model.momentum must lie in [0, 1), got {self.momentum}")
         require(0 <= self.dropout < 1, f"model.dropout must lie in [0, 1), got {self.dropout}")
         require(self.lr > 0, f"model.lr must be positive, got {self.lr}")
         require(self.weight_decay >= 0, f"model.weight_decay must be >= 0, got {self.weight_decay}")
@@ -244,6 +311,17 @@ PRESETS: dict[str, Preset] = {
             "train": {"batch": 128},
         },
     ),
+    "classifier-dp": Preset(
+        "differentially private (DP-SGD) at epsilon 3, delta 1e-5: Tramer and Boneh's recipe "
+        "for Papernot et al.'s tanh CNN (SGD lr 4, momentum 0.9, batch 2048, clip 0.1, "
+        "40 epochs)", 15.0,
+        {
+            "model": {"arch": "tanh", "optimizer": "sgd", "lr": 4.0, "momentum": 0.9,
+                      "weight_decay": 0.0, "dropout": 0.0},
+            "train": {"batch": 2048, "epochs": 40, "log_every": 10, "sample_every": 100},
+            "privacy": {"epsilon": 3.0, "delta": 1e-5, "max_grad_norm": 0.1},
+        },
+    ),
 }  # fmt: skip
 
 
@@ -258,6 +336,7 @@ class Classifier(Family):
     abilities = Abilities(generates=False, classifies=True)
     presets = PRESETS
     ema_pairs = {"net": "net_ema"}
+    private_networks = ("net",)
     not_exported = (
         "exporting classifiers is not built yet; pixelsmith.load(RUN).classifier() is the "
         "torch module (images in [0, 1] to logits)"
@@ -277,19 +356,33 @@ class Classifier(Family):
                 "a classifier needs labelled data with at least 2 classes; use a labelled source "
                 "(fashion-mnist, mnist, shapes) or a folder with one sub-folder per class"
             )
+        if cfg.arch == "tanh" and min(h, w) < 16:
+            raise UserError(
+                f"{h}x{w} images are too small for the tanh CNN (at least 16x16); use "
+                "model.arch=small with model.norm_layer=group"
+            )
+        if cfg.arch == "tanh":
+            net: nn.Module = TanhCNN(num_classes, c, (h, w))
+        else:
+            net = SmallCNN(num_classes, cfg.dropout, c, (h, w), cfg.norm_layer)
         self.networks = {
-            "net": SmallCNN(num_classes, cfg.dropout, c, (h, w)),
+            "net": net,
             "memory": Bank(self.image_shape),
         }
 
     def configure_optimizers(self) -> None:
-        """AdamW over the network."""
+        """AdamW (or SGD with momentum) over the network."""
         c = self.cfg
         params = self.networks["net"].parameters()
-        # foreach, not fused: fused CPU Adam is not bit-exact across a checkpoint reload.
-        opt = torch.optim.AdamW(
-            params, c.lr, betas=c.betas, weight_decay=c.weight_decay, foreach=True
-        )
+        if c.optimizer == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(
+                params, c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=True
+            )
+        else:
+            # foreach, not fused: fused CPU Adam is not bit-exact across a checkpoint reload.
+            opt = torch.optim.AdamW(
+                params, c.lr, betas=c.betas, weight_decay=c.weight_decay, foreach=True
+            )
         self.optimizers = {"net": opt}
 
     # ---- training -----------------------------------------------------------------------

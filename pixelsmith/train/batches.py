@@ -72,11 +72,81 @@ class Batches:
         y = None if self.labels is None else self.labels[idx].to(self.device)
         return x, y
 
+    @property
+    def drawn(self) -> int:
+        """Batches drawn so far."""
+        return self.consumed // self.global_batch
+
+    @property
+    def per_epoch(self) -> float:
+        """Batches in an epoch (the last partial one is dropped)."""
+        return self.epoch_size // self.global_batch
+
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "offset": self.offset, "consumed": self.consumed}
 
     def load_state(self, state: dict[str, int]) -> None:
         self.epoch, self.offset, self.consumed = state["epoch"], state["offset"], state["consumed"]
+
+
+class PoissonBatches:
+    """Poisson-sampled batches for private training: every image joins a batch independently
+    with probability global_batch/n, so batch sizes vary around global_batch (an empty one is
+    possible) and an image may appear in no batch of an epoch or in several.
+
+    That is the sampling DP-SGD's privacy amplification assumes (Opacus's accountants count
+    steps at this sample rate). Batch d is drawn from a generator seeded by (seed, d), so the
+    count of batches drawn is the whole state. One process only.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None,
+        global_batch: int,
+        seed: int,
+        device: torch.device | str = "cpu",
+    ):
+        n = images.shape[0]
+        if global_batch > n:
+            raise UserError(
+                f"train.batch={global_batch} is larger than the data ({n} images); lower it"
+            )
+        self.images, self.labels, self.seed = images, labels, seed
+        self.global_batch, self.device = global_batch, torch.device(device)
+        self.rate, self.epoch_size = global_batch / n, n
+        self.count, self.consumed = 0, 0
+
+    @property
+    def drawn(self) -> int:
+        """Batches drawn so far."""
+        return self.count
+
+    @property
+    def per_epoch(self) -> float:
+        """Batches in an epoch of expected batches: n / global_batch."""
+        return 1 / self.rate
+
+    @property
+    def epoch(self) -> int:
+        """Epochs of expected batches (n / global_batch each) drawn so far."""
+        return int(self.count * self.rate)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The next Poisson batch: float images in [0, 1] and labels (possibly none)."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + 7 * self.count + 1)
+        idx = torch.nonzero(torch.rand(self.epoch_size, generator=g) < self.rate).flatten()
+        self.count += 1
+        self.consumed += len(idx)
+        x = self.images[idx].to(self.device, non_blocking=True).float().div_(255.0)
+        y = None if self.labels is None else self.labels[idx].to(self.device)
+        return x, y
+
+    def state(self) -> dict[str, int]:
+        return {"drawn": self.count, "consumed": self.consumed, "epoch": self.epoch}
+
+    def load_state(self, state: dict[str, int]) -> None:
+        self.count, self.consumed = state["drawn"], state["consumed"]
 
 
 def _class_groups(labels: torch.Tensor | None, global_batch: int, world: int) -> list[torch.Tensor]:

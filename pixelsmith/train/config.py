@@ -12,6 +12,7 @@ from pixelsmith.config import require
 from pixelsmith.data.augment import AugmentConfig
 from pixelsmith.data.sources import check_domains
 from pixelsmith.models import preset_name, resolve_preset
+from pixelsmith.train.privacy import PrivacyConfig
 
 
 @dataclass
@@ -113,12 +114,15 @@ class RunConfig:
     sample: Any
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # Differentially private training (train/privacy.py); off unless epsilon or noise is set.
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def validate(self) -> None:
         self.model.validate()
         self.sample.check(self.model)
         self.data.validate()
         self.train.validate()
+        self.privacy.validate()
 
 
 def build_config(

@@ -31,11 +31,13 @@ from pixelsmith.imageio import save_image, view_scale
 from pixelsmith.models import family_class
 from pixelsmith.models.base import Batch, Family, StepContext
 from pixelsmith.train import checkpoint as tck
-from pixelsmith.train.batches import Batches
+from pixelsmith.train import privacy
+from pixelsmith.train.batches import Batches, PoissonBatches
 from pixelsmith.train.config import RunConfig, config_from_dict
 from pixelsmith.train.distributed import Dist, init_distributed
 from pixelsmith.train.ema import ema_beta, update_ema
 from pixelsmith.train.hooks import default_hooks
+from pixelsmith.train.privacy import PrivateTraining
 from pixelsmith.train.progress import Progress, fmt_duration
 from pixelsmith.train.rundir import RunFolder, new_run_dir
 from pixelsmith.train.transfer import describe_init
@@ -97,16 +99,22 @@ class Trainer:
         self.family.configure_optimizers()
         self.eval_plan = self._plan_evaluation()
         self.rng = BatchRandom(tc.seed + 1, self.dist.rank, self.dist.world, self.device)
-        self.batches = Batches(
-            self.data.images,
-            self.data.labels,
-            tc.batch,
-            tc.seed,
-            self.dist.rank,
-            self.dist.world,
-            self.device,
-            balance=cfg.data.balance,
-        )
+        self.private = self._private_training() if cfg.privacy.enabled else None
+        if self.private is not None:
+            self.batches = PoissonBatches(
+                self.data.images, self.data.labels, tc.batch, tc.seed, self.device
+            )
+        else:
+            self.batches = Batches(
+                self.data.images,
+                self.data.labels,
+                tc.batch,
+                tc.seed,
+                self.dist.rank,
+                self.dist.world,
+                self.device,
+                balance=cfg.data.balance,
+            )
         self.augment = Augment(cfg.data.augment) if cfg.data.augment.enabled else None
         self.state = tck.LoopState()
         self.saved_step = -1
@@ -150,6 +158,24 @@ class Trainer:
             patches=d.patches,
         )
 
+    def _private_training(self) -> PrivateTraining:
+        """DP-SGD's hooks, optimisers and accountant, after refusing what breaks its accounting."""
+        cfg, n = self.cfg, len(self.data)
+        mixes = {
+            "data.balance": (cfg.data.balance, "balanced batches are not Poisson samples"),
+            "data.patches": (
+                cfg.data.patches,
+                "several crops of one image are several examples, so the guarantee would cover "
+                "a crop, not an image",
+            ),
+            "more than one process": (self.dist.world > 1, "private runs train in one process"),
+        }
+        for what, (on, why) in mixes.items():
+            if on:
+                raise UserError(f"private training (privacy.*) cannot run with {what}: {why}")
+        steps = privacy.step_budget(cfg.train.steps, cfg.train.epochs, cfg.train.batch / n)
+        return PrivateTraining(cfg.privacy, self.family, n, cfg.train.batch, steps, cfg.train.seed)
+
     def _plan_evaluation(self) -> Any:
         """What the run scores (periodically and at the end), refused now if it cannot be."""
         from pixelsmith.metrics.evaluate import plan
@@ -177,10 +203,7 @@ class Trainer:
             parts.append(self.state.step / tc.steps)
         if tc.epochs:
             # Whole batches: an epoch drops its last partial batch (balanced epochs are longer).
-            per_epoch = self.batches.epoch_size // self.batches.global_batch
-            parts.append(
-                self.batches.consumed / self.batches.global_batch / (tc.epochs * per_epoch)
-            )
+            parts.append(self.batches.drawn / (tc.epochs * self.batches.per_epoch))
         if tc.minutes:
             parts.append(self.state.elapsed / (tc.minutes * 60))
         return max(parts) if parts else 0.0
@@ -199,6 +222,8 @@ class Trainer:
     def next_batch(self) -> Batch:
         """The next batch for this process: augmented, then prepared by the family."""
         x, y = self.batches.next()
+        if not len(x) and self.private is not None:
+            return Batch(x, y)
         if self.augment is not None:
             x = self.augment(x, self.rng)
         return self.family.prepare_batch(Batch(x, y), self.rng)
@@ -206,7 +231,12 @@ class Trainer:
     def step(self) -> dict[str, float]:
         """One training step of the family, then the moving averages."""
         ctx = StepContext(self.rng, self.state.step, self.next_batch, self.dist.sync_grads)
-        logs = self.family.train_step(self.next_batch(), ctx)
+        batch = self.next_batch()
+        if len(batch.images):
+            logs = self.family.train_step(batch, ctx)
+        else:  # a Poisson batch that drew no image
+            self.private.empty_step()
+            logs = {}
         self.state.step += 1
         # `nimg`, the clock of the EMA schedule and kimg, counts one batch per step.
         self.state.nimg += self.cfg.train.batch
@@ -280,6 +310,8 @@ class Trainer:
         from pixelsmith.metrics.evaluate import evaluate_model, stderr_log, store_scores
 
         tc, nets = self.cfg.train, self.family.networks
+        if self.private is not None:  # the cards carry the budget spent so far
+            self.family.manifest["privacy"] = self.private.record()
         modes = {k: net.training for k, net in nets.items()}
         with self.paused(), torch.random.fork_rng(devices=[]):
             try:
@@ -404,6 +436,7 @@ class Trainer:
             "elapsed_s": self.state.elapsed,
             "batches": self.batches.state(),
             **({"init": self.init_record} if self.init_record else {}),
+            **({"privacy": self.private.record()} if self.private else {}),
             "metrics": {},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -411,6 +444,8 @@ class Trainer:
     def save(self) -> Path:
         """Write a checkpoint of everything needed to resume exactly, and refresh the plot."""
         tensors, rest = tck.capture(self.family, self.rng, self.device)
+        if self.private is not None:
+            rest["privacy"] = self.private.state()
         man = {**self.manifest(), "resume": rest}
         path = ckf.save_checkpoint(
             self.folder.checkpoints / f"ckpt-{self.state.step:06d}.safetensors",
@@ -464,6 +499,18 @@ class Trainer:
                 + " changed the networks; resume keeps a run's model (learning rates may "
                 "change), so start a new run for another one"
             ) from None
+        if self.private is not None:
+            if "privacy" not in man["resume"]:
+                raise UserError(
+                    f"{path} was trained without privacy, and privacy.* now asks for it; a "
+                    "private run spends its budget from its first step, so start a new run"
+                )
+            self.private.load_state(man["resume"]["privacy"])
+        elif "privacy" in man["resume"]:
+            raise UserError(
+                f"{path} is a private run; resume it with its privacy settings (leave out the "
+                "--set privacy.* that turned them off)"
+            )
         self.saved_step = self.state.step
         if self.dist.is_main:
             self.folder.drop_stats_after(self.state.step)
@@ -484,6 +531,11 @@ class Trainer:
                 f"processes: {self.dist.world}",
                 f"- command: `{self.command}`",
                 *([f"- {describe_init(self.init_record)}"] if self.init_record else []),
+                *(
+                    [f"- privacy: {privacy.describe(self.private.record())}"]
+                    if self.private
+                    else []
+                ),
                 *(f"- {sc} — card: {sc.card.describe()}" for sc in scores or []),
             ]
         )

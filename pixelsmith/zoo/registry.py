@@ -298,6 +298,8 @@ def export_run(
             "recipe": recipe,
             "results": results,
             "source": source,
+            # A private run's budget: epsilon, delta, accountant, noise, clip, rate, steps.
+            **({"privacy": man["privacy"]} if man.get("privacy") else {}),
         },
     )
     return out
