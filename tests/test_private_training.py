@@ -26,6 +26,7 @@ from pixelsmith.utils.rng import BatchRandom
 
 pytest.importorskip("opacus")
 
+
 SHAPE = (1, 16, 16)
 
 
@@ -164,7 +165,8 @@ def test_what_breaks_the_accounting_is_refused_before_the_run_folder(tmp_path, e
 
 def test_a_family_without_private_training_is_refused(tmp_path):
     cfg = build_config(
-        "vae", overrides=["data.source=shapes", "data.limit=64", "privacy.noise_multiplier=1"]
+        "pixelcnn",
+        overrides=["data.source=shapes", "data.limit=64", "privacy.noise_multiplier=1"],
     )
     with pytest.raises(UserError, match="no private training"):
         Trainer(cfg, out_root=tmp_path, progress=False)
@@ -244,3 +246,67 @@ def test_a_private_model_resists_the_loss_attack_that_catches_a_memoriser():
     assert aucs["memoriser"] > 0.85, aucs
     # epsilon 2.4 (noise 8, rate 0.25, 300 steps); 0.55-0.61 over six noise seeds here
     assert aucs["private"] < 0.7 and aucs["private"] < aucs["memoriser"] - 0.25, aucs
+
+
+def _gan_ctx(step: int, private: privacy.PrivateTraining | None, n: int) -> StepContext:
+    extra = {"private_batch": n, "freeze": private.freeze} if private else {}
+    return StepContext(BatchRandom(step), step, lambda: None, lambda net: None, **extra)
+
+
+def test_a_private_discriminator_with_no_noise_and_no_clip_is_plain_training(tiny_gan):
+    x = torch.rand(6, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    plain, private = tiny_gan(), tiny_gan()
+    for fam in (plain, private):
+        fam.configure_optimizers()
+    cfg = privacy.PrivacyConfig(noise_multiplier=0.0, max_grad_norm=math.inf)
+    dp = privacy.PrivateTraining(cfg, private, n=60, batch=6, steps=None, seed=0)
+    for step in range(2):
+        plain.train_step(Batch(x, None), _gan_ctx(step, None, 6))
+        private.train_step(Batch(x, None), _gan_ctx(step, dp, 6))
+    for name in ("D", "G"):  # G learns through the private D alone
+        a, b = plain.networks[name].state_dict(), private.networks[name].state_dict()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
+    assert dp.steps == 2  # D's steps are counted, G's are not
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [(["model.loss=wgan-gp", "model.n_critic=1"], "gradient penalty"),
+     (["model.spectral_norm=true"], "spectral")],
+)  # fmt: skip
+def test_a_gan_whose_discriminator_cannot_be_clipped_is_refused(tmp_path, extra, words):
+    cfg = build_config(
+        "cgan",
+        overrides=["data.source=shapes", "data.limit=64", "privacy.noise_multiplier=1", *extra],
+    )
+    with pytest.raises(UserError, match=words):
+        Trainer(cfg, out_root=tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("preset", ["cgan", "vae"])
+def test_a_private_generator_trains_and_records_its_budget(tmp_path, preset):
+    from conftest import TINY_GAN, TINY_VAE
+
+    tiny = TINY_GAN if preset == "cgan" else TINY_VAE
+    cfg = build_config(
+        preset,
+        overrides=[
+            "data.source=shapes",
+            "data.size=16",
+            "data.limit=200",
+            "train.batch=20",
+            "train.steps=3",
+            "train.threads=1",
+            "train.eval_at_end=false",
+            "train.grid_size=4",
+            "privacy.noise_multiplier=1.0",
+            "privacy.delta=1e-3",
+            *(f"model.{k}={v}" for k, v in tiny.items()),
+        ],
+    )
+    run = train(cfg, tmp_path, progress=False)
+    rec = json.loads((run / "manifest.json").read_text())["privacy"]
+    assert rec["steps"] == 3 and rec["networks"] == (["D"] if preset == "cgan" else ["vae"])
+    assert rec["epsilon"] == pytest.approx(privacy.epsilon_of(1.0, 1e-3, 0.1, 3), rel=1e-9)

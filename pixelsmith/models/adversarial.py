@@ -91,17 +91,25 @@ class AdversarialLoss:
     joint: bool = True
 
     def d_phase(
-        self, D: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None, ctx: StepContext
+        self,
+        D: nn.Module,
+        real: Tensor,
+        fake: Tensor,
+        y: Tensor | None,
+        ctx: StepContext,
+        y_fake: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, float]]:
-        """D's loss on real and (detached) fake images in [-1, 1], with GP and lazy R1."""
+        """D's loss on real and (detached) fake images in [-1, 1], with GP and lazy R1; the
+        fakes carry the real images' labels unless `y_fake` gives theirs."""
         rng, n = ctx.rng, real.shape[0]
+        y_fake = y if y_fake is None else y_fake
         if self.joint:
             both = torch.cat([self.augment(real, rng), self.augment(fake.detach(), rng)])
-            scores = _scores(D, both, None if y is None else torch.cat([y, y]))
+            scores = _scores(D, both, None if y is None else torch.cat([y, y_fake]))
             s_real, s_fake = scores[:n], scores[n:]
         else:
             s_real = _scores(D, self.augment(real, rng), y)
-            s_fake = _scores(D, self.augment(fake.detach(), rng), y)
+            s_fake = _scores(D, self.augment(fake.detach(), rng), y_fake)
         loss = d_loss(self.loss, s_real, s_fake)
         logs = {"D": loss.item()}
         if self.loss == "wgan-gp":
@@ -140,26 +148,35 @@ def adversarial_step(
     ctx: StepContext,
     conditional: bool = False,
     n_critic: int = 1,
+    classes: int = 0,
 ) -> dict[str, float]:
-    """n_critic D updates (each on a new real batch after the first), then one G update."""
-    n = batch.images.shape[0]
+    """n_critic D updates (each on a new real batch after the first), then one G update.
+
+    The fakes match the real batch in count and labels, except in a private run
+    (`ctx.private_batch`): there a step draws that many fakes with uniformly random labels, so
+    that no fake depends on which real images the batch holds.
+    """
+    private = ctx.private_batch is not None
+    n = ctx.private_batch if private else batch.images.shape[0]
     logs: dict[str, float] = {}
     reuse = n_critic == 1
-    y = None
+    y = y_fake = None
     for i in range(n_critic):
         if i > 0:
             batch = ctx.next_batch()
         y = batch.labels if conditional else None
-        fake = make_fakes(n, y, ctx.rng)
+        y_fake = (
+            ctx.rng.randint(classes, n).to(batch.images.device) if private and conditional else y
+        )
+        fake = make_fakes(n, y_fake, ctx.rng)
         if not reuse:
             fake = fake.detach()
-        loss, d_logs = objective.d_phase(D, batch.images * 2 - 1, fake, y, ctx)
+        loss, d_logs = objective.d_phase(D, batch.images * 2 - 1, fake, y, ctx, y_fake)
         _update(optimizers["D"], loss, D, ctx)
         logs.update(d_logs)
     if not reuse:
-        fake = make_fakes(n, y, ctx.rng)
-    D.requires_grad_(False)  # G's step needs no gradients of D's weights
-    loss, g_logs = objective.g_phase(D, fake, y, ctx.rng)
-    _update(optimizers["G"], loss, G, ctx)
-    D.requires_grad_(True)
+        fake = make_fakes(n, y_fake, ctx.rng)
+    with ctx.freeze(D):  # G's step needs no gradients of D's weights
+        loss, g_logs = objective.g_phase(D, fake, y_fake, ctx.rng)
+        _update(optimizers["G"], loss, G, ctx)
     return {**logs, **g_logs}

@@ -173,6 +173,24 @@ class StepContext:
     # The next batch (augmented and prepared), for steps that read more than one (WGAN-GP).
     next_batch: Callable[[], Batch]
     sync: GradSync
+    # In a private run, the expected batch: what a step draws as many fakes as (their count and
+    # labels must not depend on the real batch's), else None.
+    private_batch: int | None = None
+    # A context in which a network's weights take no gradient (a GAN's D while G steps through
+    # it); a private run's also pauses the network's per-sample hooks.
+    freeze: Callable[[nn.Module], contextlib.AbstractContextManager[None]] = lambda net: (
+        frozen_weights(net)
+    )
+
+
+@contextlib.contextmanager
+def frozen_weights(net: nn.Module) -> Iterator[None]:
+    """The network's weights take no gradient inside."""
+    net.requires_grad_(False)
+    try:
+        yield
+    finally:
+        net.requires_grad_(True)
 
 
 class Family(ABC):
@@ -198,6 +216,9 @@ class Family(ABC):
     # (train/privacy.py), each with the optimiser of the same name; the others learn only
     # through them. Empty: the family has no private training.
     private_networks: ClassVar[tuple[str, ...]] = ()
+    # Examples that their loss averages over per real image (a GAN's D scores a real and a
+    # fake): DP-SGD divides its noisy sum by the expected batch times this.
+    private_examples: ClassVar[int] = 1
     # Data settings the family cannot train without, checked before a run folder is made:
     # {"balance": (True, "why")}.
     REQUIRED_DATA: ClassVar[dict[str, tuple[Any, str]]] = {}
@@ -438,6 +459,10 @@ class Family(ABC):
         """An nn.Module in eval mode mapping float images in [0, 1] to logits (families that
         classify)."""
         raise UserError(f"the {self.name} family does not classify images")
+
+    def check_private(self) -> None:  # noqa: B027 - most families have nothing to refuse
+        """Raise UserError on settings that DP-SGD cannot account for (families with
+        `private_networks`), before a private run starts."""
 
     def defence_settings(self) -> dict[str, Any]:
         """The attack a classifier was trained against, as cards record it (families that

@@ -223,6 +223,8 @@ class GAN(Family):
     abilities = Abilities(latent=True)
     presets = PRESETS
     ema_pairs = {"G": "G_ema"}
+    private_networks = ("D",)
+    private_examples = 2
     generator_net = "G"
     latent_spaces = ("z",)
 
@@ -269,7 +271,23 @@ class GAN(Family):
             ctx,
             conditional=bool(self.classes),
             n_critic=self.cfg.n_critic,
+            classes=self.classes,
         )
+
+    def check_private(self) -> None:
+        """Only D sees the data; its penalties need a double backward Opacus has no rule for."""
+        c = self.cfg
+        if c.loss == "wgan-gp" or c.r1_gamma > 0:
+            what = "WGAN-GP's gradient penalty" if c.loss == "wgan-gp" else "R1"
+            raise UserError(
+                f"{what} differentiates D's gradient, which per-sample clipping cannot bound; "
+                "train privately with model.loss=ns or hinge and model.r1_gamma=0"
+            )
+        if c.spectral_norm:
+            raise UserError(
+                "spectral normalisation is a power iteration over D's weights that Opacus has no "
+                "per-sample rule for; set model.spectral_norm=false to train privately"
+            )
 
     def draw(self, n: int, seed: int, opts: GANSampleConfig, labels: Tensor | None) -> Tensor:
         """n images in [0, 1] from the EMA generator, z drawn from the seed."""

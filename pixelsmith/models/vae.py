@@ -222,6 +222,7 @@ class VAE(Family):
     abilities = Abilities(likelihood=True, encodes=True, latent=True)
     presets = PRESETS
     ema_pairs = {"vae": "vae_ema"}
+    private_networks = ("vae",)
     generator_net = "vae"
     latent_spaces = ("z",)
 

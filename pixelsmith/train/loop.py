@@ -230,7 +230,14 @@ class Trainer:
 
     def step(self) -> dict[str, float]:
         """One training step of the family, then the moving averages."""
-        ctx = StepContext(self.rng, self.state.step, self.next_batch, self.dist.sync_grads)
+        ctx = StepContext(
+            self.rng,
+            self.state.step,
+            self.next_batch,
+            self.dist.sync_grads,
+            private_batch=self.cfg.train.batch if self.private else None,
+            **({"freeze": self.private.freeze} if self.private else {}),
+        )
         batch = self.next_batch()
         if len(batch.images):
             logs = self.family.train_step(batch, ctx)

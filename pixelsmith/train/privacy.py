@@ -27,9 +27,11 @@ nothing about privacy and its record says so.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,7 @@ import torch
 
 from pixelsmith.config import require
 from pixelsmith.errors import UserError
+from pixelsmith.models.base import frozen_weights
 
 ACCOUNTANTS = ("rdp", "prv", "gdp")
 
@@ -181,6 +184,7 @@ class PrivateTraining:
         self.planned_steps = steps
         self.version = opacus.__version__
         self.accountant = _accountant(cfg.accountant)
+        family.check_private()
         self._check_networks(family)
         self.generator = torch.Generator(family.device)
         self.generator.manual_seed(seed * 7919 + 17 if cfg.seeded_noise else secrets.randbits(63))
@@ -206,9 +210,12 @@ class PrivateTraining:
     def _wrap(self, family: Any) -> None:
         from opacus import GradSampleModule
 
-        expected = self.sample_rate * self.n
+        expected = self.sample_rate * self.n * family.private_examples
         self.hooks = []
         for name in self.networks:
+            for m in family.networks[name].modules():
+                if getattr(m, "inplace", False):  # in-place ops break the backward hooks
+                    m.inplace = False
             # The hooks sit on the network's own layers, so calling the network as the family
             # always does records per-sample gradients; its state_dict keeps its names.
             self.hooks.append(GradSampleModule(family.networks[name], loss_reduction="mean"))
@@ -228,6 +235,19 @@ class PrivateTraining:
         self.optimizers = [family.optimizers[name] for name in self.networks]
         # Opacus's full backward hooks fire on the first layer, whose input needs no gradient.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
+
+    @contextlib.contextmanager
+    def freeze(self, net: torch.nn.Module) -> Iterator[None]:
+        """No gradients for the network's weights, and no per-sample hooks if it is private."""
+        hooks = [h for h in self.hooks if h._module is net]
+        for h in hooks:
+            h.disable_hooks()
+        try:
+            with frozen_weights(net):
+                yield
+        finally:
+            for h in hooks:
+                h.enable_hooks()
 
     @property
     def steps(self) -> int:
