@@ -310,3 +310,22 @@ def test_a_private_generator_trains_and_records_its_budget(tmp_path, preset):
     rec = json.loads((run / "manifest.json").read_text())["privacy"]
     assert rec["steps"] == 3 and rec["networks"] == (["D"] if preset == "cgan" else ["vae"])
     assert rec["epsilon"] == pytest.approx(privacy.epsilon_of(1.0, 1e-3, 0.1, 3), rel=1e-9)
+
+
+def test_the_budget_verb_and_the_audit_card_say_what_the_accountant_says(tmp_path, capsys):
+    from pixelsmith.cli.main import main
+
+    assert main(["privacy", "budget", "--noise", "1.5", "--steps", "500", "--n", "1000",
+                 "--batch", "10", "--delta", "1e-5"]) == 0  # fmt: skip
+    want = privacy.epsilon_of(1.5, 1e-5, 0.01, 500)
+    assert f"epsilon {want:.4g} at delta 1e-05 after 500 steps" in capsys.readouterr().out
+    assert main(["privacy", "budget", "--epsilon", "2", "--epochs", "5", "--n", "1000",
+                 "--batch", "10"]) == 0  # fmt: skip
+    noise = float(capsys.readouterr().out.split()[2].rstrip(":"))
+    assert noise == pytest.approx(privacy.noise_for(2.0, 1e-5, 0.01, 500), rel=1e-3)
+    run = train(_private(tmp_path, steps=2), tmp_path, progress=False)
+    args = ["privacy", "audit", str(run), "--members", "shapes:train", "--non-members",
+            "shapes:test", "--n", "40", "--json"]  # fmt: skip
+    assert main(args) == 0
+    card = json.loads(capsys.readouterr().out)["card"]
+    assert card["privacy"].startswith("DP-SGD epsilon=")

@@ -19,12 +19,37 @@ def _audit(args: argparse.Namespace) -> int:
           f"and {r['tpr_at_0.1pct_fpr']:.3f} at 0.1%, advantage {r['advantage']:.3f} (chance: AUC "
           f"0.5, TPR = FPR)")  # fmt: skip
     print(f"  attack: {c['attack']}; members {c['members']}; non-members {c['non_members']}")
+    if "privacy" in c:
+        print(f"  trained privately: {c['privacy']}")
+    return 0
+
+
+def _budget(args: argparse.Namespace) -> int:
+    from pixelsmith.errors import UserError
+    from pixelsmith.train import privacy
+
+    if (args.epsilon is None) == (args.noise is None):
+        raise UserError("give --epsilon (to get the noise) or --noise (to get the epsilon)")
+    if not 0 < args.batch <= args.n:
+        raise UserError(f"--batch must lie in 1..--n ({args.n}), got {args.batch}")
+    rate = args.batch / args.n
+    steps = privacy.step_budget(args.steps, args.epochs, rate)
+    if steps is None:
+        raise UserError("give the budget as --steps or --epochs")
+    if args.epsilon is not None:
+        noise = privacy.noise_for(args.epsilon, args.delta, rate, steps, args.accountant)
+        eps = privacy.epsilon_of(noise, args.delta, rate, steps, args.accountant)
+    else:
+        noise = args.noise
+        eps = privacy.epsilon_of(noise, args.delta, rate, steps, args.accountant)
+    print(f"noise multiplier {noise:.4g}: epsilon {eps:.4g} at delta {args.delta:g} after {steps} "
+          f"steps at sample rate {rate:.4g} ({args.accountant} accountant, Opacus)")  # fmt: skip
     return 0
 
 
 def add_parser(verbs: argparse._SubParsersAction) -> None:
-    """Register `privacy audit`."""
-    p = verbs.add_parser("privacy", help="privacy audits (membership inference)")
+    """Register `privacy audit` and `privacy budget`."""
+    p = verbs.add_parser("privacy", help="privacy audits (membership inference) and DP-SGD budgets")
     pv = p.add_subparsers(dest="privacy_verb", metavar="ACTION", required=True)
     a = pv.add_parser(
         "audit",
@@ -45,3 +70,19 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--json", action="store_true", help="print the report and card as JSON")
     a.set_defaults(func=_audit)
+    b = pv.add_parser(
+        "budget",
+        help="the noise that DP-SGD needs for an epsilon, or the epsilon a noise reaches",
+        description="Opacus's accountant for Poisson-sampled DP-SGD: --epsilon gives the noise "
+        "multiplier (privacy.noise_multiplier) that spends it over the budget, --noise the "
+        "epsilon that it reaches.",
+    )
+    b.add_argument("--epsilon", type=float, help="the budget to spend")
+    b.add_argument("--noise", type=float, help="the noise multiplier")
+    b.add_argument("--delta", type=float, default=1e-5, help="default 1e-5")
+    b.add_argument("--n", type=int, default=60000, help="training images (default 60000)")
+    b.add_argument("--batch", type=int, default=2048, help="expected batch (default 2048)")
+    b.add_argument("--epochs", type=float, help="epochs of expected batches")
+    b.add_argument("--steps", type=int, help="steps")
+    b.add_argument("--accountant", default="rdp", choices=["rdp", "prv", "gdp"])
+    b.set_defaults(func=_budget)

@@ -68,4 +68,19 @@ def audit(
     card = {"model": name, "attack": attack, "seed": seed,
             "members": f"{ms.name}:{ms.split}, first {len(ms.images)}",
             "non_members": f"{ns.name}:{ns.split}, first {len(ns.images)}"}  # fmt: skip
+    record = _privacy_record(model)
+    if record:  # an audit of a private model never reads as one of a plain model
+        from pixelsmith.train.privacy import describe
+
+        card["privacy"] = describe(record)
     return {**report, "card": card}
+
+
+def _privacy_record(model: str) -> dict[str, Any] | None:
+    """The DP-SGD budget a run or zoo model was trained with (None: not private)."""
+    from pixelsmith.generate import load_model
+    from pixelsmith.metrics.features import SHIPPED
+
+    if model in SHIPPED or model.endswith((".pt", ".pth", ".ts")):
+        return None
+    return load_model(model).manifest.get("privacy")

@@ -1,0 +1,266 @@
+"""Private training measured: what DP-SGD costs per step, and whether the membership attacks
+that catch an over-fitted model fail against a private one.
+
+1. Cost: the same classifier step (Papernot et al.'s tanh CNN, batch 2048) and the same
+   discriminator step (the dcgan preset, batch 64), plain and private, interleaved in one run.
+2. Audit: one member set (the first --members Fashion-MNIST training images) and as many
+   non-members (the first test images) against three classifiers trained on the members alone:
+   over-fitted (SmallCNN, no regularisation, many epochs), standard (SmallCNN, dropout and weight
+   decay, few epochs) and private (the tanh CNN, DP-SGD at --epsilon); then the shipped models,
+   trained on all 60,000 images: zoo:fmnist-robust (standard) and zoo:fmnist-dp (private).
+   The attack is the loss threshold (Yeom et al. 2018), with its AUC and its true-positive rate
+   at 1% false positives (Carlini et al. 2022's measure); chance is 0.5 and 0.01.
+
+    python bench/privacy.py [--members 1000] [--epsilon 3] [--figure docs/privacy_audit.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pixelsmith.data.sources import load_images  # noqa: E402
+from pixelsmith.metrics import membership as mi  # noqa: E402
+from pixelsmith.models.base import Batch, StepContext  # noqa: E402
+from pixelsmith.models.classifier import Classifier, ClassifierConfig  # noqa: E402
+from pixelsmith.train import privacy  # noqa: E402
+from pixelsmith.train.batches import Batches, PoissonBatches  # noqa: E402
+from pixelsmith.train.config import build_config  # noqa: E402
+from pixelsmith.train.loop import Trainer  # noqa: E402
+from pixelsmith.utils.rng import BatchRandom  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "privacy.json"
+
+
+def _ctx(step: int, dp: privacy.PrivateTraining | None = None, batch: int = 0) -> StepContext:
+    extra = {"private_batch": batch, "freeze": dp.freeze} if dp else {}
+    return StepContext(BatchRandom(step), step, lambda: None, lambda net: None, **extra)
+
+
+def step_cost(rounds: int) -> dict[str, dict[str, float]]:
+    """Median seconds per step, plain and private, of a classifier and a GAN discriminator."""
+    out = {}
+    x = torch.rand(2048, 1, 28, 28)
+    y = torch.randint(0, 10, (2048,))
+    fams = {}
+    for kind in ("plain", "private"):
+        torch.manual_seed(0)
+        cfg = ClassifierConfig(arch="tanh", optimizer="sgd", lr=4.0, dropout=0.0)
+        fam = Classifier(cfg, (1, 28, 28), 10)
+        fam.configure_optimizers()
+        if kind == "private":
+            pc = privacy.PrivacyConfig(noise_multiplier=1.0, max_grad_norm=0.1, seeded_noise=True)
+            privacy.PrivateTraining(pc, fam, 60000, 2048, None, 0)
+        fams[kind] = fam
+    out["classifier (tanh CNN, batch 2048)"] = _time_pair(
+        {k: (lambda f=f, s=0: f.train_step(Batch(x, y), _ctx(s))) for k, f in fams.items()},
+        rounds,
+    )
+    trainers = {}
+    for kind in ("plain", "private"):
+        extra = ["privacy.noise_multiplier=1.0"] if kind == "private" else []
+        cfg = build_config("dcgan", overrides=["train.steps=1", "train.eval_at_end=false", *extra])
+        trainers[kind] = Trainer(cfg, Path("/tmp/pixelsmith-bench-privacy"), progress=False)
+    out["dcgan step (D private, batch 64)"] = _time_pair(
+        {k: t.step for k, t in trainers.items()}, rounds
+    )
+    for t in trainers.values():
+        import shutil
+
+        shutil.rmtree(t.run_dir, ignore_errors=True)
+    return out
+
+
+def _time_pair(steps: dict, rounds: int) -> dict[str, float]:
+    for f in steps.values():  # warm-up
+        f()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(rounds):
+        for k, f in steps.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        **{f"{k}_s": round(v, 4) for k, v in med.items()},
+        "ratio": med["private"] / med["plain"],
+    }
+
+
+def _train(cfg: ClassifierConfig, x, y, epochs: float, batch: int, pc=None) -> Classifier:
+    torch.manual_seed(0)
+    fam = Classifier(cfg, tuple(x.shape[1:]), 10)
+    fam.configure_optimizers()
+    images = (x * 255).round().byte()
+    if pc is not None:
+        steps = privacy.step_budget(None, epochs, batch / len(x))
+        dp = privacy.PrivateTraining(pc, fam, len(x), batch, steps, seed=0)
+        batches: Batches | PoissonBatches = PoissonBatches(images, y, batch, seed=0)
+    else:
+        dp, steps = None, int(epochs * (len(x) // batch))
+        batches = Batches(images, y, batch, seed=0)
+    for step in range(steps):
+        bx, by = batches.next()
+        if len(bx):
+            fam.train_step(Batch(bx, by), _ctx(step))
+        elif dp is not None:
+            dp.empty_step()
+    fam.privacy = dp.record() if dp else None
+    return fam
+
+
+def _row(name: str, net, members, non_members, test, note: str, record=None) -> dict:
+    net = copy.deepcopy(net).eval()
+    scores = (mi.loss_scores(net, *members), mi.loss_scores(net, *non_members))
+    rep = mi.membership_report(*scores)
+    with torch.no_grad():
+        acc = float((net(test[0]).argmax(1) == test[1]).float().mean())
+    eps = record["epsilon"] if record else None
+    return {
+        "model": name,
+        "training": note,
+        "epsilon": eps,
+        "test_accuracy": round(acc, 4),
+        "auc": rep["auc"],
+        "tpr_at_1pct_fpr": rep["tpr_at_1pct_fpr"],
+        "roc": [t.tolist() for t in mi.roc(*scores)],
+    }
+
+
+def audit(members: int, epsilon: float) -> list[dict]:
+    """The loss attack against classifiers trained on the member set, then the shipped ones."""
+    train = load_images("fashion-mnist", "train", limit=members)
+    test = load_images("fashion-mnist", "test")
+    m = (train.as_float(), train.labels)
+    nm = (test.as_float()[:members], test.labels[:members])
+    held = (test.as_float()[members:], test.labels[members:])
+    rows = []
+    over = ClassifierConfig(dropout=0.0, weight_decay=0.0)
+    fam = _train(over, *m, epochs=200, batch=100)
+    rows.append(_row("over-fitted", fam.networks["net"], m, nm, held, "SmallCNN, 200 epochs"))
+    std = ClassifierConfig()
+    fam = _train(std, *m, epochs=10, batch=100)
+    rows.append(_row("standard", fam.networks["net"], m, nm, held,
+                     "SmallCNN, dropout 0.3, weight decay, 10 epochs"))  # fmt: skip
+    dp_cfg = ClassifierConfig(arch="tanh", optimizer="sgd", lr=4.0, dropout=0.0, weight_decay=0.0)
+    # seeded noise: the bench repeats (its record says what that costs a real release)
+    pc = privacy.PrivacyConfig(epsilon=epsilon, delta=1e-5, max_grad_norm=0.1, seeded_noise=True)
+    fam = _train(dp_cfg, *m, epochs=40, batch=members // 4, pc=pc)
+    rows.append(_row("private", fam.networks["net"], m, nm, held,
+                     "tanh CNN, DP-SGD, 40 epochs", fam.privacy))  # fmt: skip
+    # The shipped models were trained on all 60,000 training images: any of them is a member.
+    from pixelsmith.generate import load_model
+
+    for name, note in (("fmnist-robust", "zoo: SmallCNN, PGD training, 60k images"),
+                       ("fmnist-dp", "zoo: tanh CNN, DP-SGD, 60k images")):  # fmt: skip
+        try:
+            model = load_model(f"zoo:{name}")
+        except Exception as e:  # noqa: BLE001 - a missing zoo file leaves its row out
+            print(f"zoo:{name} left out ({e})", file=sys.stderr)
+            continue
+        rows.append(_row(f"zoo:{name}", model.classifier(), m, nm, held, note,
+                         model.manifest.get("privacy")))  # fmt: skip
+    return rows
+
+
+def generator_utility(run: str, samples: int = 10000, epochs: int = 10) -> dict:
+    """A conditional generator's usefulness: a SmallCNN trained only on `samples` of its labelled
+    samples (classes in turn), tested on the real test split; and FID in the source's classifier
+    features. The same classifier trained on the real training images is the ceiling."""
+    from pixelsmith.generate import load_model
+    from pixelsmith.metrics.evaluate import evaluate_model
+
+    gen = load_model(run)
+    if not gen.classes:
+        raise SystemExit(f"{run} is not conditional: its samples carry no labels to train on")
+    source = gen.manifest["data"]["name"]
+    labels = torch.arange(samples) % gen.classes
+    fake = torch.cat([gen.sample(1000, seed=i, labels=labels[i : i + 1000].tolist())
+                      for i in range(0, samples, 1000)])  # fmt: skip
+    test = load_images(source, "test")
+    real = load_images(source, "train")
+    out = {"run": run, "source": source, "samples": samples, "privacy": gen.manifest.get("privacy")}
+    for name, (x, y) in (("synthetic", (fake, labels)), ("real", (real.as_float(), real.labels))):
+        fam = _train(ClassifierConfig(), x, y, epochs=epochs, batch=100)
+        net = fam.networks["net"].eval()
+        with torch.no_grad():
+            acc = (net(test.as_float()).argmax(1) == test.labels).float().mean()
+        out[f"{name}_trained_accuracy"] = round(float(acc), 4)
+    (fid,) = evaluate_model(gen, "fid", n=samples)  # the source's shipped classifier features
+    out["fid"] = round(fid.value, 3)
+    out["fid_card"] = fid.card.describe()
+    return out
+
+
+def figure(rows: list[dict], path: Path) -> None:
+    """The attack's ROC of each model on log-log axes (Carlini et al.'s view: the low-FPR end)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    for r in rows:
+        fpr, tpr = r["roc"]
+        eps = f", eps {r['epsilon']:.2g}" if isinstance(r["epsilon"], float) else ""
+        ax.loglog(fpr, tpr, label=f"{r['model']}{eps}: AUC {r['auc']:.3f}")
+    ax.loglog([1e-3, 1], [1e-3, 1], "k:", lw=0.8, label="chance")
+    ax.set(xlim=(1e-3, 1), ylim=(1e-3, 1), xlabel="false-positive rate",
+           ylabel="true-positive rate", title="Loss-threshold membership attack")  # fmt: skip
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--members", type=int, default=1000)
+    p.add_argument("--epsilon", type=float, default=3.0)
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--figure", type=Path, default=None)
+    p.add_argument("--generator", help="also score a private conditional generator's run")
+    args = p.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    cost = step_cost(args.rounds)
+    print("cost of a step, medians of", args.rounds, "interleaved rounds:")
+    for what, r in cost.items():
+        print(f"  {what}: plain {r['plain_s'] * 1000:.0f} ms, private {r['private_s'] * 1000:.0f}"
+              f" ms, ratio {r['ratio']:.2f}")  # fmt: skip
+    rows = audit(args.members, args.epsilon)
+    print(f"\nloss-threshold attack, {args.members} members (Fashion-MNIST train) vs as many "
+          "non-members (test); accuracy on the other test images:")  # fmt: skip
+    print(f"  {'model':16s} {'epsilon':>8s} {'acc':>7s} {'AUC':>7s} {'TPR@1%':>7s}  training")
+    for r in rows:
+        eps = f"{r['epsilon']:.2f}" if isinstance(r["epsilon"], float) else "-"
+        print(f"  {r['model']:16s} {eps:>8s} {r['test_accuracy']:7.4f} {r['auc']:7.4f} "
+              f"{r['tpr_at_1pct_fpr']:7.4f}  {r['training']}")  # fmt: skip
+    gen = None
+    if args.generator:
+        gen = generator_utility(args.generator)
+        print(f"\n{args.generator}: a SmallCNN trained on {gen['samples']} of its samples scores "
+              f"{gen['synthetic_trained_accuracy']:.4f} on the real {gen['source']} test split "
+              f"(trained on the real training images: {gen['real_trained_accuracy']:.4f}); FID "
+              f"{gen['fid']:.2f} ({gen['fid_card']})")  # fmt: skip
+        if gen["privacy"]:
+            print(f"  {privacy.describe(gen['privacy'])}")
+    if args.figure:
+        figure(rows, args.figure)
+        print(f"figure: {args.figure}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    kept = [{k: v for k, v in r.items() if k != "roc"} for r in rows]
+    record = {"cost": cost, "audit": kept, "generator": gen, "args": vars(args)}
+    RESULTS.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    print(f"results: {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
