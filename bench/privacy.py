@@ -8,10 +8,12 @@ that catch an over-fitted model fail against a private one.
    over-fitted (SmallCNN, no regularisation, many epochs), standard (SmallCNN, dropout and weight
    decay, few epochs) and private (the tanh CNN, DP-SGD at --epsilon); then the shipped models,
    trained on all 60,000 images: zoo:fmnist-robust (standard) and zoo:fmnist-dp (private).
-   The attack is the loss threshold (Yeom et al. 2018), with its AUC and its true-positive rate
-   at 1% false positives (Carlini et al. 2022's measure); chance is 0.5 and 0.01.
+   The attacks are the loss threshold (Yeom et al. 2018) and, on the three trained here, LiRA
+   (Carlini et al. 2022) with --shadows models trained by the same recipe on random halves of
+   the members and non-members; each with its AUC and its true-positive rate at 1% false
+   positives (Carlini et al.'s measure); chance is 0.5 and 0.01.
 
-    python bench/privacy.py [--members 1000] [--epsilon 3] [--figure docs/privacy_audit.png]
+    python bench/privacy.py [--members 1000] [--epsilon 3] [--shadows 8] [--figure FILE]
 """
 
 from __future__ import annotations
@@ -96,18 +98,20 @@ def _time_pair(steps: dict, rounds: int) -> dict[str, float]:
     }
 
 
-def _train(cfg: ClassifierConfig, x, y, epochs: float, batch: int, pc=None) -> Classifier:
-    torch.manual_seed(0)
+def _train(
+    cfg: ClassifierConfig, x, y, epochs: float, batch: int, pc=None, seed: int = 0
+) -> Classifier:
+    torch.manual_seed(seed)
     fam = Classifier(cfg, tuple(x.shape[1:]), 10)
     fam.configure_optimizers()
     images = (x * 255).round().byte()
     if pc is not None:
         steps = privacy.step_budget(None, epochs, batch / len(x))
-        dp = privacy.PrivateTraining(pc, fam, len(x), batch, steps, seed=0)
-        batches: Batches | PoissonBatches = PoissonBatches(images, y, batch, seed=0)
+        dp = privacy.PrivateTraining(pc, fam, len(x), batch, steps, seed=seed)
+        batches: Batches | PoissonBatches = PoissonBatches(images, y, batch, seed=seed)
     else:
         dp, steps = None, int(epochs * (len(x) // batch))
-        batches = Batches(images, y, batch, seed=0)
+        batches = Batches(images, y, batch, seed=seed)
     for step in range(steps):
         bx, by = batches.next()
         if len(bx):
@@ -116,6 +120,21 @@ def _train(cfg: ClassifierConfig, x, y, epochs: float, batch: int, pc=None) -> C
             dp.empty_step()
     fam.privacy = dp.record() if dp else None
     return fam
+
+
+def _recipes(members: int, epsilon: float) -> list[tuple[str, str, dict]]:
+    """(name, description, _train's settings) of the classifiers trained on the member set."""
+    dp_cfg = ClassifierConfig(arch="tanh", optimizer="sgd", lr=4.0, dropout=0.0, weight_decay=0.0)
+    # seeded noise: the bench repeats (its record says what that costs a real release)
+    pc = privacy.PrivacyConfig(epsilon=epsilon, delta=1e-5, max_grad_norm=0.1, seeded_noise=True)
+    return [
+        ("over-fitted", "SmallCNN, no dropout or decay, 200 epochs",
+         {"cfg": ClassifierConfig(dropout=0.0, weight_decay=0.0), "epochs": 200, "batch": 100}),
+        ("standard", "SmallCNN, dropout 0.3, weight decay, 10 epochs",
+         {"cfg": ClassifierConfig(), "epochs": 10, "batch": 100}),
+        ("private", "tanh CNN, DP-SGD, 40 epochs",
+         {"cfg": dp_cfg, "epochs": 40, "batch": members // 4, "pc": pc}),
+    ]  # fmt: skip
 
 
 def _row(name: str, net, members, non_members, test, note: str, record=None) -> dict:
@@ -136,27 +155,44 @@ def _row(name: str, net, members, non_members, test, note: str, record=None) -> 
     }
 
 
-def audit(members: int, epsilon: float) -> list[dict]:
-    """The loss attack against classifiers trained on the member set, then the shipped ones."""
+def lira(net, settings: dict, pool: tuple, members: int, shadows: int) -> dict:
+    """Online LiRA against `net` (trained on the pool's first `members` images): `shadows`
+    models trained by the same recipe, each image inside exactly half of them."""
+    x, y = pool
+    n = len(x)
+    g = torch.Generator().manual_seed(1)
+    inside = torch.zeros(shadows, n, dtype=torch.bool)
+    for i in range(n):  # each image in a random half of the shadows
+        inside[torch.randperm(shadows, generator=g)[: shadows // 2], i] = True
+    stats = []
+    for k in range(shadows):
+        idx = torch.nonzero(inside[k]).flatten()
+        shadow = _train(x=x[idx], y=y[idx], seed=100 + k, **settings)
+        stats.append(mi.logit_confidence(shadow.networks["net"], x, y))
+    scores = mi.lira_scores(mi.logit_confidence(net, x, y), torch.stack(stats), inside)
+    ins, outs = scores[:members], scores[members:]
+    rep = mi.membership_report(ins, outs)
+    return {"lira_auc": rep["auc"], "lira_tpr_at_1pct_fpr": rep["tpr_at_1pct_fpr"],
+            "lira_roc": [t.tolist() for t in mi.roc(ins, outs)]}  # fmt: skip
+
+
+def audit(members: int, epsilon: float, shadows: int) -> list[dict]:
+    """The loss attack (and LiRA, with shadows) against classifiers trained on the member set,
+    then the loss attack against the shipped ones."""
     train = load_images("fashion-mnist", "train", limit=members)
     test = load_images("fashion-mnist", "test")
     m = (train.as_float(), train.labels)
     nm = (test.as_float()[:members], test.labels[:members])
     held = (test.as_float()[members:], test.labels[members:])
+    pool = (torch.cat([m[0], nm[0]]), torch.cat([m[1], nm[1]]))
     rows = []
-    over = ClassifierConfig(dropout=0.0, weight_decay=0.0)
-    fam = _train(over, *m, epochs=200, batch=100)
-    rows.append(_row("over-fitted", fam.networks["net"], m, nm, held, "SmallCNN, 200 epochs"))
-    std = ClassifierConfig()
-    fam = _train(std, *m, epochs=10, batch=100)
-    rows.append(_row("standard", fam.networks["net"], m, nm, held,
-                     "SmallCNN, dropout 0.3, weight decay, 10 epochs"))  # fmt: skip
-    dp_cfg = ClassifierConfig(arch="tanh", optimizer="sgd", lr=4.0, dropout=0.0, weight_decay=0.0)
-    # seeded noise: the bench repeats (its record says what that costs a real release)
-    pc = privacy.PrivacyConfig(epsilon=epsilon, delta=1e-5, max_grad_norm=0.1, seeded_noise=True)
-    fam = _train(dp_cfg, *m, epochs=40, batch=members // 4, pc=pc)
-    rows.append(_row("private", fam.networks["net"], m, nm, held,
-                     "tanh CNN, DP-SGD, 40 epochs", fam.privacy))  # fmt: skip
+    for name, note, settings in _recipes(members, epsilon):
+        fam = _train(x=m[0], y=m[1], **settings)
+        rows.append(_row(name, fam.networks["net"], m, nm, held, note, fam.privacy))
+        if shadows:
+            rows[-1] |= lira(fam.networks["net"], settings, pool, members, shadows)
+            rows[-1]["shadows"] = shadows
+            print(f"  {name}: LiRA AUC {rows[-1]['lira_auc']:.4f}", file=sys.stderr)
     # The shipped models were trained on all 60,000 training images: any of them is a member.
     from pixelsmith.generate import load_model
 
@@ -202,21 +238,27 @@ def generator_utility(run: str, samples: int = 10000, epochs: int = 10) -> dict:
 
 
 def figure(rows: list[dict], path: Path) -> None:
-    """The attack's ROC of each model on log-log axes (Carlini et al.'s view: the low-FPR end)."""
+    """Each attack's ROC per model on log-log axes (Carlini et al.'s view: the low-FPR end)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    for r in rows:
-        fpr, tpr = r["roc"]
-        eps = f", eps {r['epsilon']:.2g}" if isinstance(r["epsilon"], float) else ""
-        ax.loglog(fpr, tpr, label=f"{r['model']}{eps}: AUC {r['auc']:.3f}")
-    ax.loglog([1e-3, 1], [1e-3, 1], "k:", lw=0.8, label="chance")
-    ax.set(xlim=(1e-3, 1), ylim=(1e-3, 1), xlabel="false-positive rate",
-           ylabel="true-positive rate", title="Loss-threshold membership attack")  # fmt: skip
-    ax.legend(fontsize=7, loc="lower right")
+    panels = [("roc", "auc", "Loss-threshold attack")]
+    if any("lira_roc" in r for r in rows):
+        panels.append(("lira_roc", "lira_auc", f"LiRA ({rows[0].get('shadows', '')} shadows)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
+    for ax, (key, auc, title) in zip(axes[0], panels, strict=True):
+        for r in rows:
+            if key not in r:
+                continue
+            fpr, tpr = r[key]
+            eps = f", eps {r['epsilon']:.2g}" if isinstance(r["epsilon"], float) else ""
+            ax.loglog(fpr, tpr, label=f"{r['model']}{eps}: AUC {r[auc]:.3f}")
+        ax.loglog([1e-3, 1], [1e-3, 1], "k:", lw=0.8, label="chance")
+        ax.set(xlim=(1e-3, 1), ylim=(1e-3, 1), xlabel="false-positive rate",
+               ylabel="true-positive rate", title=title)  # fmt: skip
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -226,6 +268,7 @@ def main() -> None:
     p.add_argument("--members", type=int, default=1000)
     p.add_argument("--epsilon", type=float, default=3.0)
     p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--shadows", type=int, default=8, help="LiRA's shadow models (0: no LiRA)")
     p.add_argument("--figure", type=Path, default=None)
     p.add_argument("--generator", help="also score a private conditional generator's run")
     args = p.parse_args()
@@ -235,14 +278,17 @@ def main() -> None:
     for what, r in cost.items():
         print(f"  {what}: plain {r['plain_s'] * 1000:.0f} ms, private {r['private_s'] * 1000:.0f}"
               f" ms, ratio {r['ratio']:.2f}")  # fmt: skip
-    rows = audit(args.members, args.epsilon)
+    rows = audit(args.members, args.epsilon, args.shadows)
     print(f"\nloss-threshold attack, {args.members} members (Fashion-MNIST train) vs as many "
           "non-members (test); accuracy on the other test images:")  # fmt: skip
-    print(f"  {'model':16s} {'epsilon':>8s} {'acc':>7s} {'AUC':>7s} {'TPR@1%':>7s}  training")
+    print(f"  {'model':16s} {'epsilon':>8s} {'acc':>7s} {'AUC':>7s} {'TPR@1%':>7s} "
+          f"{'LiRA AUC':>9s} {'TPR@1%':>7s}  training")  # fmt: skip
     for r in rows:
         eps = f"{r['epsilon']:.2f}" if isinstance(r["epsilon"], float) else "-"
+        lr_auc = f"{r['lira_auc']:9.4f}" if "lira_auc" in r else f"{'-':>9s}"
+        lr_tpr = f"{r['lira_tpr_at_1pct_fpr']:7.4f}" if "lira_auc" in r else f"{'-':>7s}"
         print(f"  {r['model']:16s} {eps:>8s} {r['test_accuracy']:7.4f} {r['auc']:7.4f} "
-              f"{r['tpr_at_1pct_fpr']:7.4f}  {r['training']}")  # fmt: skip
+              f"{r['tpr_at_1pct_fpr']:7.4f} {lr_auc} {lr_tpr}  {r['training']}")  # fmt: skip
     gen = None
     if args.generator:
         gen = generator_utility(args.generator)
@@ -256,7 +302,7 @@ def main() -> None:
         figure(rows, args.figure)
         print(f"figure: {args.figure}")
     RESULTS.parent.mkdir(exist_ok=True)
-    kept = [{k: v for k, v in r.items() if k != "roc"} for r in rows]
+    kept = [{k: v for k, v in r.items() if not k.endswith("roc")} for r in rows]
     record = {"cost": cost, "audit": kept, "generator": gen, "args": vars(args)}
     RESULTS.write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(f"results: {RESULTS}")

@@ -4,6 +4,8 @@ independent one not, and `pixelsmith privacy audit` on the shipped models."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -82,3 +84,41 @@ def test_audit_the_shipped_models(model, capsys):
     auc = float(out.split("membership AUC ")[1].split(",")[0])
     assert 0.35 <= auc <= 0.7, out  # neither memorises these images measurably
     assert main(["privacy", "audit", "zoo:sr-x2", *argv[3:], "--non-members", "mnist"]) == 2
+
+
+def test_lira_calibrates_each_image_where_a_global_threshold_cannot():
+    from scipy.stats import norm
+
+    g = torch.Generator().manual_seed(3)
+    n, k = 400, 16
+    hard = torch.randn(n, generator=g) * 3  # how confident any model is on each image
+    member = torch.arange(n) < n // 2
+    shadow_in = torch.rand(k, n, generator=g) < 0.5
+    shadow_in[:2], shadow_in[2:4] = True, False  # every image in and out of two at least
+    shadow = hard + 0.8 * shadow_in + 0.3 * torch.randn(k, n, generator=g)
+    target = hard + 0.8 * member + 0.3 * torch.randn(n, generator=g)
+    scores = mi.lira_scores(target, shadow, shadow_in)
+    # the log-likelihood ratio, against scipy's normal densities with the pooled spreads
+    s, m = shadow.double().numpy(), shadow_in.numpy()
+    mu_in, mu_out = (s * m).sum(0) / m.sum(0), (s * ~m).sum(0) / (~m).sum(0)
+    sd_in = np.sqrt(((s - mu_in) ** 2 * m).sum() / (m.sum() - n))
+    sd_out = np.sqrt(((s - mu_out) ** 2 * ~m).sum() / ((~m).sum() - n))
+    t = target.double().numpy()
+    want = norm.logpdf(t, mu_in, sd_in) - norm.logpdf(t, mu_out, sd_out)
+    np.testing.assert_allclose(scores.numpy(), want, rtol=1e-4, atol=1e-4)
+    lira = mi.membership_report(scores[member], scores[~member])["auc"]
+    plain = mi.membership_report(target[member], target[~member])["auc"]
+    assert lira > 0.9 and plain < 0.7, (lira, plain)
+    offline = mi.lira_scores(target, shadow, torch.zeros_like(shadow_in))
+    assert mi.membership_report(offline[member], offline[~member])["auc"] > 0.85
+    with pytest.raises(UserError, match="left out"):
+        mi.lira_scores(target, shadow[:1], torch.zeros_like(shadow_in[:1]))
+
+
+def test_the_logit_confidence_is_log_odds_of_the_true_label():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 30.0, 0.0]])
+    net = nn.Identity()
+    phi = mi.logit_confidence(net, logits, torch.tensor([0, 1]))
+    p = torch.softmax(logits.double(), 1)
+    assert phi[0].item() == pytest.approx(float(torch.log(p[0, 0] / (1 - p[0, 0]))), rel=1e-9)
+    assert phi[1].item() == pytest.approx(30.0 - math.log(2.0), rel=1e-9)  # finite where p ~ 1
