@@ -122,3 +122,21 @@ def test_the_logit_confidence_is_log_odds_of_the_true_label():
     p = torch.softmax(logits.double(), 1)
     assert phi[0].item() == pytest.approx(float(torch.log(p[0, 0] / (1 - p[0, 0]))), rel=1e-9)
     assert phi[1].item() == pytest.approx(30.0 - math.log(2.0), rel=1e-9)  # finite where p ~ 1
+
+
+def test_the_discriminator_score_catches_a_discriminator_that_memorised_its_images(tiny_gan):
+    g = torch.Generator().manual_seed(4)
+    members, fresh = torch.rand(32, 1, 16, 16, generator=g), torch.rand(32, 1, 16, 16, generator=g)
+    gan = tiny_gan()
+    before = mi.membership_report(gan.discriminate(members), gan.discriminate(fresh))["auc"]
+    D = gan.networks["D"]
+    opt = torch.optim.Adam(D.parameters(), lr=1e-3)
+    for _ in range(150):  # members are "real", fresh noise of the same kind "fake"
+        fake = torch.rand(32, 1, 16, 16, generator=g)
+        loss = nn.functional.softplus(-D(members * 2 - 1)).mean()
+        loss = loss + nn.functional.softplus(D(fake * 2 - 1)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = mi.membership_report(gan.discriminate(members), gan.discriminate(fresh))["auc"]
+    assert 0.3 < before < 0.7 and after > 0.9, (before, after)

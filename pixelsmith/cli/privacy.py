@@ -19,6 +19,9 @@ def _audit(args: argparse.Namespace) -> int:
           f"and {r['tpr_at_0.1pct_fpr']:.3f} at 0.1%, advantage {r['advantage']:.3f} (chance: AUC "
           f"0.5, TPR = FPR)")  # fmt: skip
     print(f"  attack: {c['attack']}; members {c['members']}; non-members {c['non_members']}")
+    if "discriminator" in r:
+        d = r["discriminator"]
+        print(f"  {d['attack']}: AUC {d['auc']:.3f}, TPR {d['tpr_at_1pct_fpr']:.3f} at 1% FPR")
     if "privacy" in c:
         print(f"  trained privately: {c['privacy']}")
     return 0

@@ -35,6 +35,7 @@ def audit(
     """Membership inference of `n` member and `n` non-member images against `model`."""
     if n < 10 or samples < 1:
         raise UserError(f"--n must be at least 10 and --samples at least 1, got {n} and {samples}")
+    white = None
     if _is_classifier(model):
         from pixelsmith.robust.models import classifier
 
@@ -64,10 +65,21 @@ def audit(
                   membership.nearest_sample_scores(fake, ns.as_float()))  # fmt: skip
         attack = f"distance to the closest of {samples} samples (GAN-leaks, black box)"
         name = model
+        if gen.abilities.discriminates:  # LOGAN's white box: D is surer of its training images
+            labelled = bool(gen.classes)
+            if labelled and (ms.labels is None or ns.labels is None):
+                raise UserError("a conditional discriminator needs labelled member images")
+            d_scores = [
+                gen.discriminate(d.as_float(), d.labels if labelled else None) for d in (ms, ns)
+            ]
+            white = membership.membership_report(*d_scores)
+            white["attack"] = "the discriminator's score (LOGAN, Hayes et al. 2019, white box)"
     report = membership.membership_report(*scores)
     card = {"model": name, "attack": attack, "seed": seed,
             "members": f"{ms.name}:{ms.split}, first {len(ms.images)}",
             "non_members": f"{ns.name}:{ns.split}, first {len(ns.images)}"}  # fmt: skip
+    if white is not None:
+        report["discriminator"] = white
     record = _privacy_record(model)
     if record:  # an audit of a private model never reads as one of a plain model
         from pixelsmith.train.privacy import describe

@@ -74,6 +74,9 @@ class Abilities:
     # Maps images in [0, 1] to class logits (`classify`; `classifier` is the nn.Module that
     # attacks take, `defence_settings` the attack it was trained against): accuracy applies.
     classifies: bool = False
+    # Scores real images with the discriminator it trained against (`discriminate`): the
+    # white-box membership attack applies.
+    discriminates: bool = False
 
 
 @dataclass(frozen=True)
@@ -459,6 +462,11 @@ class Family(ABC):
         """An nn.Module in eval mode mapping float images in [0, 1] to logits (families that
         classify)."""
         raise UserError(f"the {self.name} family does not classify images")
+
+    def discriminate(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The discriminator's score (N,) of images in [0, 1]: higher is "more real" (families
+        that discriminate)."""
+        raise UserError(f"the {self.name} family has no discriminator to score images with")
 
     def check_private(self) -> None:  # noqa: B027 - most families have nothing to refuse
         """Raise UserError on settings that DP-SGD cannot account for (families with

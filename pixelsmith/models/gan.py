@@ -220,7 +220,7 @@ class GAN(Family):
     name = "gan"
     Config = GANConfig
     SampleConfig = GANSampleConfig
-    abilities = Abilities(latent=True)
+    abilities = Abilities(latent=True, discriminates=True)
     presets = PRESETS
     ema_pairs = {"G": "G_ema"}
     private_networks = ("D",)
@@ -273,6 +273,19 @@ class GAN(Family):
             n_critic=self.cfg.n_critic,
             classes=self.classes,
         )
+
+    @torch.no_grad()
+    def discriminate(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        """D's logits of images in [0, 1] (a conditional D scores them with their labels)."""
+        if self.classes and labels is None:
+            raise UserError("a conditional discriminator scores images with their labels")
+        D = self.networks["D"].eval()
+        out = []
+        for i in range(0, len(images), 500):
+            y = None if not self.classes else labels[i : i + 500].to(self.device)
+            out.append(D(images[i : i + 500].to(self.device) * 2 - 1, y).float().cpu())
+        D.train()
+        return torch.cat(out)
 
     def check_private(self) -> None:
         """Only D sees the data; its penalties need a double backward Opacus has no rule for."""
