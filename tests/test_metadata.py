@@ -23,13 +23,15 @@ XMP = (
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
-def _located(path, mode: str = "RGB", icc: bytes | None = SRGB) -> None:
+def _located(path, mode: str = "RGB", icc: bytes | None = SRGB, orientation: int = 1) -> None:
     """A photo with the camera's make, a GPS position in EXIF and in XMP, and a profile."""
     g = torch.Generator().manual_seed(0)
     arr = (torch.rand(160, 200, 3, generator=g) * 255).byte().numpy()
     im = Image.fromarray(arr).convert(mode)
     exif = Image.Exif()
     exif[ExifTags.Base.Make] = "TestCam"
+    if orientation != 1:
+        exif[ExifTags.Base.Orientation] = orientation
     exif[ExifTags.Base.GPSInfo] = {
         ExifTags.GPS.GPSLatitudeRef: "N",
         ExifTags.GPS.GPSLatitude: (35.0, 41.0, 22.0),
@@ -116,3 +118,23 @@ def test_the_service_leaves_location_behind(tmp_path):
     )
     assert r.status_code == 200, r.text
     _clean(base64.b64decode(r.json()["data"][0]["b64_json"]))
+
+
+def test_keep_metadata_carries_exif_and_xmp_with_the_orientation_applied_once(tmp_path):
+    _located(tmp_path / "in.jpg", orientation=6)  # stored on its side: 200 wide, 160 high
+    for suffix in (".jpg", ".png", ".webp"):
+        out = tmp_path / f"kept{suffix}"
+        argv = ["edit", "enhance", "--methods", "autocontrast", str(tmp_path / "in.jpg")]
+        assert main([*argv, "-o", str(out), "--keep-metadata"]) == 0
+        with Image.open(out) as im:
+            im.load()
+            exif = im.getexif()
+            assert exif.get(ExifTags.Base.Make) == "TestCam"
+            assert exif.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitudeRef] == "N"
+            # upright pixels, and no orientation tag to turn them a second time
+            assert im.size == (160, 200) and ExifTags.Base.Orientation not in exif
+            xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+            assert xmp and b"GPSLatitude" in (xmp if isinstance(xmp, bytes) else xmp.encode())
+        plain = tmp_path / f"plain{suffix}"
+        assert main([*argv, "-o", str(plain)]) == 0
+        _clean(plain)

@@ -25,6 +25,7 @@ def _run(args: argparse.Namespace) -> int:
         watermark=args.watermark,
         message=args.message,
         credentials=signer_option(args.credentials, args.cert, args.key),
+        keep_metadata=args.keep_metadata,
         **{o.name: getattr(args, o.name) for o in op.options},
     )
     if args.json:
@@ -55,6 +56,12 @@ def add_operation(actions: argparse._SubParsersAction, verb: str, name: str) -> 
     for option in op.options:
         option.add_to(p)
     p.add_argument("--max-pixels", type=int, help="refuse images above this many pixels (memory)")
+    p.add_argument(
+        "--keep-metadata",
+        action="store_true",
+        help="write each input's EXIF and XMP (camera, date, GPS location) into its result; by "
+        "default only the colour profile is kept",
+    )
     if "translator" in op.needs:
         p.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:1")
     add_stamp_options(p)

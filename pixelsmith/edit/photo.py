@@ -48,6 +48,8 @@ _FORMATS = {
 _HOLDS_16 = ("PNG", "TIFF")
 _HOLDS_ALPHA = ("PNG", "WEBP", "TIFF")
 _HOLDS_ICC = ("PNG", "JPEG", "WEBP", "TIFF")
+_HOLDS_META = {"exif": ("PNG", "JPEG", "WEBP", "TIFF"), "xmp": ("PNG", "JPEG", "WEBP")}
+_ORIENTATION = 0x0112
 
 
 @dataclass
@@ -59,6 +61,8 @@ class Photo:
     sixteen_bit: bool
     source_mode: str
     icc: bytes | None = None  # the input's colour profile, when it describes these pixels
+    # The input's EXIF and XMP, only when the user asked to keep them (--keep-metadata).
+    metadata: dict[str, bytes] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -75,10 +79,11 @@ def _tensor(arr: np.ndarray, scale: float) -> Tensor:
     return torch.from_numpy(arr.astype(np.float32) / scale).permute(2, 0, 1).contiguous()
 
 
-def read_photo(path: str | Path, cap: int | None = None) -> Photo:
+def read_photo(path: str | Path, cap: int | None = None, keep_metadata: bool = False) -> Photo:
     """An image file as a Photo (see the module doc for the mode rules); `cap` is the most pixels
-    its header may declare (default: imageio.max_pixels())."""
-    return photo_of(read_image(path, cap))
+    its header may declare (default: imageio.max_pixels()); `keep_metadata` carries its EXIF and
+    XMP to what is written from it (by default nothing but the colour profile is)."""
+    return photo_of(read_image(path, cap), keep_metadata)
 
 
 def read_photo_bytes(data: bytes, name: str, cap: int | None = None) -> Photo:
@@ -116,13 +121,29 @@ def _photo(im: Image.Image) -> Photo:
     return Photo(_tensor(np.asarray(im.convert("RGB")), 255.0), None, False, mode)
 
 
-def photo_of(im: Image.Image) -> Photo:
-    """A decoded image as a Photo, with its colour profile when it fits the pixels (closes it)."""
+def _metadata(im: Image.Image) -> dict[str, bytes] | None:
+    """The EXIF (its orientation reset: the pixels are already upright) and XMP of an image."""
+    out: dict[str, bytes] = {}
+    exif = im.getexif()
+    if exif:
+        exif.pop(_ORIENTATION, None)
+        out["exif"] = exif.tobytes()
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    if xmp:
+        out["xmp"] = xmp.encode() if isinstance(xmp, str) else bytes(xmp)
+    return out or None
+
+
+def photo_of(im: Image.Image, keep_metadata: bool = False) -> Photo:
+    """A decoded image as a Photo, with its colour profile when it fits the pixels, and its EXIF
+    and XMP when asked to keep them (closes it)."""
     icc = im.info.get("icc_profile") or None
+    meta = _metadata(im) if keep_metadata else None
     try:
         photo = _photo(im)
     finally:
         im.close()
+    photo = replace(photo, metadata=meta)
     if icc is None:
         return photo
     space = _profile_space(icc)
@@ -163,7 +184,8 @@ def _to_uint(t: Tensor, bits: int) -> np.ndarray:
 
 def encode_photo(photo: Photo, path: Path, quality: int = 95) -> bytes:
     """The file bytes of a Photo in the format `path`'s suffix names, in the photo's mode, with
-    no metadata (no EXIF, no location) but its colour profile."""
+    no metadata (no EXIF, no location) but its colour profile, unless the photo was read with
+    `keep_metadata`."""
     fmt = output_format(path)
     check_writable(photo.alpha is not None, path)
     grey = photo.colour.shape[0] == 1
@@ -181,6 +203,17 @@ def encode_photo(photo: Photo, path: Path, quality: int = 95) -> bytes:
             options["icc_profile"] = photo.icc
         else:
             warn(f"{path.name}: {fmt} cannot carry this image's colour profile; written without it")
+    for key, data in (photo.metadata or {}).items():  # only what --keep-metadata asked for
+        if key == "xmp" and fmt == "PNG":  # Pillow writes a PNG's XMP as an iTXt chunk only
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", data.decode("utf-8", "replace"))
+            options["pnginfo"] = info
+        elif fmt in _HOLDS_META[key]:
+            options[key] = data
+        else:
+            warn(f"{path.name}: {fmt} cannot carry the input's {key.upper()}; written without it")
     im.save(buf, format=fmt, **options)
     return buf.getvalue()
 

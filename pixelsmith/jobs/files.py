@@ -70,7 +70,9 @@ class Progress:
             self.log(f"    {text}")
 
 
-def each_photo(p: Plan, progress: Progress, cap: int | None) -> Iterator[tuple[Item, Photo]]:
+def each_photo(
+    p: Plan, progress: Progress, cap: int | None, keep_metadata: bool = False
+) -> Iterator[tuple[Item, Photo]]:
     """Each planned input with its pixels, a progress line before each; a file whose data
     cannot be read is skipped and counted in the plan (refused when it is the only input, and
     when no file could be read at all)."""
@@ -78,7 +80,7 @@ def each_photo(p: Plan, progress: Progress, cap: int | None) -> Iterator[tuple[I
     for i, item in enumerate(p.items, 1):
         progress.file(i, item)
         try:
-            photo = read_photo(item.source, cap)
+            photo = read_photo(item.source, cap, keep_metadata)
         except UserError as e:
             if p.single:
                 raise
@@ -169,6 +171,7 @@ def edit_files(
     watermark: WatermarkKey | str | Path | None = None,
     message: str | bytes | None = None,
     credentials: Credentials = None,
+    keep_metadata: bool = False,
     **options: Any,
 ) -> Result:
     """Run one operation on an image file or a folder of them (see the module doc).
@@ -177,8 +180,9 @@ def edit_files(
     `translator`: the model of an operation that translates (a CycleGAN run or model);
     `max_pixels`: the most pixels an input may declare and a result may have; `log`: where the
     progress lines go (None: nowhere); `watermark`, `message`, `credentials`: mark each result
-    and sign it as an edit of its input (`jobs.stamp.open_stamp`); `options`: the operation's
-    own (`pixelsmith edit NAME -h`).
+    and sign it as an edit of its input (`jobs.stamp.open_stamp`); `keep_metadata`: write each
+    input's EXIF and XMP (GPS included) into its result, which is off by default; `options`: the
+    operation's own (`pixelsmith edit NAME -h`).
     """
     cap = imageio.max_pixels() if max_pixels is None else check_cap(max_pixels)
     stamp = open_stamp(watermark, message, credentials)
@@ -199,7 +203,7 @@ def edit_files(
     mask_tensor = mask_of(read_photo(mask_path, cap)) if mask_path is not None else None
     progress = Progress(len(p), log)
     result = Result(skipped=p.skipped)
-    for item, photo in each_photo(p, progress, cap):
+    for item, photo in each_photo(p, progress, cap, keep_metadata):
         file_ctx = Context(mask_tensor, ctx.model, given.get(item.source), progress.tiles)
         edited = op.run(photo, opts, file_ctx)
         stamped: dict[str, Any] = {}
