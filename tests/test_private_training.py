@@ -229,6 +229,7 @@ def _fit(fam: Classifier, x, y, steps: int, batch: int) -> Classifier:
     return fam
 
 
+@pytest.mark.slow
 def test_a_private_model_resists_the_loss_attack_that_catches_a_memoriser():
     x, y = _data(256, seed=5)  # random labels: only memory fits them
     members, fresh = slice(0, 128), slice(128, 256)
@@ -273,12 +274,19 @@ def test_a_private_discriminator_with_no_noise_and_no_clip_is_plain_training(tin
 @pytest.mark.parametrize(
     "extra, words",
     [(["model.loss=wgan-gp", "model.n_critic=1"], "gradient penalty"),
-     (["model.spectral_norm=true"], "spectral")],
+     (["model.spectral_norm=true"], "spectral"),
+     (["train.batch=16"], "too small")],
 )  # fmt: skip
 def test_a_gan_whose_discriminator_cannot_be_clipped_is_refused(tmp_path, extra, words):
     cfg = build_config(
         "cgan",
-        overrides=["data.source=shapes", "data.limit=64", "privacy.noise_multiplier=1", *extra],
+        overrides=[
+            "data.source=shapes",
+            "data.limit=64",
+            "train.batch=64",
+            "privacy.noise_multiplier=1",
+            *extra,
+        ],  # fmt: skip
     )
     with pytest.raises(UserError, match=words):
         Trainer(cfg, out_root=tmp_path, progress=False)
@@ -296,7 +304,7 @@ def test_a_private_generator_trains_and_records_its_budget(tmp_path, preset):
             "data.source=shapes",
             "data.size=16",
             "data.limit=200",
-            "train.batch=20",
+            "train.batch=40",
             "train.steps=3",
             "train.threads=1",
             "train.eval_at_end=false",
@@ -309,7 +317,7 @@ def test_a_private_generator_trains_and_records_its_budget(tmp_path, preset):
     run = train(cfg, tmp_path, progress=False)
     rec = json.loads((run / "manifest.json").read_text())["privacy"]
     assert rec["steps"] == 3 and rec["networks"] == (["D"] if preset == "cgan" else ["vae"])
-    assert rec["epsilon"] == pytest.approx(privacy.epsilon_of(1.0, 1e-3, 0.1, 3), rel=1e-9)
+    assert rec["epsilon"] == pytest.approx(privacy.epsilon_of(1.0, 1e-3, 0.2, 3), rel=1e-9)
 
 
 def test_the_budget_verb_and_the_audit_card_say_what_the_accountant_says(tmp_path, capsys):

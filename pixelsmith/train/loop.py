@@ -173,7 +173,16 @@ class Trainer:
         for what, (on, why) in mixes.items():
             if on:
                 raise UserError(f"private training (privacy.*) cannot run with {what}: {why}")
-        steps = privacy.step_budget(cfg.train.steps, cfg.train.epochs, cfg.train.batch / n)
+        rate = cfg.train.batch / n
+        if self.family.private_examples > 1 and (1 - rate) ** n > 1e-12:
+            # A step that draws no real image still scores the fixed count of fakes: the
+            # accounting covers such steps only as a failure probability, kept below 1e-12.
+            raise UserError(
+                f"train.batch={cfg.train.batch} is too small for a private {self.family.name}: "
+                f"a Poisson batch would draw no real image with probability "
+                f"{(1 - rate) ** n:.1g} a step; use train.batch=32 or more"
+            )
+        steps = privacy.step_budget(cfg.train.steps, cfg.train.epochs, rate)
         return PrivateTraining(cfg.privacy, self.family, n, cfg.train.batch, steps, cfg.train.seed)
 
     def _plan_evaluation(self) -> Any:

@@ -332,7 +332,8 @@ def _optimizer_class() -> type:
 
 
 def describe(record: dict[str, Any]) -> str:
-    """One line: 'DP-SGD epsilon=2.99 delta=1e-05 (rdp, sigma 1.2, C 0.1, 1170 steps)'."""
+    """One line: 'DP-SGD epsilon=3 delta=1e-05 (rdp, noise 1.93, clip 0.1, 1172 steps at rate
+    0.0341)'."""
     eps = record["epsilon"]
     eps_s = eps if isinstance(eps, str) else f"{eps:.3g}"
     return (
