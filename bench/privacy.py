@@ -70,7 +70,8 @@ def step_cost(rounds: int) -> dict[str, dict[str, float]]:
     trainers = {}
     for kind in ("plain", "private"):
         extra = ["privacy.noise_multiplier=1.0"] if kind == "private" else []
-        cfg = build_config("dcgan", overrides=["train.steps=1", "train.eval_at_end=false", *extra])
+        base = ["train.steps=1", "train.batch=64", "train.eval_at_end=false"]
+        cfg = build_config("dcgan", overrides=[*base, *extra])
         trainers[kind] = Trainer(cfg, Path("/tmp/pixelsmith-bench-privacy"), progress=False)
     out["dcgan step (D private, batch 64)"] = _time_pair(
         {k: t.step for k, t in trainers.items()}, rounds

@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="a preset (--list shows them all): dcgan, hinge-gan, wgan-gp, cgan; vae, pixelcnn, "
         "diffusion, cyclegan, stylegan, each of these also as NAME-30min (made for 30 minutes on "
-        "a CPU); classifier (and -pgd, -trades, -fast: robust training); feature-net (the metrics' "
+        "a CPU); classifier (and -pgd, -trades, -fast: robust training; -dp: private training); "
+        "feature-net (the metrics' "
         "feature network, by its recorded recipe); or zoo:NAME "
         "(re-make a zoo model by its recipe and say whether it matches)",
     )
