@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pixelsmith.data.sources import load_images  # noqa: E402
 from pixelsmith.metrics import membership as mi  # noqa: E402
+from pixelsmith.metrics.cards import privacy_line  # noqa: E402
 from pixelsmith.models.base import Batch, StepContext  # noqa: E402
 from pixelsmith.models.classifier import Classifier, ClassifierConfig  # noqa: E402
 from pixelsmith.train import privacy  # noqa: E402
@@ -298,7 +299,7 @@ def main() -> None:
               f"(trained on the real training images: {gen['real_trained_accuracy']:.4f}); FID "
               f"{gen['fid']:.2f} ({gen['fid_card']})")  # fmt: skip
         if gen["privacy"]:
-            print(f"  {privacy.describe(gen['privacy'])}")
+            print(f"  {privacy_line(gen['privacy'])}")
     if args.figure:
         figure(rows, args.figure)
         print(f"figure: {args.figure}")

@@ -26,7 +26,7 @@ from pixelsmith.jobs.options import Choice, File, Number, Several, parse_all
 from pixelsmith.jobs.plan import plan
 
 COMMON_FLAGS = {"-h", "--help", "-o", "--out", "--max-pixels", "--json", "--quiet", "--mask",
-                "--device",
+                "--device", "--keep-metadata",
                 # run options: the mark and the credentials of what every edit writes
                 "--watermark", "--message", "--credentials", "--cert", "--key"}  # fmt: skip
 

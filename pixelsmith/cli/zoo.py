@@ -68,9 +68,9 @@ def _show(args: argparse.Namespace) -> int:
     else:
         lines.append(f"  data: {data}")
     if e.record.get("privacy"):
-        from pixelsmith.train.privacy import describe
+        from pixelsmith.metrics.cards import privacy_line
 
-        lines.append(f"  privacy: {describe(e.record['privacy'])}")
+        lines.append(f"  privacy: {privacy_line(e.record['privacy'])}")
     lines += ["results:", f"  {res.get('command', '-')}"]
     for key in ("split", "reference", "n", "features"):
         if key in res:

@@ -82,9 +82,9 @@ def audit(
         report["discriminator"] = white
     record = _privacy_record(model)
     if record:  # an audit of a private model never reads as one of a plain model
-        from pixelsmith.train.privacy import describe
+        from pixelsmith.metrics.cards import privacy_line
 
-        card["privacy"] = describe(record)
+        card["privacy"] = privacy_line(record)
     return {**report, "card": card}
 
 

@@ -105,3 +105,16 @@ def compare(a: Score, b: Score) -> float:
     """b.value - a.value, refused when the two cards differ."""
     check_comparable(a, b)
     return b.value - a.value
+
+
+def privacy_line(record: dict[str, Any]) -> str:
+    """A private run's budget (train/privacy.py's record) in one line, as cards carry it:
+    'DP-SGD epsilon=3 delta=1e-05 (rdp, noise 1.93, clip 0.1, 1172 steps at rate
+    0.0341)'."""
+    eps = record["epsilon"]
+    eps_s = eps if isinstance(eps, str) else f"{eps:.3g}"
+    return (
+        f"DP-SGD epsilon={eps_s} delta={record['delta']:g} ({record['accountant']}, noise "
+        f"{record['noise_multiplier']:.3g}, clip {record['max_grad_norm']:g}, "
+        f"{record['steps']} steps at rate {record['sample_rate']:.3g})"
+    )

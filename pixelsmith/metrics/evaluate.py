@@ -15,7 +15,7 @@ from torch import Tensor
 
 from pixelsmith.errors import UserError, warn
 from pixelsmith.generate import sample_batches
-from pixelsmith.metrics.cards import Card, Score
+from pixelsmith.metrics.cards import Card, Score, privacy_line
 from pixelsmith.metrics.distribution import (
     FeatureStats,
     frechet_distance,
@@ -313,10 +313,8 @@ def marked_private(scores: list[Score], record: dict[str, Any] | None) -> list[S
     matches a non-private one's, so no table compares the two without saying so."""
     if not record:
         return scores
-    from pixelsmith.train.privacy import describe
-
     return [
-        replace(s, card=replace(s.card, params={**s.card.params, "privacy": describe(record)}))
+        replace(s, card=replace(s.card, params={**s.card.params, "privacy": privacy_line(record)}))
         for s in scores
     ]
 

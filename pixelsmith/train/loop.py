@@ -28,6 +28,7 @@ from pixelsmith.data.augment import Augment
 from pixelsmith.data.sources import ImageSet, load_images
 from pixelsmith.errors import UserError, warn
 from pixelsmith.imageio import save_image, view_scale
+from pixelsmith.metrics.cards import privacy_line
 from pixelsmith.models import family_class
 from pixelsmith.models.base import Batch, Family, StepContext
 from pixelsmith.train import checkpoint as tck
@@ -547,11 +548,7 @@ class Trainer:
                 f"processes: {self.dist.world}",
                 f"- command: `{self.command}`",
                 *([f"- {describe_init(self.init_record)}"] if self.init_record else []),
-                *(
-                    [f"- privacy: {privacy.describe(self.private.record())}"]
-                    if self.private
-                    else []
-                ),
+                *([f"- privacy: {privacy_line(self.private.record())}"] if self.private else []),
                 *(f"- {sc} — card: {sc.card.describe()}" for sc in scores or []),
             ]
         )

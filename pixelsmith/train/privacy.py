@@ -329,15 +329,3 @@ def _optimizer_class() -> type:
             return None
 
     return Optimizer
-
-
-def describe(record: dict[str, Any]) -> str:
-    """One line: 'DP-SGD epsilon=3 delta=1e-05 (rdp, noise 1.93, clip 0.1, 1172 steps at rate
-    0.0341)'."""
-    eps = record["epsilon"]
-    eps_s = eps if isinstance(eps, str) else f"{eps:.3g}"
-    return (
-        f"DP-SGD epsilon={eps_s} delta={record['delta']:g} ({record['accountant']}, noise "
-        f"{record['noise_multiplier']:.3g}, clip {record['max_grad_norm']:g}, "
-        f"{record['steps']} steps at rate {record['sample_rate']:.3g})"
-    )
