@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -78,8 +79,6 @@ def step_cost(rounds: int) -> dict[str, dict[str, float]]:
         {k: t.step for k, t in trainers.items()}, rounds
     )
     for t in trainers.values():
-        import shutil
-
         shutil.rmtree(t.run_dir, ignore_errors=True)
     return out
 

@@ -39,12 +39,10 @@ def _budget(args: argparse.Namespace) -> int:
     steps = privacy.step_budget(args.steps, args.epochs, rate)
     if steps is None:
         raise UserError("give the budget as --steps or --epochs")
+    noise = args.noise
     if args.epsilon is not None:
         noise = privacy.noise_for(args.epsilon, args.delta, rate, steps, args.accountant)
-        eps = privacy.epsilon_of(noise, args.delta, rate, steps, args.accountant)
-    else:
-        noise = args.noise
-        eps = privacy.epsilon_of(noise, args.delta, rate, steps, args.accountant)
+    eps = privacy.epsilon_of(noise, args.delta, rate, steps, args.accountant)
     print(f"noise multiplier {noise:.4g}: epsilon {eps:.4g} at delta {args.delta:g} after {steps} "
           f"steps at sample rate {rate:.4g} ({args.accountant} accountant, Opacus)")  # fmt: skip
     return 0

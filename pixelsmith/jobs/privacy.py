@@ -11,6 +11,7 @@ import torch
 from pixelsmith.data.sources import ImageSet, load_images
 from pixelsmith.errors import UserError
 from pixelsmith.metrics import membership
+from pixelsmith.models.base import Family
 
 
 def data(spec: str, n: int) -> ImageSet:
@@ -19,14 +20,15 @@ def data(spec: str, n: int) -> ImageSet:
     return load_images(source, split=split or "train", limit=n)
 
 
-def _is_classifier(model: str) -> bool:
-    """Whether `model` names a classifier (by what its family can do, not by its name)."""
+def _family(model: str) -> Family | None:
+    """The run or zoo model `model` names, loaded once (None: a shipped or TorchScript
+    classifier network, which is no family)."""
     from pixelsmith.generate import load_model
     from pixelsmith.metrics.features import SHIPPED
 
     if model in SHIPPED or model.endswith((".pt", ".pth", ".ts")):
-        return True
-    return bool(load_model(model).abilities.classifies)
+        return None
+    return load_model(model)
 
 
 def audit(
@@ -36,7 +38,9 @@ def audit(
     if n < 10 or samples < 1:
         raise UserError(f"--n must be at least 10 and --samples at least 1, got {n} and {samples}")
     white = None
-    if _is_classifier(model):
+    fam = _family(model)
+    # a classifier by what its family can do, not by its name
+    if fam is None or fam.abilities.classifies:
         from pixelsmith.robust.models import classifier
 
         clf = classifier(model)
@@ -49,9 +53,7 @@ def audit(
         )
         attack, name = "loss threshold (Yeom et al. 2018)", f"{clf.name} ({clf.sha256[:12]})"
     else:
-        from pixelsmith.generate import load_model
-
-        gen = load_model(model)
+        gen = fam
         if not gen.abilities.generates:
             raise UserError(f"{model} neither classifies nor generates: nothing to audit")
         ms, ns = data(members, n), data(non_members, n)
@@ -80,19 +82,9 @@ def audit(
             "non_members": f"{ns.name}:{ns.split}, first {len(ns.images)}"}  # fmt: skip
     if white is not None:
         report["discriminator"] = white
-    record = _privacy_record(model)
+    record = fam.manifest.get("privacy") if fam is not None else None
     if record:  # an audit of a private model never reads as one of a plain model
         from pixelsmith.metrics.cards import privacy_line
 
         card["privacy"] = privacy_line(record)
     return {**report, "card": card}
-
-
-def _privacy_record(model: str) -> dict[str, Any] | None:
-    """The DP-SGD budget a run or zoo model was trained with (None: not private)."""
-    from pixelsmith.generate import load_model
-    from pixelsmith.metrics.features import SHIPPED
-
-    if model in SHIPPED or model.endswith((".pt", ".pth", ".ts")):
-        return None
-    return load_model(model).manifest.get("privacy")

@@ -37,10 +37,7 @@ class Batches:
             raise UserError(
                 f"train.batch={global_batch} must be divisible by the {world} processes"
             )
-        if global_batch > n:
-            raise UserError(
-                f"train.batch={global_batch} is larger than the data ({n} images); lower it"
-            )
+        _check_batch(global_batch, n)
         self.images, self.labels = images, labels
         self.global_batch, self.local = global_batch, global_batch // world
         self.seed, self.rank, self.device = seed, rank, torch.device(device)
@@ -108,10 +105,7 @@ class PoissonBatches:
         device: torch.device | str = "cpu",
     ):
         n = images.shape[0]
-        if global_batch > n:
-            raise UserError(
-                f"train.batch={global_batch} is larger than the data ({n} images); lower it"
-            )
+        _check_batch(global_batch, n)
         self.images, self.labels, self.seed = images, labels, seed
         self.global_batch, self.device = global_batch, torch.device(device)
         self.rate, self.epoch_size = global_batch / n, n
@@ -147,6 +141,14 @@ class PoissonBatches:
 
     def load_state(self, state: dict[str, int]) -> None:
         self.count, self.consumed = state["drawn"], state["consumed"]
+
+
+def _check_batch(global_batch: int, n: int) -> None:
+    """Refuse a batch larger than the data."""
+    if global_batch > n:
+        raise UserError(
+            f"train.batch={global_batch} is larger than the data ({n} images); lower it"
+        )
 
 
 def _class_groups(labels: torch.Tensor | None, global_batch: int, world: int) -> list[torch.Tensor]:

@@ -158,7 +158,7 @@ class PrivateTraining:
         seed: int,
     ) -> None:
         opacus = _opacus()
-        self.cfg, self.n, self.batch = cfg, n, batch
+        self.cfg, self.n = cfg, n
         self.sample_rate = batch / n
         self.networks = tuple(family.private_networks)
         if not self.networks:
