@@ -337,3 +337,33 @@ def test_the_budget_verb_and_the_audit_card_say_what_the_accountant_says(tmp_pat
     assert main(args) == 0
     card = json.loads(capsys.readouterr().out)["card"]
     assert card["privacy"].startswith("DP-SGD epsilon=")
+
+
+def test_scatternet_features_are_cached_exactly_and_stay_out_of_the_weights():
+    pytest.importorskip("kymatio")
+    from pixelsmith.nn.scattering import Scattering
+
+    fam = _classifier(arch="scatter")
+    net = fam.networks["net"]
+    assert set(net.state_dict()) == {"head.weight", "head.bias"}  # the transform has no weights
+    x, y = _data(24)
+    direct = net.scatter._scatter(x)
+    assert direct.shape == (24, 81, 4, 4)
+    first = net.scatter(x)  # fills the cache
+    again = net.scatter(torch.cat([x[:5], torch.rand(3, *SHAPE)]))  # 5 cached, 3 new
+    torch.testing.assert_close(first, direct, rtol=0, atol=0)
+    torch.testing.assert_close(again[:5], direct[:5], rtol=0, atol=0)
+    assert len(net.scatter._cache) == 27
+    assert len(copy.deepcopy(net).scatter._cache) == 0  # the EMA copy does not double it
+    small = Scattering((16, 16), cache_bytes=81 * 16 * 4 * 10)  # room for 10 images
+    small(x)
+    assert len(small._cache) == 10
+    # attacks differentiate through the transform
+    xg = x[:2].clone().requires_grad_(True)
+    net(xg).sum().backward()
+    assert xg.grad is not None and float(xg.grad.abs().sum()) > 0
+    # a private step trains the linear layer only
+    privacy.PrivateTraining(privacy.PrivacyConfig(noise_multiplier=0.5), fam, 240, 24, None, 0)
+    before = net.head.weight.detach().clone()
+    fam.train_step(Batch(x, y), _ctx())
+    assert not torch.equal(before, net.head.weight)
