@@ -35,6 +35,7 @@ import torch
 from PIL import Image, ImageOps
 
 from pixelsmith.errors import UserError
+from pixelsmith.utils.files import atomic_write_bytes
 
 # ---------------------------------------------------------------- the guarded reader
 
@@ -228,6 +229,20 @@ def _check_header(header: ImageHeader, cap: int) -> None:
         raise _too_big(header.path, (header.width, header.height), header.pixels, cap)
 
 
+def _encrypted_bytes(path: Path) -> bytes | None:
+    """The decrypted bytes of an encrypted image file (pixelsmith keys encrypt), else None: the
+    image is decoded from memory, never written to disk in the clear."""
+    from pixelsmith.utils import encryption
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(encryption.MAGIC)) != encryption.MAGIC:
+                return None
+    except OSError:
+        return None  # missing or unreadable: Pillow's open reports it
+    return encryption.decrypt(path.read_bytes(), path)
+
+
 @contextlib.contextmanager
 def _opened(
     path: str | os.PathLike, cap: int, data: bytes | None = None
@@ -235,6 +250,8 @@ def _opened(
     """Image.open restricted to READ_FORMATS, quiet, its header checked against the cap; with
     `data`, the image is those bytes (an upload) and `path` only names it in errors."""
     path = Path(path)
+    if data is None:
+        data = _encrypted_bytes(path)
     _allow_pillow(cap)
     with _pillow_quiet():
         try:
@@ -356,28 +373,17 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr.transpose(1, 2, 0)))
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to a temporary file, fsync it, then rename it over `path`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_image(
     image: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, scale: int = 1
 ) -> Path:
     """Save a (C, H, W) image, or an (N, C, H, W) batch as a grid, to a PNG (atomically);
     `scale` enlarges it that many times with nearest neighbours (pixels stay sharp squares)."""
-    import io
+    atomic_write_bytes(path, png_bytes(image, nrow, scale))
+    return Path(path)
 
+
+def png_bytes(image: torch.Tensor, nrow: int | None = None, scale: int = 1) -> bytes:
+    """The PNG file of a (C, H, W) image or an (N, C, H, W) grid, `scale` times enlarged."""
     if image.ndim == 4:
         image = make_grid(image, nrow=nrow)
     im = to_pil(image)
@@ -385,8 +391,7 @@ def save_image(
         im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     im.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
+    return buf.getvalue()
 
 
 def view_scale(height: int, width: int) -> int:

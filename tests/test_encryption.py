@@ -128,7 +128,8 @@ def test_keys_rotate_reencrypts_a_run(tmp_path, tiny, key_file, monkeypatch, cap
     assert main(["keys", "rotate", str(run), "--old", str(wrong), "--new", str(new)]) == 2
     assert {p: p.read_bytes() for p in before} == before  # refused before any file changed
     assert main(["keys", "rotate", str(run), "--old", str(key_file), "--new", str(new)]) == 0
-    assert f"re-encrypted {len(before)} file(s)" in capsys.readouterr().out
+    rotated = sorted(p for p in run.rglob("*") if p.is_file() and enc.is_encrypted(p.read_bytes()))
+    assert f"re-encrypted {len(rotated)} file(s)" in capsys.readouterr().out
     new_id = enc.load_encryption_key(new).key_id
     assert all(p.read_bytes()[len(enc.MAGIC) :].startswith(new_id.encode()) for p in before)
     monkeypatch.setenv(enc.ENV, str(new))
@@ -136,3 +137,80 @@ def test_keys_rotate_reencrypts_a_run(tmp_path, tiny, key_file, monkeypatch, cap
     monkeypatch.setenv(enc.ENV, str(key_file))
     with pytest.raises(UserError, match=f"encrypted with key {new_id}"):
         pixelsmith.load(str(run))
+
+
+PLAIN_IN_AN_ENCRYPTED_RUN = {"config.yaml", "manifest.json"}
+
+
+def test_an_encrypted_run_writes_nothing_of_its_data_in_the_clear(
+    tmp_path, tiny, key_file, monkeypatch, capsys
+):
+    monkeypatch.setenv(enc.ENV, str(key_file))
+    overrides = tiny + ["train.steps=4", "train.log_every=1", "train.checkpoint_every=2"]
+    run = train(build_config("dcgan", overrides=overrides), tmp_path / "r", progress=False)
+    files = [p for p in run.rglob("*") if p.is_file()]
+    secret = [p for p in files if p.name not in PLAIN_IN_AN_ENCRYPTED_RUN]
+    assert {"stats.jsonl", "losses.png", "report.md", "grid-final.png"} <= {p.name for p in secret}
+    for p in secret:
+        raw = p.read_bytes()
+        assert raw.startswith(enc.MAGIC), p
+        assert b"PNG" not in raw[:64] and b'"step"' not in raw, p
+    # the run's own reader decrypts in memory; `keys decrypt` makes a plain copy on request
+    from pixelsmith.train.rundir import RunFolder
+
+    assert [r["step"] for r in RunFolder(run).read_stats()] == [1, 2, 3, 4]
+    out = tmp_path / "grid.png"
+    grid = run / "grids" / "grid-final.png"
+    assert main(["keys", "decrypt", str(grid), "-o", str(out), "--key", str(key_file)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert pixelsmith.imageio.read_image(grid).size == pixelsmith.imageio.read_image(out).size
+    # a dropped stats record is refused like a changed byte: the file is authenticated whole
+    stats = run / "stats.jsonl"
+    stats.write_bytes(stats.read_bytes()[:-1])
+    with pytest.raises(UserError, match="changed or damaged"):
+        RunFolder(run).read_stats()
+
+
+def _photo_folder(root, n=6):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(n // 2):
+            arr = torch.randint(0, 256, (20, 24, 3), generator=g, dtype=torch.uint8).numpy()
+            Image.fromarray(arr).save(root / c / f"{i}.png")
+    return root
+
+
+def test_an_encrypted_data_set_reads_like_the_plain_one_and_is_never_cached(
+    tmp_path, key_file, monkeypatch, capsys
+):
+    from pixelsmith.data.sources import load_images
+    from pixelsmith.metrics.evaluate import reference_stats
+    from pixelsmith.metrics.features import feature_net
+
+    plain = _photo_folder(tmp_path / "plain")
+    secret = tmp_path / "secret"
+    assert main(["keys", "encrypt", str(plain), "-o", str(secret), "--key", str(key_file)]) == 0
+    assert "encrypted 6 file(s)" in capsys.readouterr().out
+    assert all(p.read_bytes().startswith(enc.MAGIC) for p in secret.rglob("*.png"))
+    with pytest.raises(UserError, match=enc.ENV):
+        load_images(secret, size=(16, 16))
+    monkeypatch.setenv(enc.ENV, str(key_file))
+    a, b = load_images(plain, size=(16, 16)), load_images(secret, size=(16, 16))
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert b.encrypted and not a.encrypted
+    # features of encrypted images never reach the cache; a plain set's do
+    monkeypatch.setenv("PIXELSMITH_CACHE", str(tmp_path / "cache"))
+    for source in (secret, plain):
+        reference_stats(feature_net("fmnist"), str(source), "train", channels=1, size=(28, 28))
+    cached = list((tmp_path / "cache").rglob("*.safetensors"))
+    assert len(cached) == 1
+    # one changed byte in one image stops the load in one line
+    victim = secret / "b" / "1.png"
+    bad = bytearray(victim.read_bytes())
+    bad[-5] ^= 0x01
+    victim.write_bytes(bytes(bad))
+    with pytest.raises(UserError, match="1.png fails authentication"):
+        load_images(secret, size=(16, 16))

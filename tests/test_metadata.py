@@ -69,6 +69,29 @@ def test_edits_leave_location_behind_and_keep_the_profile(tmp_path, argv):
         _clean(out)
 
 
+@pytest.mark.zoo
+def test_every_other_operation_on_a_photo_leaves_location_behind(tmp_path):
+    _located(tmp_path / "in.jpg")
+    mask = Image.new("L", (200, 160))
+    mask.paste(255, (50, 50, 120, 100))
+    mask.save(tmp_path / "mask.png")
+    photo, hole = str(tmp_path / "in.jpg"), str(tmp_path / "mask.png")
+    operations = {
+        "inpaint": ["edit", "inpaint", photo, "--mask", hole],
+        "anonymise": ["edit", "anonymise", photo],
+        "restore-faces": ["edit", "restore-faces", photo],
+        "protect": ["protect", photo, "--steps", "2"],
+        "attack": ["attack", "zoo:denoise", photo, "--steps", "2"],
+    }
+    for name, argv in operations.items():
+        out = tmp_path / f"{name}.png"
+        assert main([*argv, "-o", str(out)]) == 0, name
+        _clean(out)
+    # the forensic map is a picture of scores over the photo: none of its metadata either
+    assert main(["detect", photo, "-o", str(tmp_path / "map.png")]) == 0
+    _clean(tmp_path / "map.png", icc=None)
+
+
 def test_the_watermark_leaves_location_behind(tmp_path):
     _located(tmp_path / "in.jpg")
     assert main(["keys", "new", "watermark", "-o", str(tmp_path / "k.json")]) == 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pixelsmith.cli.keyfile import add_encrypt_option
+
 
 def _export(args: argparse.Namespace) -> int:
     from pixelsmith.deploy import check_onnx, export_onnx
@@ -57,6 +59,7 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--check", action="store_true", help="run it in ONNX Runtime and compare with PyTorch"
     )
+    add_encrypt_option(p)
     p.set_defaults(func=_export)
     b = verbs.add_parser("bench", help="measure a model's inference")
     bv = b.add_subparsers(dest="bench_verb", metavar="WHAT", required=True)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from pixelsmith.cli.keyfile import add_encrypt_option, use_encrypt_option
 from pixelsmith.errors import UserError, cli_warnings
 from pixelsmith.version import __version__
 
@@ -26,14 +27,6 @@ def _train(args: argparse.Namespace) -> int:
     from pixelsmith import config as cfglib
     from pixelsmith.train.config import build_config
     from pixelsmith.train.loop import run_config, train
-
-    if args.encrypt:
-        import os
-
-        from pixelsmith.utils import encryption
-
-        encryption.load_encryption_key(args.encrypt)  # refused here, before any run folder
-        os.environ[encryption.ENV] = os.path.abspath(args.encrypt)
 
     overrides = list(args.set or [])
     for flag, key in (
@@ -271,11 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--resume", metavar="RUN", help="continue a run folder from its newest checkpoint"
     )
-    t.add_argument(
-        "--encrypt",
-        metavar="KEYFILE",
-        help="write the run's checkpoints encrypted (AES-256-GCM) with this key, and read them "
-        "back with it (the same as PIXELSMITH_ENCRYPTION_KEY=KEYFILE); keep the key elsewhere",
+    add_encrypt_option(
+        t,
+        "write the run encrypted (AES-256-GCM: checkpoints, grids, stats, plots, report) with "
+        "this key, and read encrypted data and runs with it",
     )
     t.add_argument("--seed", type=int)
     t.add_argument(
@@ -336,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         signed="each file (created by the model, its sha256, the options, the mark)",
         formats="",
     )
+    add_encrypt_option(s)
     s.set_defaults(func=_sample)
 
     e = verbs.add_parser(
@@ -373,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print scores and cards as JSON")
     e.add_argument("--no-store", action="store_true", help="do not add scores to the manifest")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_encrypt_option(e)
     e.set_defaults(func=_eval)
 
     m = verbs.add_parser("metrics", help="PSNR, SSIM or MS-SSIM of two images or two folders")
@@ -401,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="KEY=VALUE", help="augment setting, e.g. rotate_p=1"
     )
     show.add_argument("--seed", type=int, default=0)
+    add_encrypt_option(show)
     show.set_defaults(func=_data_show)
 
     ed = verbs.add_parser("edit", help="edit images with a trained model")
@@ -453,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        use_encrypt_option(args)
         with cli_warnings():
             return args.func(args)
     except UserError as e:

@@ -41,6 +41,17 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_copy(args: argparse.Namespace) -> int:
+    from pixelsmith.utils import encryption
+
+    key = encryption.load_encryption_key(args.key)
+    encrypting = args.keys_verb == "encrypt"
+    done = encryption.copy_tree(args.input, args.out, key, encrypting=encrypting)
+    what = "encrypted" if encrypting else "decrypted"
+    print(f"{what} {len(done)} file(s) from {args.input} into {args.out} (key {key.key_id})")
+    return 0
+
+
 def _embed(args: argparse.Namespace) -> int:
     from pixelsmith.jobs.files import stderr
     from pixelsmith.jobs.watermark import mark_files
@@ -98,6 +109,17 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     rot.add_argument("--old", required=True, metavar="KEYFILE", help="the key it is encrypted with")
     rot.add_argument("--new", required=True, metavar="KEYFILE", help="the key to encrypt it with")
     rot.set_defaults(func=_keys_rotate)
+
+    for verb, about in (
+        ("encrypt", "encrypted copies of a file or a folder (a data set: pixelsmith reads it "
+         "with the key, never decrypting to disk)"),
+        ("decrypt", "plain copies of an encrypted file or folder (a run's grid, a data set)"),
+    ):  # fmt: skip
+        cp = kv.add_parser(verb, help=about, description=about)
+        cp.add_argument("input", metavar="IN")
+        cp.add_argument("-o", "--out", required=True, metavar="OUT")
+        cp.add_argument("--key", required=True, metavar="KEYFILE")
+        cp.set_defaults(func=_keys_copy)
 
     mark = verbs.add_parser("mark", help="invisible watermarks: embed and detect")
     mv = mark.add_subparsers(dest="mark_verb", metavar="ACTION", required=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from pixelsmith.cli.keyfile import add_encrypt_option
 from pixelsmith.errors import UserError
 
 
@@ -135,4 +136,5 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     g.add_argument("--cert", metavar="CHAIN.pem", help="sign with your own certificate chain")
     g.add_argument("--key", metavar="KEY.pem", help="the key of --cert")
     g.add_argument("--no-credentials", action="store_true", help="return images without a manifest")
+    add_encrypt_option(p)
     p.set_defaults(func=_serve)

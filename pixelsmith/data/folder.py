@@ -81,6 +81,8 @@ def _try_decode(path: Path, size: tuple[int, int] | None) -> tuple[np.ndarray, b
         return decode_image(path, size)
     except ImageReadError as e:
         return e.reason
+    except UserError:  # an encrypted file without its key, or changed since: never skipped
+        raise
     except Exception as e:  # resizing an odd image failed: still reported per file, never raised
         return " ".join(f"cannot be resized ({type(e).__name__}: {e})".split())[:200]
 

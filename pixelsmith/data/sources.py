@@ -53,6 +53,7 @@ from pixelsmith.data.patches import crop_patches, files_key
 from pixelsmith.data.shapes import DEFAULT_COUNTS, SHAPE_CLASSES, generate_shapes
 from pixelsmith.errors import UserError
 from pixelsmith.imageio import ImageReadError, probe_image
+from pixelsmith.utils.encryption import any_encrypted
 
 SOURCES: tuple[str, ...] = ("fashion-mnist", "mnist", "shapes", "photos", "lfw-faces")
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -102,6 +103,8 @@ class ImageSet:
     note: str = ""
     # With `domains`: the source's class ids that make up each class (domain A, domain B).
     domain_classes: list[list[int]] | None = None
+    # Read from encrypted files (pixelsmith keys encrypt): nothing derived from them is cached.
+    encrypted: bool = False
 
     def __len__(self) -> int:
         """Number of images."""
@@ -124,6 +127,7 @@ class _Raw:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     files: list[Path] | None = None
     domain_classes: list[list[int]] | None = None
+    encrypted: bool = False
 
 
 # ---------------------------------------------------------------- argument checks
@@ -571,13 +575,17 @@ def _load_patches(
     """`n` random patches of the photos (cached: decoding 5K wallpapers takes a while)."""
     tag = f"patches-{files_key(paths, n, size, seed, channels)}"
     target = cache_dir() / f"{tag}.npy"
+    secret = any_encrypted(paths)
     try:
+        if secret:  # patches of encrypted images are never cached in the clear
+            raise OSError
         arr = np.load(target, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         arr = crop_patches(paths, n, size, seed=seed, channels=channels)
-        _write_cache(target, arr)
+        if not secret:
+            _write_cache(target, arr)
     note = f"{n:,} random {size}x{size} patches (seed {seed}) of {len(paths)} {note}"
-    return _Raw(arr, None, [], name, note)
+    return _Raw(arr, None, [], name, note, encrypted=secret)
 
 
 def _load_folder_patches(
@@ -806,4 +814,5 @@ def load_images(
         raw.skipped,
         raw.note,
         raw.domain_classes,
+        raw.encrypted or (raw.files is not None and any_encrypted(raw.files)),
     )

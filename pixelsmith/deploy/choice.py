@@ -30,8 +30,8 @@ import pixelsmith
 from pixelsmith.data.sources import cache_dir
 from pixelsmith.deploy import backends as ladder
 from pixelsmith.errors import UserError
-from pixelsmith.imageio import atomic_write_bytes
 from pixelsmith.models.base import Family
+from pixelsmith.utils.files import atomic_write_bytes
 
 Say = Callable[[str], None]
 CACHE_FILE = "backends.json"

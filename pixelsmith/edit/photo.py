@@ -33,7 +33,8 @@ from PIL import Image
 from torch import Tensor
 
 from pixelsmith.errors import UserError, warn
-from pixelsmith.imageio import atomic_write_bytes, read_image, read_image_bytes
+from pixelsmith.imageio import read_image, read_image_bytes
+from pixelsmith.utils.files import atomic_write_bytes
 
 SIXTEEN = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _FORMATS = {

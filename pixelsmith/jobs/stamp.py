@@ -33,7 +33,6 @@ from torch import Tensor
 
 from pixelsmith.edit.photo import Photo, encode_photo, read_photo, read_photo_bytes
 from pixelsmith.errors import UserError
-from pixelsmith.imageio import atomic_write_bytes
 from pixelsmith.models.base import Family
 from pixelsmith.provenance.credentials import (
     Claim,
@@ -53,6 +52,7 @@ from pixelsmith.provenance.credentials_signer import (
 )
 from pixelsmith.provenance.keys import WatermarkKey, load_key, new_key, parse_message, save_key
 from pixelsmith.provenance.watermark import MIN_DETECT_SIDE, MIN_EMBED_SIDE, detect, embed
+from pixelsmith.utils.files import atomic_write_bytes
 
 IMAGE_ID_BYTES = 4
 SERVICE_KEY = "service-watermark.json"  # in the credentials directory

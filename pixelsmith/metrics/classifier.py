@@ -189,7 +189,7 @@ def save_classifier(net: SmallCNN, record: dict[str, Any], path: str | Path) -> 
     """Write weights and record as safetensors; returns the file's sha256."""
     from safetensors.torch import save as st_save
 
-    from pixelsmith.imageio import atomic_write_bytes
+    from pixelsmith.utils.files import atomic_write_bytes
 
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     blob = st_save(state, metadata={"pixelsmith.classifier": json.dumps(record, sort_keys=True)})

@@ -193,7 +193,7 @@ def reference_stats(
         seed=0,
     ).key("version")
     path = cache_dir() / "refstats" / f"{key}.safetensors"
-    if path.exists():
+    if path.exists() and not ref.encrypted:
         from safetensors.torch import load_file
 
         t = load_file(str(path))
@@ -202,6 +202,8 @@ def reference_stats(
     col = _Collector(["kid"], keep_logits=False)
     _run(net, _ref_batches(ref.images), col, len(ref), f"reference {info['reference']}", log)
     feats = col.features()
+    if ref.encrypted:  # features of encrypted images are never cached in the clear
+        return col.stats, feats, info
     try:
         from safetensors.torch import save_file
 
@@ -361,7 +363,7 @@ def data_scores(
 
 def store_scores(run_dir: Path, scores: Sequence[Score], step: int | None = None) -> Path:
     """Add scores to the run's manifest.json, replacing older scores with the same card."""
-    from pixelsmith.imageio import atomic_write_bytes
+    from pixelsmith.utils.files import atomic_write_bytes
 
     path = run_dir / "manifest.json"
     man = json.loads(path.read_text()) if path.exists() else {}

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from pixelsmith.errors import UserError
-from pixelsmith.imageio import atomic_write_bytes
 from pixelsmith.provenance.credentials_signer import (
     CA_CERT,
     CredentialSigner,
@@ -44,6 +43,7 @@ from pixelsmith.provenance.credentials_signer import (
     require_c2pa,
     trust_anchors,
 )
+from pixelsmith.utils.files import atomic_write_bytes
 from pixelsmith.version import __version__
 
 __all__ = [

@@ -27,7 +27,7 @@ from pixelsmith import config as cfglib
 from pixelsmith.data.augment import Augment
 from pixelsmith.data.sources import ImageSet, load_images
 from pixelsmith.errors import UserError, warn
-from pixelsmith.imageio import save_image, view_scale
+from pixelsmith.imageio import png_bytes, view_scale
 from pixelsmith.metrics.cards import privacy_line
 from pixelsmith.models import family_class
 from pixelsmith.models.base import Batch, Family, StepContext
@@ -124,13 +124,13 @@ class Trainer:
         self.progress = Progress(enabled=progress and self.dist.is_main)
         self._stop_signal: str | None = None
         if resume is not None:
-            self.folder = RunFolder(resume)
+            self.folder = RunFolder(resume, encryption.active_key())
             self.restore(ckf.resolve_checkpoint(self.folder.path))
         else:
             name = None
             if self.dist.is_main:
                 name = str(new_run_dir(out_root, cfg.preset, cfg.data.source))
-            self.folder = RunFolder(self.dist.broadcast(name))
+            self.folder = RunFolder(self.dist.broadcast(name), encryption.active_key())
         self.run_dir = self.folder.path
         if self.dist.is_main:
             self.folder.prepare(cfg)
@@ -425,7 +425,8 @@ class Trainer:
             images = self.family.sample(tc.grid_size, seed=tc.grid_seed)
             nrow = self.family.classes or None
         scale = view_scale(*images.shape[-2:])
-        return save_image(images, self.folder.grids / name, nrow=nrow, scale=scale)
+        png = png_bytes(images, nrow=nrow, scale=scale)
+        return encryption.write_file(self.folder.grids / name, png, self.folder.key)
 
     def manifest(self) -> dict[str, Any]:
         """What a checkpoint says about itself (the public part of its manifest)."""
@@ -468,7 +469,7 @@ class Trainer:
             self.folder.checkpoints / f"ckpt-{self.state.step:06d}.safetensors",
             tensors,
             man,
-            key=encryption.active_key(),
+            key=self.folder.key,
         )
         ckf.prune(self.folder.checkpoints, self.cfg.train.keep)
         self.folder.write_manifest({**self.manifest(), "checkpoint": str(path)})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from pixelsmith.imageio import atomic_write_bytes
+from pixelsmith.utils.encryption import EncryptionKey, write_file
 
 COLOURS = [
     (31, 119, 180),
@@ -27,8 +27,10 @@ def plot_curves(
     path: str | Path,
     title: str = "",
     size: tuple[int, int] = (800, 450),
+    key: EncryptionKey | None = None,
 ) -> Path:
-    """Draw named (x, y) series on shared axes with a legend and save a PNG atomically."""
+    """Draw named (x, y) series on shared axes with a legend and save a PNG atomically
+    (encrypted with `key` when given)."""
     w, h = size
     left, right, top, bottom = 70, 20, 30, 40
     im = Image.new("RGB", size, "white")
@@ -69,5 +71,4 @@ def plot_curves(
     dr.text((w // 2 - 10, h - 18), "step", fill="black")
     buf = io.BytesIO()
     im.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
+    return write_file(path, buf.getvalue(), key)

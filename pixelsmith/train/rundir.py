@@ -1,6 +1,12 @@
 """Run folders and what a run writes into them: runs/00003-dcgan-fashion-mnist/ holding
 config.yaml, stats.jsonl, losses.png (and eval.png), grids/, checkpoints/, manifest.json and
-report.md. Every file is written atomically; scores added by evaluations stay in the manifest."""
+report.md. Every file is written atomically; scores added by evaluations stay in the manifest.
+
+An encrypted run (a key: `train --encrypt`) encrypts everything made of its data and weights:
+checkpoints, grids, stats.jsonl, the plots and report.md, each as a whole file (stats.jsonl is
+re-encrypted whole at each record, so a dropped record is refused like a changed one).
+config.yaml and manifest.json stay readable: they hold settings, counters and scores, so that
+a run can be listed and compared without its key."""
 
 from __future__ import annotations
 
@@ -14,8 +20,9 @@ from typing import Any
 import yaml
 
 from pixelsmith import config as cfglib
-from pixelsmith.imageio import atomic_write_bytes
 from pixelsmith.train.plot import plot_curves
+from pixelsmith.utils.encryption import EncryptionKey, read_file, write_file
+from pixelsmith.utils.files import atomic_write_bytes
 
 _NUMBERED = re.compile(r"^(\d{5})-")
 # stats.jsonl fields that are not curves to plot.
@@ -46,8 +53,8 @@ def new_run_dir(root: str | Path, preset: str, data: str) -> Path:
 class RunFolder:
     """The files of one run folder."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, key: EncryptionKey | None = None):
+        self.path, self.key = Path(path), key
         self.checkpoints = self.path / "checkpoints"
         self.grids = self.path / "grids"
         self.stats = self.path / "stats.jsonl"
@@ -64,21 +71,27 @@ class RunFolder:
 
     def append_stats(self, record: dict[str, Any]) -> None:
         """Add one record to stats.jsonl."""
-        with open(self.stats, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        line = json.dumps(record) + "\n"
+        if self.key is None:
+            with open(self.stats, "a") as f:
+                f.write(line)
+            return
+        old = read_file(self.stats) if self.stats.exists() else b""
+        write_file(self.stats, old + line.encode(), self.key)
 
     def read_stats(self) -> list[dict[str, Any]]:
         """Every record of stats.jsonl, oldest first."""
         if not self.stats.exists():
             return []
-        return [json.loads(ln) for ln in self.stats.read_text().splitlines() if ln.strip()]
+        text = read_file(self.stats).decode()
+        return [json.loads(ln) for ln in text.splitlines() if ln.strip()]
 
     def drop_stats_after(self, step: int) -> None:
         """Forget records logged after `step` (a resume from an older checkpoint)."""
         if not self.stats.exists():
             return
         keep = [json.dumps(r) for r in self.read_stats() if r["step"] <= step]
-        atomic_write_bytes(self.stats, ("\n".join(keep) + "\n" if keep else "").encode())
+        write_file(self.stats, ("\n".join(keep) + "\n" if keep else "").encode(), self.key)
 
     def plot(self, title: str) -> None:
         """losses.png from the logged losses, and eval.png once there are two evaluations."""
@@ -86,10 +99,10 @@ class RunFolder:
         keys = list(dict.fromkeys(k for r in stats for k in r if k not in _NOT_CURVES))
         losses = [k for k in keys if not k.startswith("eval/")]
         series = {k: [(r["step"], r[k]) for r in stats if k in r] for k in losses}
-        plot_curves(series, self.path / "losses.png", title=f"{title} losses")
+        plot_curves(series, self.path / "losses.png", f"{title} losses", key=self.key)
         evals = {k: [(r["step"], r[k]) for r in stats if k in r] for k in keys if k not in losses}
         if any(len(v) > 1 for v in evals.values()):
-            plot_curves(evals, self.path / "eval.png", title=f"{title} scores")
+            plot_curves(evals, self.path / "eval.png", f"{title} scores", key=self.key)
 
     # ---- manifest.json and report.md ------------------------------------------------------
 
@@ -113,4 +126,4 @@ class RunFolder:
             "![losses](losses.png)",
             "",
         ]
-        atomic_write_bytes(self.path / "report.md", "\n".join(body).encode())
+        write_file(self.path / "report.md", "\n".join(body).encode(), self.key)

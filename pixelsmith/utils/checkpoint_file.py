@@ -17,8 +17,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from pixelsmith.errors import UserError
-from pixelsmith.imageio import atomic_write_bytes
 from pixelsmith.utils import encryption
+from pixelsmith.utils.files import atomic_write_bytes
 
 FORMAT = "pixelsmith-checkpoint/1"
 PATTERN = re.compile(r"^ckpt-(\d+)\.safetensors$")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixelsmith.errors import UserError
-from pixelsmith.utils.files import write_private
+from pixelsmith.utils.files import atomic_write_bytes, write_private
 
 MAGIC = b"PXSENC1\n"
 KIND = "pixelsmith-encryption-key"
@@ -130,22 +130,71 @@ def decrypt(data: bytes, what: str | Path, key: EncryptionKey | None = None) -> 
         ) from None
 
 
+def write_file(path: str | Path, data: bytes, key: EncryptionKey | None) -> Path:
+    """Write `data` atomically, encrypted with `key` when one is given."""
+    atomic_write_bytes(path, encrypt(data, key) if key is not None else data)
+    return Path(path)
+
+
+def read_file(path: str | Path) -> bytes:
+    """A file's bytes, decrypted in memory with the active key when it is encrypted."""
+    data = Path(path).read_bytes()
+    return decrypt(data, path) if is_encrypted(data) else data
+
+
+def _files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise UserError(f"{path} does not exist")
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def _encrypted_on_disk(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def any_encrypted(paths: list[Path]) -> bool:
+    """Whether any of the files is encrypted (only their first bytes are read)."""
+    return any(_encrypted_on_disk(Path(p)) for p in paths)
+
+
+def copy_tree(src: str | Path, dst: str | Path, key: EncryptionKey, encrypting: bool) -> list[Path]:
+    """Encrypt (or decrypt) the file `src`, or every file under the folder `src`, into `dst`
+    under the same relative names, one file in memory at a time. Files already in the wanted
+    state are copied as they are; when decrypting, a file that fails authentication stops the
+    work before anything is written."""
+    src, dst = Path(src), Path(dst)
+    files = _files(src)
+    if src.is_dir() and dst.resolve().is_relative_to(src.resolve()):
+        raise UserError(f"{dst} lies inside {src}; write the copy somewhere else")
+    if not encrypting:  # check every file first: a damaged one stops the work before any write
+        for f in files:
+            data = f.read_bytes()
+            if is_encrypted(data):
+                decrypt(data, f, key)
+    done = []
+    for f in files:
+        data = f.read_bytes()
+        if encrypting and not is_encrypted(data):
+            data = encrypt(data, key)
+        elif not encrypting and is_encrypted(data):
+            data = decrypt(data, f, key)
+        target = dst if src.is_file() else dst / f.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        done.append(write_file(target, data, None))
+    return done
+
+
 def rotate(path: str | Path, old: EncryptionKey, new: EncryptionKey) -> list[Path]:
     """Re-encrypt every file under `path` (or the file itself) written with `old` under `new`,
     each replaced atomically after it decrypted; files not encrypted are left alone. Returns the
     files rotated; a file encrypted with any other key stops the work before any is written."""
-    from pixelsmith.imageio import atomic_write_bytes
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path} does not exist")
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    plain: dict[Path, bytes] = {}
-    for f in files:
-        with open(f, "rb") as fh:
-            if fh.read(len(MAGIC)) != MAGIC:
-                continue
-        plain[f] = decrypt(f.read_bytes(), f, old)
+    plain = {
+        f: decrypt(f.read_bytes(), f, old) for f in _files(Path(path)) if _encrypted_on_disk(f)
+    }
     for f, data in plain.items():
-        atomic_write_bytes(f, encrypt(data, new))
+        write_file(f, data, new)
     return list(plain)

@@ -44,3 +44,18 @@ def write_private(path: str | os.PathLike, text: str, force: bool = False) -> Pa
         f.write(text)
     os.chmod(path, 0o600)
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes to a temporary file, fsync it, then rename it over `path`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

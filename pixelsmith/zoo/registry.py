@@ -28,10 +28,9 @@ from typing import Any
 import torch
 
 from pixelsmith.errors import UserError, warn
-from pixelsmith.imageio import atomic_write_bytes
 from pixelsmith.models import family_class, resolve_preset
 from pixelsmith.utils import checkpoint_file as ckf
-from pixelsmith.utils.files import sha256_file
+from pixelsmith.utils.files import atomic_write_bytes, sha256_file
 
 FORMAT = "pixelsmith-zoo/1"
 PREFIX = "zoo:"

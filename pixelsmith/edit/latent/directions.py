@@ -283,7 +283,7 @@ def _load_cached(path: Path) -> list[Direction] | None:
 def _store(path: Path, directions: list[Direction]) -> None:
     from safetensors.torch import save
 
-    from pixelsmith.imageio import atomic_write_bytes
+    from pixelsmith.utils.files import atomic_write_bytes
 
     meta = [
         {"scale": d.scale, "space": d.space, "method": d.method, "name": d.name, "info": d.info}

@@ -204,7 +204,7 @@ def save_encoder(enc: Encoder, path: str | Path) -> Path:
     """Write an encoder as safetensors with its JSON config in the header (atomically)."""
     from safetensors.torch import save
 
-    from pixelsmith.imageio import atomic_write_bytes
+    from pixelsmith.utils.files import atomic_write_bytes
 
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in enc.state_dict().items()}

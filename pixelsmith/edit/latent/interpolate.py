@@ -15,7 +15,8 @@ from torch import Tensor
 
 from pixelsmith.edit.latent.space import LatentSpace
 from pixelsmith.errors import UserError
-from pixelsmith.imageio import atomic_write_bytes, make_grid, to_pil
+from pixelsmith.imageio import make_grid, to_pil
+from pixelsmith.utils.files import atomic_write_bytes
 
 ANIMATION_SUFFIXES = {".webp": "WEBP", ".gif": "GIF"}
 # Below this sine of the angle the two vectors are (anti)parallel and slerp's weights are 0 / 0.

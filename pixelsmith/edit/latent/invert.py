@@ -503,7 +503,7 @@ def save_code(
     """Write codes (N, *shape) and their metadata as one safetensors file (see the module doc)."""
     from safetensors.torch import save
 
-    from pixelsmith.imageio import atomic_write_bytes
+    from pixelsmith.utils.files import atomic_write_bytes
 
     codes = space.check(codes).detach().cpu().contiguous()
     tensors = {"codes": codes}
