@@ -109,12 +109,15 @@ def compare(a: Score, b: Score) -> float:
 
 def privacy_line(record: dict[str, Any]) -> str:
     """A private run's budget (train/privacy.py's record) in one line, as cards carry it:
-    'DP-SGD epsilon=3 delta=1e-05 (rdp, noise 1.93, clip 0.1, 1172 steps at rate
-    0.0341)'."""
+    'DP-SGD epsilon=3 delta=1e-05 (rdp, noise 1.93, clip 0.1, 1172 steps at rate 0.0341)', or
+    for a release 'DP release epsilon=10 delta=1e-05 (rdp, noise 0.53, sensitivity 1.41, once)'."""
     eps = record["epsilon"]
     eps_s = eps if isinstance(eps, str) else f"{eps:.3g}"
+    head = f"epsilon={eps_s} delta={record['delta']:g} ({record['accountant']}, noise "
+    head += f"{record['noise_multiplier']:.3g}"
+    if "sensitivity" in record:
+        return f"DP release {head}, sensitivity {record['sensitivity']:.3g}, once)"
     return (
-        f"DP-SGD epsilon={eps_s} delta={record['delta']:g} ({record['accountant']}, noise "
-        f"{record['noise_multiplier']:.3g}, clip {record['max_grad_norm']:g}, "
+        f"DP-SGD {head}, clip {record['max_grad_norm']:g}, "
         f"{record['steps']} steps at rate {record['sample_rate']:.3g})"
     )

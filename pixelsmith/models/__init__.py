@@ -22,6 +22,7 @@ FAMILIES: dict[str, str] = {
     "restore": "pixelsmith.models.restore:Restore",
     "distill": "pixelsmith.models.distill:Distill",
     "classifier": "pixelsmith.models.classifier:Classifier",
+    "merf": "pixelsmith.models.merf:MERF",
 }
 _REGISTERED: dict[str, type[Family]] = {}
 

@@ -77,6 +77,9 @@ class Abilities:
     # Scores real images with the discriminator it trained against (`discriminate`): the
     # white-box membership attack applies.
     discriminates: bool = False
+    # Learns from one release of a statistic of the data, made by the engine before the first
+    # step (`release`), not from batches; a private run adds the noise of its budget to it.
+    releases: bool = False
 
 
 @dataclass(frozen=True)
@@ -467,6 +470,17 @@ class Family(ABC):
         """The discriminator's score (N,) of images in [0, 1]: higher is "more real" (families
         that discriminate)."""
         raise UserError(f"the {self.name} family has no discriminator to score images with")
+
+    def release(
+        self,
+        images: Tensor,
+        labels: Tensor | None,
+        noise_multiplier: float,
+        normal: Callable[[torch.Size], Tensor] | None,
+    ) -> None:
+        """Keep the statistic of the training images the family learns from (abilities.releases),
+        with Gaussian noise of `noise_multiplier` times its sensitivity drawn by `normal`."""
+        raise UserError(f"the {self.name} family learns from batches, not from a release")
 
     def check_private(self) -> None:  # noqa: B027 - most families have nothing to refuse
         """Raise UserError on settings that DP-SGD cannot account for (families with

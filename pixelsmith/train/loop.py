@@ -38,7 +38,7 @@ from pixelsmith.train.config import RunConfig, config_from_dict
 from pixelsmith.train.distributed import Dist, init_distributed
 from pixelsmith.train.ema import ema_beta, update_ema
 from pixelsmith.train.hooks import default_hooks
-from pixelsmith.train.privacy import PrivateTraining
+from pixelsmith.train.privacy import PrivateRelease, PrivateTraining
 from pixelsmith.train.progress import Progress, fmt_duration
 from pixelsmith.train.rundir import RunFolder, new_run_dir
 from pixelsmith.train.transfer import describe_init
@@ -101,7 +101,10 @@ class Trainer:
         self.eval_plan = self._plan_evaluation()
         self.rng = BatchRandom(tc.seed + 1, self.dist.rank, self.dist.world, self.device)
         self.private = self._private_training() if cfg.privacy.enabled else None
-        if self.private is not None:
+        self.dp_sgd = isinstance(self.private, PrivateTraining)
+        if self.family.abilities.releases and resume is None:  # a resume has it in its checkpoint
+            self._release()
+        if self.dp_sgd:
             self.batches = PoissonBatches(
                 self.data.images, self.data.labels, tc.batch, tc.seed, self.device
             )
@@ -159,11 +162,24 @@ class Trainer:
             patches=d.patches,
         )
 
-    def _private_training(self) -> PrivateTraining:
-        """DP-SGD's hooks, optimisers and accountant, after refusing what breaks its accounting."""
+    def _release(self) -> None:
+        """The statistic a releasing family learns from, noised by the run's privacy if any."""
+        rel = self.private
+        noise, normal = (rel.noise, rel.normal) if isinstance(rel, PrivateRelease) else (0.0, None)
+        self.family.release(self.data.images, self.data.labels, noise, normal)
+        if isinstance(rel, PrivateRelease):
+            rel.spend()
+
+    def _private_training(self) -> PrivateTraining | PrivateRelease:
+        """DP-SGD's hooks, optimisers and accountant (or a releasing family's one release), after
+        refusing what breaks the accounting."""
         cfg, n = self.cfg, len(self.data)
+        releases = self.family.abilities.releases
         mixes = {
-            "data.balance": (cfg.data.balance, "balanced batches are not Poisson samples"),
+            "data.balance": (
+                cfg.data.balance and not releases,
+                "balanced batches are not Poisson samples",
+            ),
             "data.patches": (
                 cfg.data.patches,
                 "several crops of one image are several examples, so the guarantee would cover "
@@ -174,6 +190,8 @@ class Trainer:
         for what, (on, why) in mixes.items():
             if on:
                 raise UserError(f"private training (privacy.*) cannot run with {what}: {why}")
+        if releases:
+            return PrivateRelease(cfg.privacy, n, cfg.train.seed)
         rate = cfg.train.batch / n
         if self.family.private_examples > 1 and (1 - rate) ** n > 1e-12:
             # A step that draws no real image still scores the fixed count of fakes: the
@@ -245,8 +263,8 @@ class Trainer:
             self.state.step,
             self.next_batch,
             self.dist.sync_grads,
-            private_batch=self.cfg.train.batch if self.private else None,
-            **({"freeze": self.private.freeze} if self.private else {}),
+            private_batch=self.cfg.train.batch if self.dp_sgd else None,
+            **({"freeze": self.private.freeze} if self.dp_sgd else {}),
         )
         batch = self.next_batch()
         if len(batch.images):

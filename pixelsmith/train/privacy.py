@@ -164,13 +164,9 @@ class PrivateTraining:
         if not self.networks:
             raise UserError(
                 f"the {family.name} family has no private training; the families that have one "
-                "are classifier, gan (its discriminator) and vae"
+                "are classifier, gan (its discriminator), vae and merf (its release)"
             )
-        if cfg.delta > 1 / n:
-            raise UserError(
-                f"privacy.delta={cfg.delta:g} is above 1/n = 1/{n}: a mechanism that publishes "
-                f"one whole training image meets that delta; use at most {1 / (10 * n):.2g}"
-            )
+        _check_delta(cfg.delta, n)
         if cfg.epsilon is not None:
             if steps is None:
                 raise UserError(
@@ -310,6 +306,79 @@ class PrivateTraining:
         self.accountant.history = [tuple(h) for h in state["history"]]
         if self.cfg.seeded_noise and "generator" in state:
             self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+
+
+class PrivateRelease:
+    """The one Gaussian release of a family that learns from a statistic of the data
+    (abilities.releases: DP-MERF), counted by Opacus's accountant as one step at rate 1."""
+
+    def __init__(self, cfg: PrivacyConfig, n: int, seed: int) -> None:
+        opacus = _opacus()
+        self.cfg, self.n, self.version = cfg, n, opacus.__version__
+        _check_delta(cfg.delta, n)
+        if cfg.epsilon is not None:
+            self.noise = noise_for(cfg.epsilon, cfg.delta, 1.0, 1, cfg.accountant)
+        else:
+            self.noise = float(cfg.noise_multiplier)
+        self.accountant = _accountant(cfg.accountant)
+        self.generator = torch.Generator()
+        self.generator.manual_seed(seed * 7919 + 17 if cfg.seeded_noise else secrets.randbits(63))
+
+    def normal(self, shape: torch.Size) -> torch.Tensor:
+        """Standard normal noise, four draws per value unless seeded (as Opacus's secure mode)."""
+        from opacus.optimizers.optimizer import _generate_noise
+
+        ref = torch.zeros(shape)
+        return _generate_noise(1.0, ref, self.generator, secure_mode=not self.cfg.seeded_noise)
+
+    def spend(self) -> None:
+        """Count the release."""
+        self.accountant.step(noise_multiplier=self.noise, sample_rate=1.0)
+
+    def epsilon(self) -> float:
+        """The epsilon spent at the run's delta (inf without noise, 0 before the release)."""
+        if not self.accountant.history:
+            return 0.0
+        return math.inf if self.noise == 0 else float(self.accountant.get_epsilon(self.cfg.delta))
+
+    def record(self) -> dict[str, Any]:
+        """What the manifest, the report and the cards say about the run's privacy."""
+        eps = self.epsilon()
+        return {
+            "mechanism": "Gaussian mechanism on the data's mean embedding, released once "
+            f"(DP-MERF; Opacus {self.version} accountant); the generator never reads the data",
+            "epsilon": eps if math.isfinite(eps) else "inf",
+            "delta": self.cfg.delta,
+            "accountant": self.cfg.accountant,
+            "noise_multiplier": self.noise,
+            "sensitivity": math.sqrt(2.0),
+            "sample_rate": 1.0,
+            "steps": sum(s for _, _, s in self.accountant.history),
+            "target_epsilon": self.cfg.epsilon,
+            "noise": "seeded by the run's seed: NOT private against whoever knows it"
+            if self.cfg.seeded_noise
+            else "operating-system randomness",
+        }
+
+    def state(self) -> dict[str, Any]:
+        """The accountant's history and the noise, for a checkpoint."""
+        return {
+            "history": [list(h) for h in self.accountant.history],
+            "noise_multiplier": self.noise,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue a run: the release is in its checkpoint, spent once."""
+        self.noise = float(state["noise_multiplier"])
+        self.accountant.history = [tuple(h) for h in state["history"]]
+
+
+def _check_delta(delta: float, n: int) -> None:
+    if delta > 1 / n:
+        raise UserError(
+            f"privacy.delta={delta:g} is above 1/n = 1/{n}: a mechanism that publishes "
+            f"one whole training image meets that delta; use at most {1 / (10 * n):.2g}"
+        )
 
 
 def _optimizer_class() -> type:

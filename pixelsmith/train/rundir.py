@@ -4,7 +4,8 @@ report.md. Every file is written atomically; scores added by evaluations stay in
 
 An encrypted run (a key: `train --encrypt`) encrypts everything made of its data and weights:
 checkpoints, grids, stats.jsonl, the plots and report.md, each as a whole file (stats.jsonl is
-re-encrypted whole at each record, so a dropped record is refused like a changed one).
+re-encrypted whole when its records are written, so a dropped record is refused like a changed
+one).
 config.yaml and manifest.json stay readable: they hold settings, counters and scores, so that
 a run can be listed and compared without its key."""
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ from pixelsmith.utils.files import atomic_write_bytes
 _NUMBERED = re.compile(r"^(\d{5})-")
 # stats.jsonl fields that are not curves to plot.
 _NOT_CURVES = {"step", "kimg", "time_s", "img_per_s", "epoch", "eval_n"}
+# An encrypted run writes its stats records at least this often (and at every checkpoint).
+FLUSH_S = 30.0
 
 
 def slug(text: str) -> str:
@@ -55,6 +59,8 @@ class RunFolder:
 
     def __init__(self, path: str | Path, key: EncryptionKey | None = None):
         self.path, self.key = Path(path), key
+        self._pending: list[str] = []
+        self._flushed = time.monotonic()
         self.checkpoints = self.path / "checkpoints"
         self.grids = self.path / "grids"
         self.stats = self.path / "stats.jsonl"
@@ -70,17 +76,28 @@ class RunFolder:
     # ---- stats.jsonl ----------------------------------------------------------------------
 
     def append_stats(self, record: dict[str, Any]) -> None:
-        """Add one record to stats.jsonl."""
+        """Add one record to stats.jsonl (an encrypted run's are written at each checkpoint and
+        at least every FLUSH_S seconds: the file is re-encrypted whole, so not at every record)."""
         line = json.dumps(record) + "\n"
         if self.key is None:
             with open(self.stats, "a") as f:
                 f.write(line)
             return
-        old = read_file(self.stats) if self.stats.exists() else b""
-        write_file(self.stats, old + line.encode(), self.key)
+        self._pending.append(line)
+        if time.monotonic() - self._flushed > FLUSH_S:
+            self.flush_stats()
+
+    def flush_stats(self) -> None:
+        """Write an encrypted run's pending records."""
+        if self._pending:
+            old = read_file(self.stats) if self.stats.exists() else b""
+            write_file(self.stats, old + "".join(self._pending).encode(), self.key)
+            self._pending.clear()
+        self._flushed = time.monotonic()
 
     def read_stats(self) -> list[dict[str, Any]]:
         """Every record of stats.jsonl, oldest first."""
+        self.flush_stats()
         if not self.stats.exists():
             return []
         text = read_file(self.stats).decode()

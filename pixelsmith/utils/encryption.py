@@ -5,8 +5,11 @@ the ciphertext with its 16-byte tag; the magic and the key id are authenticated 
 changed byte anywhere is refused. Nothing is ever decrypted to disk: `decrypt` returns bytes.
 
 The key that reads (and, for training runs, writes) encrypted files is the one the environment
-variable `PIXELSMITH_ENCRYPTION_KEY` names (a key file's path); `pixelsmith train --encrypt KEY`
-sets it for its run. The key file is never written beside the data it protects: keep it apart.
+variable `PIXELSMITH_ENCRYPTION_KEY` names (a key file's path); `--encrypt KEYFILE` sets it for
+one command (train, sample, eval, export, serve, data show). What reads encrypted files: the
+checkpoint loader, a run's stats, and pixelsmith's one image reader, so a data set made by
+`pixelsmith keys encrypt` trains, evaluates and edits like a plain folder. The key file is never
+written beside the data it protects: keep it apart.
 AES-GCM comes from `cryptography` (the `privacy` extra), imported only when a file is encrypted.
 """
 
