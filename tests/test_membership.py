@@ -4,6 +4,7 @@ independent one not, and `pixelsmith privacy audit` on the shipped models."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -140,3 +141,32 @@ def test_the_discriminator_score_catches_a_discriminator_that_memorised_its_imag
         opt.step()
     after = mi.membership_report(gan.discriminate(members), gan.discriminate(fresh))["auc"]
     assert 0.3 < before < 0.7 and after > 0.9, (before, after)
+
+
+@pytest.mark.slow
+def test_the_audit_verb_runs_lira_with_shadows_trained_by_the_targets_recipe(tmp_path, capsys):
+    """A memoriser is caught by LiRA from the CLI; a model trained for one step is not."""
+    from pixelsmith.cli.main import main
+    from pixelsmith.train.config import build_config
+    from pixelsmith.train.loop import train
+
+    aucs = {}
+    for name, steps in (("memoriser", 120), ("untrained", 1)):
+        overrides = ["data.source=shapes", "data.limit=40", "train.batch=10",
+                     f"train.steps={steps}", "model.dropout=0", "model.weight_decay=0",
+                     "train.threads=1", "train.eval_at_end=false"]  # fmt: skip
+        run = train(
+            build_config("classifier", overrides=overrides), tmp_path / name, progress=False
+        )
+        capsys.readouterr()
+        argv = ["privacy", "audit", str(run), "--members", "shapes:train", "--non-members",
+                "shapes:test", "--n", "40", "--lira", "4", "--json"]  # fmt: skip
+        assert main(argv) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert "4 shadows: the target's recipe (classifier)" in report["lira"]["attack"]
+        aucs[name] = report["lira"]["auc"]
+    assert aucs["memoriser"] > 0.9 and aucs["untrained"] < 0.8, aucs
+    bare = ["privacy", "audit", "fmnist", "--members", "fashion-mnist:train", "--non-members",
+            "fashion-mnist:test", "--n", "20", "--lira", "2"]  # fmt: skip
+    assert main(bare) == 2
+    assert "not a bare network" in capsys.readouterr().err

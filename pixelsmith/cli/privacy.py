@@ -9,8 +9,15 @@ import json
 def _audit(args: argparse.Namespace) -> int:
     from pixelsmith.jobs.privacy import audit
 
+    shadows = None
+    if args.lira:
+        from functools import partial
+
+        from pixelsmith.train.shadows import stderr, train_shadows
+
+        shadows = partial(train_shadows, log=None if args.json else stderr)
     r = audit(args.model, args.members, args.non_members, n=args.n, samples=args.samples,
-              seed=args.seed)  # fmt: skip
+              seed=args.seed, lira=args.lira, train_shadows=shadows)  # fmt: skip
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -21,6 +28,9 @@ def _audit(args: argparse.Namespace) -> int:
     print(f"  attack: {c['attack']}; members {c['members']}; non-members {c['non_members']}")
     if "discriminator" in r:
         d = r["discriminator"]
+        print(f"  {d['attack']}: AUC {d['auc']:.3f}, TPR {d['tpr_at_1pct_fpr']:.3f} at 1% FPR")
+    if "lira" in r:
+        d = r["lira"]
         print(f"  {d['attack']}: AUC {d['auc']:.3f}, TPR {d['tpr_at_1pct_fpr']:.3f} at 1% FPR")
     if "privacy" in c:
         print(f"  trained privately: {c['privacy']}")
@@ -55,9 +65,9 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     a = pv.add_parser(
         "audit",
         help="can an attacker tell the images a model trained on from others?",
-        description="Membership inference: the loss-threshold attack on a classifier, the "
-        "distance to the closest generated sample on a generator. Reports ROC AUC, the true-"
-        "positive rate at 1%% and 0.1%% false positives, and the best advantage.",
+        description="Membership inference: the loss-threshold attack (and with --lira, LiRA) on "
+        "a classifier, the distance to the closest generated sample on a generator. Reports ROC "
+        "AUC, the true-positive rate at 1%% and 0.1%% false positives, and the best advantage.",
     )
     a.add_argument("model", metavar="MODEL", help="a classifier or generator: run, checkpoint, "
                    "zoo:NAME, fmnist or mnist")  # fmt: skip
@@ -69,6 +79,10 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     a.add_argument("--samples", type=int, default=10000,
                    help="a generator's samples to search (default 10000)")  # fmt: skip
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--lira", type=int, default=0, metavar="SHADOWS",
+                   help="also LiRA on a classifier: train this many shadow models (even, e.g. "
+                   "4) by its recipe on halves of the members and non-members; each costs about "
+                   "one training run on 2n images")  # fmt: skip
     a.add_argument("--json", action="store_true", help="print the report and card as JSON")
     a.set_defaults(func=_audit)
     b = pv.add_parser(

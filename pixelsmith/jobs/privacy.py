@@ -4,6 +4,7 @@ sample), with a card of what was measured (`pixelsmith.metrics.membership`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -32,12 +33,21 @@ def _family(model: str) -> Family | None:
 
 
 def audit(
-    model: str, members: str, non_members: str, n: int = 2000, samples: int = 10000, seed: int = 0
+    model: str,
+    members: str,
+    non_members: str,
+    n: int = 2000,
+    samples: int = 10000,
+    seed: int = 0,
+    lira: int = 0,
+    train_shadows: Callable[..., tuple[torch.Tensor, torch.Tensor, str]] | None = None,
 ) -> dict[str, Any]:
-    """Membership inference of `n` member and `n` non-member images against `model`."""
+    """Membership inference of `n` member and `n` non-member images against `model`; with
+    `lira` shadows (a classifier with a recipe), also LiRA, its shadows made by
+    `train_shadows(recipe, images, labels, lira, seed)` (`pixelsmith.train.shadows`)."""
     if n < 10 or samples < 1:
         raise UserError(f"--n must be at least 10 and --samples at least 1, got {n} and {samples}")
-    white = None
+    white = lira_report = None
     fam = _family(model)
     # a classifier by what its family can do, not by its name
     if fam is None or fam.abilities.classifies:
@@ -52,6 +62,10 @@ def audit(
             membership.loss_scores(clf, ns.as_float(), ns.labels),
         )
         attack, name = "loss threshold (Yeom et al. 2018)", f"{clf.name} ({clf.sha256[:12]})"
+        if lira:
+            lira_report = _lira(fam, clf, ms, ns, lira, seed, train_shadows)
+    elif lira:
+        raise UserError("LiRA (--lira) audits classifiers; a generator gets the sample distance")
     else:
         gen = fam
         if not gen.abilities.generates:
@@ -82,9 +96,35 @@ def audit(
             "non_members": f"{ns.name}:{ns.split}, first {len(ns.images)}"}  # fmt: skip
     if white is not None:
         report["discriminator"] = white
+    if lira_report is not None:
+        report["lira"] = lira_report
     record = fam.manifest.get("privacy") if fam is not None else None
     if record:  # an audit of a private model never reads as one of a plain model
         from pixelsmith.metrics.cards import privacy_line
 
         card["privacy"] = privacy_line(record)
     return {**report, "card": card}
+
+
+def _lira(
+    fam: Family | None,
+    clf: torch.nn.Module,
+    ms: ImageSet,
+    ns: ImageSet,
+    shadows: int,
+    seed: int,
+    train_shadows: Callable[..., tuple[torch.Tensor, torch.Tensor, str]] | None,
+) -> dict[str, Any]:
+    """Online LiRA over the members and non-members, with shadows trained by the model's recipe."""
+    if fam is None or "config" not in fam.manifest or train_shadows is None:
+        raise UserError(
+            "LiRA trains shadow models by the target's recipe: audit a classifier run or a zoo "
+            "classifier, not a bare network"
+        )
+    x = torch.cat([ms.as_float(), ns.as_float()])
+    y = torch.cat([ms.labels, ns.labels])
+    stats, inside, note = train_shadows(fam.manifest["config"], x, y, shadows, seed)
+    scores = membership.lira_scores(membership.logit_confidence(clf, x, y), stats, inside)
+    rep = membership.membership_report(scores[: len(ms)], scores[len(ms) :])
+    rep["attack"] = f"LiRA (Carlini et al. 2022, online, {shadows} shadows: {note})"
+    return rep

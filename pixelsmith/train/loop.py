@@ -72,7 +72,9 @@ class Trainer:
         resume: str | Path | None = None,
         command: str | None = None,
         progress: bool = True,
+        data: ImageSet | None = None,
     ):
+        """`data` trains on these images instead of loading cfg.data (LiRA's shadows)."""
         self.cfg = cfg
         tc = cfg.train
         self.dist: Dist = init_distributed(pick_device(tc.device))
@@ -83,7 +85,7 @@ class Trainer:
         for key, (value, why) in fam.REQUIRED_DATA.items():
             if getattr(cfg.data, key) != value:
                 raise UserError(f"{fam.name} needs data.{key}={str(value).lower()}: {why}")
-        self.data = self._load_data(fam)
+        self.data = data if data is not None else self._load_data(fam)
         torch.manual_seed(tc.seed), np.random.seed(tc.seed % 2**32), random.seed(tc.seed)
         shape = tuple(self.data.images.shape[1:])
         self.family: Family = fam(cfg.model, shape, len(self.data.classes))
