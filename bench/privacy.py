@@ -4,16 +4,21 @@ that catch an over-fitted model fail against a private one.
 1. Cost: the same classifier step (Papernot et al.'s tanh CNN, batch 2048) and the same
    discriminator step (the dcgan preset, batch 64), plain and private, interleaved in one run.
 2. Audit: one member set (the first --members Fashion-MNIST training images) and as many
-   non-members (the first test images) against three classifiers trained on the members alone:
+   non-members (the first test images) against four classifiers trained on the members alone:
    over-fitted (SmallCNN, no regularisation, many epochs), standard (SmallCNN, dropout and weight
-   decay, few epochs) and private (the tanh CNN, DP-SGD at --epsilon); then the shipped models,
-   trained on all 60,000 images: zoo:fmnist-robust (standard) and zoo:fmnist-dp (private).
-   The attacks are the loss threshold (Yeom et al. 2018) and, on the three trained here, LiRA
+   decay, few epochs) and two private ones (DP-SGD at --epsilon: the tanh CNN, and ScatterNet +
+   linear); then the shipped models, trained on all 60,000 images: zoo:fmnist-robust (standard)
+   and zoo:fmnist-dp (private).
+   The attacks are the loss threshold (Yeom et al. 2018) and, on the four trained here, LiRA
    (Carlini et al. 2022) with --shadows models trained by the same recipe on random halves of
    the members and non-members; each with its AUC and its true-positive rate at 1% false
    positives (Carlini et al.'s measure); chance is 0.5 and 0.01.
+3. Generators: membership of the first --generators MNIST training digits (against as many test
+   digits) in an over-fitted and a standard conditional GAN trained on them, and in a DP-MERF
+   generator at epsilon 10: the distance to the closest of 10,000 samples, and LOGAN on a GAN.
 
     python bench/privacy.py [--members 1000] [--epsilon 3] [--shadows 8] [--figure FILE]
+    python bench/privacy.py --only-generators        # part 3 alone, keeping the other results
 """
 
 from __future__ import annotations
@@ -125,7 +130,7 @@ def _train(
 
 def _recipes(members: int, epsilon: float) -> list[tuple[str, str, dict]]:
     """(name, description, _train's settings) of the classifiers trained on the member set."""
-    dp_cfg = ClassifierConfig(arch="tanh", optimizer="sgd", lr=4.0, dropout=0.0, weight_decay=0.0)
+    sgd = {"optimizer": "sgd", "dropout": 0.0, "weight_decay": 0.0}
     # seeded noise: the bench repeats (its record says what that costs a real release)
     pc = privacy.PrivacyConfig(epsilon=epsilon, delta=1e-5, max_grad_norm=0.1, seeded_noise=True)
     return [
@@ -133,8 +138,12 @@ def _recipes(members: int, epsilon: float) -> list[tuple[str, str, dict]]:
          {"cfg": ClassifierConfig(dropout=0.0, weight_decay=0.0), "epochs": 200, "batch": 100}),
         ("standard", "SmallCNN, dropout 0.3, weight decay, 10 epochs",
          {"cfg": ClassifierConfig(), "epochs": 10, "batch": 100}),
-        ("private", "tanh CNN, DP-SGD, 40 epochs",
-         {"cfg": dp_cfg, "epochs": 40, "batch": members // 4, "pc": pc}),
+        ("private CNN", "tanh CNN, DP-SGD, 40 epochs",
+         {"cfg": ClassifierConfig(arch="tanh", lr=4.0, **sgd), "epochs": 40,
+          "batch": members // 4, "pc": pc}),
+        ("private scatter", "ScatterNet + linear, DP-SGD, 40 epochs",
+         {"cfg": ClassifierConfig(arch="scatter", lr=4.0, **sgd), "epochs": 40,
+          "batch": members // 4, "pc": pc}),
     ]  # fmt: skip
 
 
@@ -198,7 +207,7 @@ def audit(members: int, epsilon: float, shadows: int) -> list[dict]:
     from pixelsmith.generate import load_model
 
     for name, note in (("fmnist-robust", "zoo: SmallCNN, PGD training, 60k images"),
-                       ("fmnist-dp", "zoo: tanh CNN, DP-SGD, 60k images")):  # fmt: skip
+                       ("fmnist-dp", "zoo: ScatterNet + linear, DP-SGD, 60k images")):  # fmt: skip
         try:
             model = load_model(f"zoo:{name}")
         except Exception as e:  # noqa: BLE001 - a missing zoo file leaves its row out
@@ -238,6 +247,40 @@ def generator_utility(run: str, samples: int = 10000, epochs: int = 10) -> dict:
     return out
 
 
+# Generators trained on the same member digits: (name, note, preset, settings).
+GENERATORS = (
+    ("over-fitted", "cgan, 4,000 steps of 16 (128 epochs)", "cgan", ["train.steps=4000"]),
+    ("standard", "cgan, 500 steps of 16 (16 epochs)", "cgan", ["train.steps=500"]),
+    ("private", "DP-MERF, epsilon 10, 1,000 steps", "merf-dp", ["train.steps=1000"]),
+)
+
+
+def generator_audit(members: int) -> list[dict]:
+    """The sample-distance attack (and LOGAN's white box on a GAN) against generators trained on
+    the first `members` MNIST training digits, with as many test digits as non-members."""
+    import tempfile
+
+    from pixelsmith.jobs.privacy import audit as run_audit
+    from pixelsmith.train.loop import train
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, note, preset, settings in GENERATORS:
+            over = ["data.source=mnist", f"data.limit={members}", "train.eval_at_end=false",
+                    "train.seed=0", *settings]  # fmt: skip
+            run = train(build_config(preset, overrides=over), Path(tmp) / name, progress=False)
+            r = run_audit(str(run), "mnist:train", "mnist:test", n=members)
+            row = {"model": name, "training": note, "auc": r["auc"],
+                   "tpr_at_1pct_fpr": r["tpr_at_1pct_fpr"],
+                   "epsilon": r["card"].get("privacy", "-")}  # fmt: skip
+            if "discriminator" in r:
+                row["logan_auc"] = r["discriminator"]["auc"]
+                row["logan_tpr_at_1pct_fpr"] = r["discriminator"]["tpr_at_1pct_fpr"]
+            rows.append(row)
+            print(f"  {name}: distance AUC {row['auc']:.4f}", file=sys.stderr)
+    return rows
+
+
 def figure(rows: list[dict], path: Path) -> None:
     """Each attack's ROC per model on log-log axes (Carlini et al.'s view: the low-FPR end)."""
     import matplotlib
@@ -264,6 +307,21 @@ def figure(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _print_generators(members: int) -> list[dict]:
+    rows = generator_audit(members)
+    print(
+        f"\nmembership of generators, {members} MNIST training digits vs as many test digits: "
+        "distance to the closest of 10,000 samples, and LOGAN (the discriminator's score):"
+    )
+    print(f"  {'model':12s} {'AUC':>7s} {'TPR@1%':>7s} {'LOGAN':>7s} {'TPR@1%':>7s}  training")
+    for r in rows:
+        lo = (f"{r['logan_auc']:7.4f} {r['logan_tpr_at_1pct_fpr']:7.4f}" if "logan_auc" in r
+              else f"{'-':>7s} {'-':>7s}")  # fmt: skip
+        print(f"  {r['model']:12s} {r['auc']:7.4f} {r['tpr_at_1pct_fpr']:7.4f} {lo}  "
+              f"{r['training']}")  # fmt: skip
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--members", type=int, default=1000)
@@ -272,8 +330,24 @@ def main() -> None:
     p.add_argument("--shadows", type=int, default=8, help="LiRA's shadow models (0: no LiRA)")
     p.add_argument("--figure", type=Path, default=None)
     p.add_argument("--generator", help="also score a private conditional generator's run")
+    p.add_argument(
+        "--generators",
+        type=int,
+        default=500,
+        metavar="N",
+        help="member digits of the generator audit (0: no generator audit)",
+    )
+    p.add_argument("--only-generators", action="store_true",
+                   help="run the generator audit alone, keeping the other results")  # fmt: skip
     args = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.only_generators:
+        record = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        record["generators"] = _print_generators(args.generators)
+        record["generators_args"] = vars(args)
+        RESULTS.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        print(f"results: {RESULTS}")
+        return
     cost = step_cost(args.rounds)
     print("cost of a step, medians of", args.rounds, "interleaved rounds:")
     for what, r in cost.items():
@@ -299,12 +373,14 @@ def main() -> None:
               f"{gen['fid']:.2f} ({gen['fid_card']})")  # fmt: skip
         if gen["privacy"]:
             print(f"  {privacy_line(gen['privacy'])}")
+    gens = _print_generators(args.generators) if args.generators else None
     if args.figure:
         figure(rows, args.figure)
         print(f"figure: {args.figure}")
     RESULTS.parent.mkdir(exist_ok=True)
     kept = [{k: v for k, v in r.items() if not k.endswith("roc")} for r in rows]
-    record = {"cost": cost, "audit": kept, "generator": gen, "args": vars(args)}
+    record = {"cost": cost, "audit": kept, "generator": gen, "generators": gens,
+              "args": vars(args)}  # fmt: skip
     RESULTS.write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(f"results: {RESULTS}")
 
