@@ -257,7 +257,7 @@ def evaluate_model(
         model, p.family_metrics, p.source, p.split, _same_source(p, data), reference_n, seed
     )
     if not p.sample_metrics:
-        return marked_private(scores, model.manifest.get("privacy"))
+        return marked_training(scores, model.manifest)
     metrics = p.sample_metrics
     net = feature_net(p.features)
     if "is" in metrics and not net.has_logits:
@@ -307,18 +307,20 @@ def evaluate_model(
             pr = precision_recall(ref_feats, col.features(), k=PR_K)
             scores.append(Score(pr["precision"], card("precision", k=PR_K)))
             scores.append(Score(pr["recall"], card("recall", k=PR_K)))
-    return marked_private(scores, model.manifest.get("privacy"))
+    return marked_training(scores, model.manifest)
 
 
-def marked_private(scores: list[Score], record: dict[str, Any] | None) -> list[Score]:
-    """Scores of a private run with its budget on every card: a card of a private model never
-    matches a non-private one's, so no table compares the two without saying so."""
-    if not record:
+def marked_training(scores: list[Score], manifest: dict[str, Any]) -> list[Score]:
+    """Scores with what their training did that a card must say: a private run's budget (so a
+    card of a private model never matches a non-private one's) and a learning-rate schedule."""
+    extra = {}
+    if manifest.get("privacy"):
+        extra["privacy"] = privacy_line(manifest["privacy"])
+    if manifest.get("lr_schedule"):
+        extra["lr_schedule"] = manifest["lr_schedule"]
+    if not extra:
         return scores
-    return [
-        replace(s, card=replace(s.card, params={**s.card.params, "privacy": privacy_line(record)}))
-        for s in scores
-    ]
+    return [replace(s, card=replace(s.card, params={**s.card.params, **extra})) for s in scores]
 
 
 def data_scores(

@@ -58,6 +58,14 @@ class TrainConfig:
     steps: int | None = None
     epochs: float | None = None
     minutes: float | None = None
+    # The learning rate's schedule over the budget (train/schedule.py): constant, cosine or
+    # step; warmup is a fraction of the budget; floor the cosine's end factor; step multiplies
+    # by lr_gamma at each fraction in lr_milestones.
+    lr_schedule: str = "constant"
+    warmup: float = 0.0
+    lr_floor: float = 0.0
+    lr_milestones: tuple[float, ...] = (0.5, 0.75)
+    lr_gamma: float = 0.1
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05
     log_every: int = 50
@@ -97,6 +105,17 @@ class TrainConfig:
         require(self.eval_n >= 2, f"train.eval_n must be at least 2, got {self.eval_n}")
         require(self.keep >= 1, f"train.keep must be at least 1, got {self.keep}")
         require(self.ema_kimg > 0, f"train.ema_kimg must be positive, got {self.ema_kimg}")
+        require(
+            self.lr_schedule in ("constant", "cosine", "step"),
+            f"train.lr_schedule must be constant, cosine or step, got {self.lr_schedule!r}",
+        )
+        require(0 <= self.warmup < 1, f"train.warmup must lie in [0, 1), got {self.warmup}")
+        require(0 <= self.lr_floor <= 1, f"train.lr_floor must lie in [0, 1], got {self.lr_floor}")
+        require(0 < self.lr_gamma <= 1, f"train.lr_gamma must lie in (0, 1], got {self.lr_gamma}")
+        require(
+            all(0 < m < 1 for m in self.lr_milestones),
+            f"train.lr_milestones are fractions of the budget in (0, 1), got {self.lr_milestones}",
+        )
         require(
             self.device in ("auto", "cpu") or self.device.startswith("cuda"),
             f"train.device must be auto, cpu or cuda[:N], got {self.device!r}",

@@ -41,6 +41,8 @@ from pixelsmith.train.hooks import default_hooks
 from pixelsmith.train.privacy import PrivateRelease, PrivateTraining
 from pixelsmith.train.progress import Progress, fmt_duration
 from pixelsmith.train.rundir import RunFolder, new_run_dir
+from pixelsmith.train.schedule import apply_factor, base_rates, lr_factor
+from pixelsmith.train.schedule import describe as describe_schedule
 from pixelsmith.train.transfer import describe_init
 from pixelsmith.train.transfer import setup as transfer_setup
 from pixelsmith.utils import checkpoint_file as ckf
@@ -100,10 +102,14 @@ class Trainer:
         log = (lambda m: print(m, file=sys.stderr)) if self.dist.is_main else None
         self.init_record = transfer_setup(self.family, tc.init, tc.freeze_d, resume is None, log)
         self.family.configure_optimizers()
+        self.base_lrs = base_rates(self.family.optimizers)
         self.eval_plan = self._plan_evaluation()
         self.rng = BatchRandom(tc.seed + 1, self.dist.rank, self.dist.world, self.device)
         self.private = self._private_training() if cfg.privacy.enabled else None
         self.dp_sgd = isinstance(self.private, PrivateTraining)
+        self.schedule = describe_schedule(
+            tc.lr_schedule, tc.warmup, tc.lr_floor, tc.lr_milestones, tc.lr_gamma
+        )
         if self.family.abilities.releases and resume is None:  # a resume has it in its checkpoint
             self._release()
         if self.dp_sgd:
@@ -269,15 +275,21 @@ class Trainer:
             **({"freeze": self.private.freeze} if self.dp_sgd else {}),
         )
         batch = self.next_batch()
+        tc = self.cfg.train
+        if self.schedule:
+            factor = lr_factor(self.fraction(), tc.lr_schedule, tc.warmup, tc.lr_floor,
+                               tc.lr_milestones, tc.lr_gamma)  # fmt: skip
+            apply_factor(self.family.optimizers, self.base_lrs, factor)
         if len(batch.images):
             logs = self.family.train_step(batch, ctx)
         else:  # a Poisson batch that drew no image
             self.private.empty_step()
             logs = {}
+        if self.schedule:
+            logs = {**logs, "lr_factor": factor}
         self.state.step += 1
         # `nimg`, the clock of the EMA schedule and kimg, counts one batch per step.
         self.state.nimg += self.cfg.train.batch
-        tc = self.cfg.train
         beta = ema_beta(tc.batch, self.state.nimg, tc.ema_kimg, tc.ema_rampup)
         for src, dst in self.family.ema_pairs.items():
             update_ema(self.family.networks[dst], self.family.networks[src], beta)
@@ -349,6 +361,8 @@ class Trainer:
         tc, nets = self.cfg.train, self.family.networks
         if self.private is not None:  # the cards carry the budget spent so far
             self.family.manifest["privacy"] = self.private.record()
+        if self.schedule:
+            self.family.manifest["lr_schedule"] = self.schedule
         modes = {k: net.training for k, net in nets.items()}
         with self.paused(), torch.random.fork_rng(devices=[]):
             try:
@@ -475,6 +489,7 @@ class Trainer:
             "batches": self.batches.state(),
             **({"init": self.init_record} if self.init_record else {}),
             **({"privacy": self.private.record()} if self.private else {}),
+            **({"lr_schedule": self.schedule} if self.schedule else {}),
             "metrics": {},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
