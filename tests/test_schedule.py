@@ -71,3 +71,13 @@ def test_the_card_names_the_schedule_and_bad_settings_are_refused(tmp_path, tiny
     for bad in ("train.lr_schedule=linear", "train.warmup=1", "train.lr_milestones=[1.5]"):
         with pytest.raises(UserError, match="train."):
             build_config("dcgan", overrides=[bad])
+
+
+def test_a_changed_rate_on_resume_is_scheduled_from_the_new_rate(tmp_path, tiny):
+    sched = ["train.lr_schedule=cosine"]
+    half = train(_cfg(tiny, "train.steps=2", *sched), tmp_path, progress=False)
+    trainer = Trainer(_cfg(tiny, "train.steps=4", "model.lr_g=1e-6", *sched), resume=half,
+                      progress=False)  # fmt: skip
+    trainer.step()
+    factor = lr_factor(2 / 4, "cosine")
+    assert trainer.family.optimizers["G"].param_groups[0]["lr"] == pytest.approx(1e-6 * factor)
