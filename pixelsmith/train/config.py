@@ -73,6 +73,9 @@ class TrainConfig:
     checkpoint_every: int = 2000
     checkpoint_minutes: float = 5.0
     keep: int = 3
+    # TensorBoard event files in <run>/tensorboard when the tensorboard extra is installed
+    # (never for an encrypted run): train/events.py.
+    tensorboard: bool = True
     grid_size: int = 64
     grid_seed: int = 0
     threads: int | None = None

@@ -27,12 +27,12 @@ from pixelsmith import config as cfglib
 from pixelsmith.data.augment import Augment
 from pixelsmith.data.sources import ImageSet, load_images
 from pixelsmith.errors import UserError, warn
-from pixelsmith.imageio import png_bytes, view_scale
+from pixelsmith.imageio import make_grid, png_bytes, view_scale
 from pixelsmith.metrics.cards import privacy_line
 from pixelsmith.models import family_class
 from pixelsmith.models.base import Batch, Family, StepContext
 from pixelsmith.train import checkpoint as tck
-from pixelsmith.train import privacy
+from pixelsmith.train import events, privacy
 from pixelsmith.train.batches import Batches, PoissonBatches
 from pixelsmith.train.config import RunConfig, config_from_dict
 from pixelsmith.train.distributed import Dist, init_distributed
@@ -145,6 +145,9 @@ class Trainer:
         self.run_dir = self.folder.path
         if self.dist.is_main:
             self.folder.prepare(cfg)
+            if tc.tensorboard and self.folder.key is None and events.available():
+                start = self.state.step if resume is not None else None
+                self.folder.events = events.EventLog(self.run_dir, purge_step=start)
 
     def _load_data(self, fam: type[Family]) -> ImageSet:
         """The training images; a folder with no data.size gets a size that fits the model."""
@@ -350,6 +353,8 @@ class Trainer:
                 except Exception as e:  # noqa: BLE001 - the run is saved; say what failed
                     warn(f"the final evaluation failed ({type(e).__name__}: {e})")
         self.write_report(final)
+        if self.folder.events is not None:
+            self.folder.events.close()
         self._summary(final)
 
     # ---- evaluation ---------------------------------------------------------------------
@@ -460,6 +465,8 @@ class Trainer:
             nrow = self.family.classes or None
         scale = view_scale(*images.shape[-2:])
         png = png_bytes(images, nrow=nrow, scale=scale)
+        if self.folder.events is not None:
+            self.folder.events.grid("samples", make_grid(images, nrow=nrow), self.state.step)
         return encryption.write_file(self.folder.grids / name, png, self.folder.key)
 
     def manifest(self) -> dict[str, Any]:
@@ -597,7 +604,12 @@ class Trainer:
             f"{fmt_duration(self.state.elapsed)}\n"
             f"  samples:    {self.folder.grids / 'grid-final.png'}\n"
             f"  stats:      {self.folder.stats} (plot: {self.run_dir / 'losses.png'})\n"
-            f"  checkpoint: {ckpts[-1] if ckpts else '-'}\n"
+            + (
+                f"  tensorboard: tensorboard --logdir {self.folder.events.path}\n"
+                if self.folder.events is not None
+                else ""
+            )
+            + f"  checkpoint: {ckpts[-1] if ckpts else '-'}\n"
             + "".join(f"  {sc}\n" for sc in scores or [])
             + f"  resume:     pixelsmith train --resume {self.run_dir}",
             file=sys.stderr,
@@ -616,6 +628,8 @@ def train(
     try:
         return trainer.run()
     finally:
+        if trainer.folder.events is not None:
+            trainer.folder.events.close()
         trainer.dist.close()
 
 

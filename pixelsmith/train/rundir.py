@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from pixelsmith import config as cfglib
+from pixelsmith.train.events import EventLog
 from pixelsmith.train.plot import plot_curves
 from pixelsmith.utils.encryption import EncryptionKey, read_file, write_file
 from pixelsmith.utils.files import atomic_write_bytes
@@ -60,6 +61,8 @@ class RunFolder:
     def __init__(self, path: str | Path, key: EncryptionKey | None = None):
         self.path, self.key = Path(path), key
         self._pending: list[str] = []
+        # TensorBoard's mirror of stats.jsonl and the grids (train/events.py), when written.
+        self.events: EventLog | None = None
         self._flushed = time.monotonic()
         self.checkpoints = self.path / "checkpoints"
         self.grids = self.path / "grids"
@@ -79,6 +82,8 @@ class RunFolder:
         """Add one record to stats.jsonl (an encrypted run's are written at each checkpoint and
         at least every FLUSH_S seconds: the file is re-encrypted whole, so not at every record)."""
         line = json.dumps(record) + "\n"
+        if self.events is not None:
+            self.events.record(record)
         if self.key is None:
             with open(self.stats, "a") as f:
                 f.write(line)
