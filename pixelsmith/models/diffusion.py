@@ -42,7 +42,7 @@ from pixelsmith.models.unet import UNet
 from pixelsmith.utils.rng import BatchRandom
 
 SCHEDULES = ("linear", "cosine")
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpm-solver++")
 SAMPLE_BATCH = 256
 DEFAULT_STEPS = 50
 
@@ -173,6 +173,14 @@ def timestep_sequence(steps: int, timesteps: int) -> list[int]:
     return sorted({round(i * (timesteps - 1) / (steps - 1)) for i in range(steps)}, reverse=True)
 
 
+def solver_sequence(steps: int, timesteps: int) -> list[int]:
+    """`steps` timesteps for a sampler whose last step lands on clean data: evenly spaced from
+    T-1 down to about (T-1) / steps, so no network call is spent at t = 0 (all T at steps = T)."""
+    if steps >= timesteps:
+        return list(range(timesteps - 1, -1, -1))
+    return timestep_sequence(steps + 1, timesteps)[:-1]
+
+
 # ---- one step of each sampler: (x_t, eps) -> x_prev, given alpha_bar now and at the next t ---
 
 
@@ -203,6 +211,39 @@ def ddim_step(
     sigma = ddim_sigma(ab_t, ab_prev, eta)
     out = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
     return out + sigma * noise if sigma > 0 and noise is not None else out
+
+
+def half_log_snr(ab: float) -> float:
+    """lambda = log(alpha / sigma) = log(ab / (1 - ab)) / 2; +inf at ab = 1 (clean data)."""
+    return math.inf if ab >= 1 else 0.5 * math.log(ab / (1 - ab))
+
+
+def dpm_solver_step(
+    x: torch.Tensor,
+    x0: torch.Tensor,
+    ab_t: float,
+    ab_next: float,
+    prev: tuple[torch.Tensor, float] | None = None,
+) -> torch.Tensor:
+    """One DPM-Solver++(2M) step (Lu et al. 2022, algorithm 2) from t to the next time.
+
+    x_next = (sigma_next / sigma_t) x + alpha_next (1 - e^-h) D with h = lambda_next - lambda_t.
+    D is the clipped data prediction x0 (first order: DDIM's step) or, given the previous step's
+    prediction and its alpha_bar as `prev`, the second-order extrapolation
+    (1 + 1/2r) x0 - (1/2r) x0_prev with r = h_prev / h. The step to clean data (ab_next = 1)
+    is always first order, as the solver's authors advise for few steps: it returns D = x0.
+    """
+    lam_t, lam_next = half_log_snr(ab_t), half_log_snr(ab_next)
+    if math.isinf(lam_next):
+        return x0
+    h = lam_next - lam_t
+    d = x0
+    if prev is not None:
+        x0_prev, ab_prev = prev
+        r = (lam_t - half_log_snr(ab_prev)) / h
+        d = (1 + 0.5 / r) * x0 - (0.5 / r) * x0_prev
+    ratio = math.sqrt((1 - ab_next) / (1 - ab_t))
+    return ratio * x + math.sqrt(ab_next) * (-math.expm1(-h)) * d
 
 
 def ddpm_posterior(ab_t: float, ab_prev: float) -> tuple[float, float, float]:
@@ -350,34 +391,50 @@ class Diffusion(Family):
         """Run the reverse process from x_T = x (in noise space); returns x_0 in [-1, 1].
 
         Per-step noise comes from `generator` (drawn for the whole batch on the CPU, so results
-        do not depend on the internal batch size); DDIM with eta = 0 draws none.
+        do not depend on the internal batch size); DDIM with eta = 0 and DPM-Solver++ draw none.
         """
         o = self.sample_options(opts)
         ab = self.alpha_bar.tolist()
-        seq = timestep_sequence(o.steps_for(self.cfg.timesteps), self.cfg.timesteps)
+        steps, T = o.steps_for(self.cfg.timesteps), self.cfg.timesteps
+        solver = o.sampler == "dpm-solver++"
+        seq = solver_sequence(steps, T) if solver else timestep_sequence(steps, T)
         x = x.float().to(self.device)
         labels = None if labels is None else labels.to(self.device)
-        stochastic = o.sampler == "ddpm" or o.eta > 0
+        stochastic = o.sampler == "ddpm" or (o.sampler == "ddim" and o.eta > 0)
+        prev: tuple[torch.Tensor, float] | None = None
         with self.inference("net") as net:
             for i, t in enumerate(seq):
                 ab_t = ab[t]
-                ab_prev = ab[seq[i + 1]] if i + 1 < len(seq) else 1.0
+                ab_next = ab[seq[i + 1]] if i + 1 < len(seq) else 1.0
                 noise = None
                 if stochastic and i + 1 < len(seq):
                     noise = torch.randn(x.shape, generator=generator).to(self.device)
-                out = []
-                for j in range(0, len(x), SAMPLE_BATCH):
-                    xj = x[j : j + SAMPLE_BATCH]
-                    tj = torch.full((len(xj),), t, dtype=torch.long, device=self.device)
-                    yj = None if labels is None else labels[j : j + SAMPLE_BATCH]
-                    e = self.eps(net, xj, tj, yj, o.guidance)
-                    zj = None if noise is None else noise[j : j + SAMPLE_BATCH]
-                    if o.sampler == "ddpm":
-                        out.append(ddpm_step(xj, e, ab_t, ab_prev, zj))
-                    else:
-                        out.append(ddim_step(xj, e, ab_t, ab_prev, o.eta, zj))
-                x = torch.cat(out)
+                e = self._eps_in_batches(net, x, t, labels, o.guidance)
+                if o.sampler == "ddpm":
+                    x = ddpm_step(x, e, ab_t, ab_next, noise)
+                elif o.sampler == "ddim":
+                    x = ddim_step(x, e, ab_t, ab_next, o.eta, noise)
+                else:
+                    x0, _ = predict_x0(x, e, ab_t)
+                    x, prev = dpm_solver_step(x, x0, ab_t, ab_next, prev), (x0, ab_t)
         return x.cpu()
+
+    def _eps_in_batches(
+        self,
+        net: nn.Module,
+        x: torch.Tensor,
+        t: int,
+        labels: torch.Tensor | None,
+        guidance: float,
+    ) -> torch.Tensor:
+        """The noise estimate at timestep t for every image, SAMPLE_BATCH images per call."""
+        out = []
+        for j in range(0, len(x), SAMPLE_BATCH):
+            xj = x[j : j + SAMPLE_BATCH]
+            tj = torch.full((len(xj),), t, dtype=torch.long, device=self.device)
+            yj = None if labels is None else labels[j : j + SAMPLE_BATCH]
+            out.append(self.eps(net, xj, tj, yj, guidance))
+        return torch.cat(out)
 
     def draw(
         self, n: int, seed: int, opts: DiffusionSampleConfig, labels: torch.Tensor | None
