@@ -101,6 +101,27 @@ def test_flip_p1_equals_torch_flip():
     torch.testing.assert_close(out, torch.flip(x, dims=[3]), atol=1e-6, rtol=0)
 
 
+def test_quarter_turns_are_exact_equally_likely_and_leave_old_streams_alone():
+    x = images(n=600, h=6, w=6)
+    out = augment(x, AugmentConfig(rot90_p=0.75), BatchRandom(5))
+    turns = []
+    for a, b in zip(x, out, strict=True):
+        k = [t for t in range(4) if torch.equal(torch.rot90(a, t, (1, 2)), b)]
+        assert len(k) == 1  # bit-exact: no resampling
+        turns.append(k[0])
+    counts = np.bincount(turns, minlength=4)
+    assert all(110 < c < 190 for c in counts), counts  # 150 each expected
+    # not square: half turns only
+    wide = images(n=40, h=4, w=6)
+    out = augment(wide, AugmentConfig(rot90_p=1.0), BatchRandom(5))
+    assert torch.equal(out, torch.rot90(wide, 2, (2, 3)))
+    # off (the default), a recipe's random stream is the one it had before quarter turns
+    a, b = BatchRandom(9), BatchRandom(9)
+    augment(x[:4], ALL_ON, a)
+    b.rand(4, aug._AUGMENT_DRAWS)
+    assert torch.equal(a.rand(3), b.rand(3))
+
+
 def test_rotate_90_equals_rot90():
     x = images(n=2, h=9, w=9)
     out = warp(x, theta(2, 9, 9, angle_deg=torch.tensor([90.0, -90.0])), "zeros")
