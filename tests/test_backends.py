@@ -4,6 +4,7 @@ backend that breaks is reported instead of stopping the run."""
 from __future__ import annotations
 
 import pytest
+import torch
 from conftest import make_gan
 
 from pixelsmith.cli.main import main
@@ -68,3 +69,23 @@ def test_bad_arguments_are_one_line_errors(gan, capsys):
     code = main(["bench", "latency", "zoo:fmnist-gan", "--backends", "eager,tensorrt"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "tensorrt" in err[0]
+
+
+def test_a_restoration_network_is_timed_at_the_size_asked(tmp_path):
+    from pixelsmith.models.restore import Restore, RestoreConfig
+
+    torch.manual_seed(0)
+    sr = Restore(RestoreConfig(task="sr", width=8, blocks=1), (3, 16, 16))
+    sr.add_ema_copies()
+    seen = []
+    real = backends.onnx_runner
+
+    def spy(path):
+        run = real(path)
+        return lambda feeds: seen.append(tuple(feeds["inputs"].shape)) or run(feeds)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backends, "onnx_runner", spy)
+        rows = backends.latency(sr, ["eager", "onnxruntime"], 2, 1, size=40, workdir=tmp_path)
+    assert all(r.agrees for r in rows), rows
+    assert seen and set(seen) == {(1, 3, 40, 40)}

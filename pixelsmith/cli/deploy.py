@@ -37,7 +37,7 @@ def _latency(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_model(args.run)
-    rows = latency(model, names, rounds=args.rounds, batch=args.batch)
+    rows = latency(model, names, rounds=args.rounds, batch=args.batch, size=args.size)
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=1))
     else:
@@ -51,7 +51,10 @@ def _latency(args: argparse.Namespace) -> int:
 
 def add_parser(verbs: argparse._SubParsersAction) -> None:
     """Register `pixelsmith export`."""
-    about = "export a generator or translator to ONNX (weights and metadata in one file)"
+    about = (
+        "export a generator, translator or restoration network to ONNX (weights and metadata "
+        "in one file)"
+    )
     p = verbs.add_parser("export", help=about, description=about)
     p.add_argument("run", metavar="RUN|CHECKPOINT|zoo:NAME")
     p.add_argument("-o", "--out", required=True, help="NAME.onnx")
@@ -70,5 +73,8 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     lat.add_argument("--rounds", type=int, default=30, help="batch-1 calls per backend")
     lat.add_argument("--batch", type=int, default=64)
     lat.add_argument("--threads", type=int, help="torch (and ONNX Runtime) threads")
+    lat.add_argument(
+        "--size", type=int, help="restoration models: input side in pixels (default: its patch)"
+    )
     lat.add_argument("--json", action="store_true")
     lat.set_defaults(func=_latency)

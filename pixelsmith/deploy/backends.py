@@ -39,11 +39,17 @@ class Backend:
     note: str = ""
 
 
-def _inputs(model: Family, n: int, seed: int) -> dict[str, Tensor]:
+def _inputs(model: Family, n: int, seed: int, size: int | None = None) -> dict[str, Tensor]:
+    """n random inputs like the export's example; a restoration network's `size` x `size`
+    pixels (rounded up to its stride) instead of the training patch's."""
     job = exportable(model)
     g = torch.Generator().manual_seed(seed)
     out = {}
     for k, v in job.inputs.items():
+        if size is not None and k == "inputs":
+            side = -(-size // int(job.metadata["multiple"])) * int(job.metadata["multiple"])
+            out[k] = torch.rand(n, v.shape[1], side, side, generator=g)
+            continue
         if v.dtype == torch.long:
             out[k] = torch.randint(0, int(job.metadata["classes"]), (n,), generator=g)
         elif k == "z":
@@ -157,16 +163,18 @@ def latency(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     workdir: Path | None = None,
+    size: int | None = None,
 ) -> list[LatencyRow]:
     """Batch-1 latency (p50, p99 over `rounds`), images/s at `batch`, first-call cost and
     agreement with eager, every backend interleaved round by round; `progress` is told each
     backend's name before it is built, and the backends' files (model.onnx) go to `workdir`
-    (default: a temporary folder)."""
+    (default: a temporary folder). A restoration network runs on `size` x `size` inputs
+    (default: its training patch)."""
     if rounds < 2 or batch < 1 or throughput_rounds < 1:
         raise UserError("rounds must be >= 2, batch and throughput rounds >= 1")
     names = ["eager", *[b for b in backends if b != "eager"]]
     model = model.eval()
-    one, big = _inputs(model, 1, seed), _inputs(model, batch, seed + 1)
+    one, big = _inputs(model, 1, seed, size), _inputs(model, batch, seed + 1, size)
     rows = {n: LatencyRow(n) for n in names}
     built: dict[str, Backend] = {}
     with tempfile.TemporaryDirectory() as tmp:

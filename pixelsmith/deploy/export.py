@@ -1,13 +1,17 @@
 """ONNX export of a model's inference network, weights and metadata in one file.
 
 What exports: the generators with a latent space (`abilities.latent`: gan, stylegan, vae: latent
-z -> image in [0, 1], and the class for a conditional GAN) and translators (`abilities.translates`:
-CycleGAN, image -> image). What does not is refused with the reason its family declares
-(`Family.not_exported`), or `NOT_ONE_SHOT`: the diffusion and PixelCNN samplers (loops over
-network calls, whose one call is not the model) and the restoration family (its whole-image
-conditions, the noise estimate and the harmonic fill, run outside the network). The graph comes from
+z -> image in [0, 1], and the class for a conditional GAN), translators (`abilities.translates`:
+CycleGAN, image -> image) and the restoration networks (`abilities.restores`): the network alone,
+from its whole input (the degraded pixels and the whole-image conditions that
+`Restore.network_input` computes outside it: the noise level, the harmonic fill and mask, the
+exposure statistics) to the restored pixels, before the clamp and the copy of known pixels, with a
+dynamic height and width (multiples of the network's stride). What does not export is refused with
+the reason its family declares (`Family.not_exported`), or `NOT_ONE_SHOT`: the diffusion and
+PixelCNN samplers (loops over network calls, whose one call is not the model). The graph comes from
 `torch.onnx.export(..., dynamo=True)` with a dynamic batch; the metadata holds the family, image
-shape, latent size, pixelsmith version and the source checkpoint's payload hash.
+shape, latent size (or the restoration task, scale and stride), pixelsmith version and the source
+checkpoint's payload hash.
 """
 
 from __future__ import annotations
@@ -58,6 +62,17 @@ class _Translator(nn.Module):
         return ((self.net(images * 2 - 1) + 1) / 2).clamp(0, 1)
 
 
+class _Restorer(nn.Module):
+    """A restoration network under the input name the export gives it."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.net(inputs)
+
+
 @dataclass
 class Exported:
     """An exportable network with example inputs and what its metadata says."""
@@ -70,7 +85,8 @@ class Exported:
 def exportable(model: Family, direction: str = "a2b") -> Exported:
     """The network of `model` that `export_onnx` writes, or UserError saying why there is none
     (the family's declared `not_exported` reason)."""
-    covered = model.abilities.translates or model.abilities.latent
+    abilities = model.abilities
+    covered = abilities.translates or abilities.latent or abilities.restores
     why = model.not_exported or ("" if covered else NOT_ONE_SHOT)
     if why:
         raise UserError(f"a {model.name} model does not export to ONNX: {why}")
@@ -81,7 +97,9 @@ def exportable(model: Family, direction: str = "a2b") -> Exported:
         "source_payload_sha256": str(model.manifest.get("payload_sha256", "")),
         "source_checkpoint": Path(model.checkpoint).name if model.checkpoint else "",
     }
-    if model.abilities.translates:
+    if abilities.restores:
+        return _restoration(model, meta)
+    if abilities.translates:
         if direction not in ("a2b", "b2a"):
             raise UserError(f"direction must be a2b or b2a, got {direction!r}")
         name = "G_AB" if direction == "a2b" else "G_BA"
@@ -105,6 +123,42 @@ def exportable(model: Family, direction: str = "a2b") -> Exported:
     return Exported(_Generator(space.render, conditional).eval(), example, meta)
 
 
+def _restoration(model: Any, meta: dict[str, str]) -> Exported:
+    """The restoration network from its whole input (pixels and conditions) to its output."""
+    c, h, w = model.image_shape
+    example = model.network_input(torch.rand(2, c, h, w), *_conditions(model, h, w))
+    meta.update(
+        task=model.cfg.task,
+        scale=str(model.out_scale),
+        multiple=str(model.multiple),
+        margin=str(model.margin),
+        inputs=f"inputs: (N, {example.shape[1]}, H, W) float32, as Restore.network_input makes "
+        f"them (H and W multiples of {model.multiple})",
+        outputs="images: (N, C, H * scale, W * scale) float32, not yet clamped to [0, 1]",
+    )
+    return Exported(_Restorer(model.inference_net("net")).eval(), {"inputs": example}, meta)
+
+
+def _conditions(model: Any, h: int, w: int) -> tuple[Tensor | None, float | None]:
+    """An example mask (inpainting) and noise level (denoising) for the export's example."""
+    if model.cfg.task == "inpaint":
+        return (torch.rand(2, 1, h, w) > 0.7).float(), None
+    return None, 25.0 if model.cfg.task == "denoise" else None
+
+
+def _dynamic_shapes(job: Exported) -> dict[str, dict[int, Any]]:
+    """A dynamic batch everywhere; a restoration network's height and width too."""
+    batch = torch.export.Dim("batch", min=1)
+    if "multiple" not in job.metadata:
+        return {k: {0: batch} for k in job.inputs}
+    k = int(job.metadata["multiple"])
+    if k == 1:
+        side = {2: torch.export.Dim("height", min=2), 3: torch.export.Dim("width", min=2)}
+    else:
+        side = {2: k * torch.export.Dim("h", min=1), 3: k * torch.export.Dim("w", min=1)}
+    return {"inputs": {0: batch, **side}}
+
+
 def _require_onnx() -> None:
     try:
         import onnx  # noqa: F401
@@ -125,8 +179,7 @@ def export_onnx(
     _require_onnx()
     m = model if isinstance(model, Family) else load_model(model)
     job = exportable(m.eval(), direction)
-    batch = torch.export.Dim("batch", min=1)
-    shapes = {k: {0: batch} for k in job.inputs}
+    shapes = _dynamic_shapes(job)
     quiet = logging.getLogger("torch.onnx")  # "torchvision is not installed" lines, by design
     level = quiet.level
     quiet.setLevel(logging.ERROR)

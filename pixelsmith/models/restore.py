@@ -251,10 +251,6 @@ class Restore(Family):
     Config = RestoreConfig
     SampleConfig = RestoreSampleConfig
     abilities = Abilities(generates=False, restores=True)
-    not_exported = (
-        "its whole-image conditions (noise estimate, harmonic fill, exposure statistics) run "
-        "outside the network"
-    )
     ema_pairs = {"net": "net_ema"}
     max_size = 256
     presets: ClassVar[dict[str, Preset]] = PRESETS
