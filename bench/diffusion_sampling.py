@@ -12,6 +12,8 @@ Rows are sampled in the order given, so `--rows` can interleave fast and slow sa
 anchor is the first `ddim:250` row. `--n-time N` also times one sampling of N images for each
 row whose name is in `--time-rows` (the 10k-in-5-minutes target is measured, not extrapolated).
 
+`--figure PATH` also draws the same 10 seeds with each row's sampler (docs/diffusion_sampling.png).
+
 Example: `python bench/diffusion_sampling.py --run RUN --n 2000 \
     --rows ddim:250,dpm-solver++:10,ddim:10,dpm-solver++:15,ddim:25,dpm-solver++:20`
 """
@@ -49,6 +51,26 @@ def sample(model: Any, row: str, n: int) -> tuple[torch.Tensor, float]:
     return images, time.perf_counter() - t0
 
 
+def figure(model: Any, rows: dict[str, dict[str, float]], path: str, n: int = 10) -> None:
+    """The same n seeds drawn with every row's sampler, one row each, FID in the label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 1, figsize=(n * 0.9, len(rows) * 1.2))
+    for ax, (row, r) in zip(axes, rows.items(), strict=True):
+        images = sample(model, row, n)[0]
+        strip = torch.cat(list(images[:, 0]), dim=1)
+        ax.imshow(strip.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        sampler, steps = row.split(":")
+        ax.set_title(f"{sampler}, {steps} steps: FID {r['fid']:.2f}", fontsize=9, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,6 +82,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--n-time", type=int, default=0, help="also time N samples of --time-rows")
     ap.add_argument("--time-rows", default="dpm-solver++:10")
     ap.add_argument("--out", default="bench/results/diffusion_sampling.json")
+    ap.add_argument("--figure", help="also draw the rows' samples into this PNG")
+    ap.add_argument("--from-json", help="take the rows from this earlier result (figure only)")
     args = ap.parse_args()
     args.row_list = [r.strip() for r in args.rows.split(",") if r.strip()]
     for r in args.row_list + args.time_rows.split(","):
@@ -74,6 +98,10 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     model = pixelsmith.load(args.run)
+    if args.from_json:
+        rows = json.loads(Path(args.from_json).read_text())["rows"]
+        figure(model, {r: rows[r] for r in args.row_list}, args.figure or "samplers.png")
+        return
     net = feature_net(args.features)
     test = load_images("fashion-mnist", "test", channels=1).images.float() / 255
     ref = features(net, test)
@@ -125,6 +153,8 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")
+    if args.figure:
+        figure(model, rows, args.figure)
 
 
 if __name__ == "__main__":
