@@ -136,7 +136,7 @@ def test_every_card_records_the_sampling_settings_and_different_steps_are_incomp
         return score
 
     a, b, a2 = kid(2), kid(3), kid(2)
-    assert a.card.params["sample.steps"] == 2 and a.card.params["sample.sampler"] == "ddim"
+    assert a.card.params["sample.steps"] == 2 and a.card.params["sample.sampler"] == "dpm-solver++"
     assert compare(a, a2) == 0.0  # the same settings: comparable, and reproducible
     with pytest.raises(UserError, match="not comparable.*sample.steps"):
         compare(a, b)

@@ -50,7 +50,7 @@ def _tiny(**kw) -> DiffusionConfig:
 def _family(cfg: DiffusionConfig, shape=(1, 8, 8), num_classes: int = 0, steps: int = 5):
     """A family built outside the engine (no EMA copy: it samples from "net"), `steps` steps."""
     fam = Diffusion(cfg, shape, num_classes)
-    fam.sample_defaults = fam.sample_options(steps=steps)
+    fam.sample_defaults = fam.sample_options(steps=steps, sampler="ddim")
     return fam
 
 
@@ -183,13 +183,20 @@ def test_sampling_settings_left_the_model_config():
     with pytest.raises(TypeError):
         DiffusionConfig(sample_steps=5)  # type: ignore[call-arg]
     opts = {f.name: f.default for f in dataclasses.fields(DiffusionSampleConfig)}
-    assert opts == {"labels": None, "sampler": "ddim", "steps": None, "eta": 0.0, "guidance": 2.0}
+    assert opts == {
+        "labels": None,
+        "sampler": "dpm-solver++",
+        "steps": None,
+        "eta": 0.0,
+        "guidance": 2.0,
+    }
 
 
 def test_default_steps_fit_a_model_trained_with_few_timesteps():
-    # Unset steps are 50, or every timestep when there are fewer: model.timesteps=20 just works.
+    # Unset steps are 15 for the default solver (50 for DDIM), or every timestep when there are
+    # fewer: model.timesteps=10 just works.
     calls = []
-    for timesteps, taken in ((20, 20), (100, 50)):
+    for timesteps, taken in ((10, 10), (100, 15)):
         cfg = DiffusionConfig(channels=8, channel_mult="1,2", attention=False, timesteps=timesteps)
         fam = Diffusion(cfg, (1, 8, 8))
         fam.networks["net"].register_forward_hook(lambda *_: calls.append(1))
@@ -197,6 +204,9 @@ def test_default_steps_fit_a_model_trained_with_few_timesteps():
         fam.sample(1)
         assert len(calls) == taken
         assert fam.sample_settings()["steps"] == taken  # the card records the steps taken
+        calls.clear()
+        fam.sample(1, sampler="ddim")
+        assert len(calls) == min(timesteps, 50)
     assert Diffusion.SampleConfig is DiffusionSampleConfig
 
 
@@ -293,7 +303,10 @@ def test_sample_options_and_overrides():
     assert base.min() >= 0 and base.max() <= 1
     assert (base - fam.sample(3, seed=1)).abs().max() > 1e-2
     # the model's defaults are what sample() uses; overrides and an options object change them
-    assert torch.equal(base, fam.sample(3, seed=0, options=DiffusionSampleConfig(steps=5)))
+    opts5 = DiffusionSampleConfig(steps=5, sampler="ddim")
+    assert torch.equal(base, fam.sample(3, seed=0, options=opts5))
+    solver = fam.sample(3, seed=0, options=DiffusionSampleConfig(steps=5))  # the default sampler
+    assert (solver - base).abs().max() > 1e-3
     seven = fam.sample(3, seed=0, steps=7)
     assert (base - seven).abs().max() > 1e-3
     assert torch.equal(seven, fam.sample(3, seed=0, options=fam.sample_options(steps=7)))
