@@ -81,7 +81,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run")
     ap.add_argument("name")
-    ap.add_argument("--bench", help="bench/editing.py's JSON output")
+    ap.add_argument(
+        "--bench", action="append", default=[], help="bench/editing.py's JSON (once per hold-out)"
+    )
     ap.add_argument("--bench-task", help="which task of it belongs to this model, e.g. sr2")
     ap.add_argument("--headline", help="the metric `zoo list` shows")
     ap.add_argument("--task", help="one line: what the model is for (default: the preset's)")
@@ -111,14 +113,15 @@ def main() -> None:
     }
     if args.headline:
         results["headline"] = args.headline
-    if args.bench:
-        bench = json.loads(Path(args.bench).read_text())
+    keys = ("metric", "classical", "classical_value", "pixelsmith", "target")
+    for i, path in enumerate(args.bench):
+        bench = json.loads(Path(path).read_text())
         rows = [r for r in bench["summary"] if r["task"] == args.bench_task]
-        results["holdout"] = [
-            {k: r[k] for k in ("metric", "classical", "classical_value", "pixelsmith", "target")}
-            for r in rows
-        ]
-        results["holdout_command"] = bench["command"]
+        held = bench.get("holdout", "photos")  # which hold-out set (bench/editing.py --holdout)
+        results.setdefault("holdout", []).extend(
+            {**{k: r[k] for k in keys}, "set": held} for r in rows
+        )
+        results["holdout_command" if i == 0 else f"holdout_command_{held}"] = bench["command"]
     if args.robust:
         ev = json.loads(Path(args.robust).read_text())
         results["robust"] = {"command": args.robust_command, "card": ev["card"],
