@@ -405,7 +405,9 @@ class Restore(Family):
             fast = copy.deepcopy(net).to(memory_format=torch.channels_last)
             inp = inp.contiguous(memory_format=torch.channels_last)
             big = max(inp.shape[-2:])
-            out = run_tiled(fast, inp, tile or big, self.margin, self.multiple, s, progress=progress)
+            out = run_tiled(
+                fast, inp, tile or big, self.margin, self.multiple, s, progress=progress
+            )
         return self.finish(out[..., : h * s, : w * s].contiguous(), x, m).cpu()
 
     def _padded_input(
