@@ -47,7 +47,8 @@ def _inputs(model: Family, n: int, seed: int, size: int | None = None) -> dict[s
     out = {}
     for k, v in job.inputs.items():
         if size is not None and k == "inputs":
-            side = -(-size // int(job.metadata["multiple"])) * int(job.metadata["multiple"])
+            stride = int(job.metadata["multiple"])
+            side = -(-size // stride) * stride
             out[k] = torch.rand(n, v.shape[1], side, side, generator=g)
             continue
         if v.dtype == torch.long:

@@ -50,7 +50,7 @@ SCHEDULES = ("linear", "cosine")
 SAMPLERS = ("ddpm", "ddim", "dpm-solver++")
 SAMPLE_BATCH = 256
 # Network calls per image when sample.steps is unset: DPM-Solver++(2M) at 15 came within 1% of
-# 250-step DDIM's FID on a 30-minute model (bench/diffusion_sampling.py; docs/results.md).
+# 250-step DDIM's FID on a 30-minute model (bench/diffusion_sampling.py; the README's table).
 DEFAULT_STEPS = {"ddpm": 50, "ddim": 50, "dpm-solver++": 15}
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-# stats.jsonl fields that are counters, not curves.
-_COUNTERS = {"step", "kimg", "time_s", "epoch", "eval_n"}
+# stats.jsonl fields that are counters, not curves (the rate is plotted apart from the losses).
+COUNTERS = frozenset({"step", "kimg", "time_s", "epoch", "eval_n"})
 FOLDER = "tensorboard"
 
 
@@ -38,8 +38,8 @@ class EventLog:
         """Every number of one stats.jsonl record but its counters, at its step."""
         step = int(record["step"])
         for key, value in record.items():
-            if key not in _COUNTERS and isinstance(value, (int, float)):
-                self.writer.add_scalar(_tag(key), value, step, walltime=None)
+            if key not in COUNTERS and isinstance(value, (int, float)):
+                self.writer.add_scalar(_tag(key), value, step)
 
     def grid(self, name: str, image: torch.Tensor, step: int) -> None:
         """A grid image (CHW in [0, 1]) under `name`, at `step`."""

@@ -463,10 +463,10 @@ class Trainer:
         else:
             images = self.family.sample(tc.grid_size, seed=tc.grid_seed)
             nrow = self.family.classes or None
-        scale = view_scale(*images.shape[-2:])
-        png = png_bytes(images, nrow=nrow, scale=scale)
+        grid = make_grid(images, nrow=nrow)
+        png = png_bytes(grid, scale=view_scale(*images.shape[-2:]))
         if self.folder.events is not None:
-            self.folder.events.grid("samples", make_grid(images, nrow=nrow), self.state.step)
+            self.folder.events.grid("samples", grid, self.state.step)
         return encryption.write_file(self.folder.grids / name, png, self.folder.key)
 
     def manifest(self) -> dict[str, Any]:

@@ -22,14 +22,14 @@ from typing import Any
 import yaml
 
 from pixelsmith import config as cfglib
-from pixelsmith.train.events import EventLog
+from pixelsmith.train.events import COUNTERS, EventLog
 from pixelsmith.train.plot import plot_curves
 from pixelsmith.utils.encryption import EncryptionKey, read_file, write_file
 from pixelsmith.utils.files import atomic_write_bytes
 
 _NUMBERED = re.compile(r"^(\d{5})-")
 # stats.jsonl fields that are not curves to plot.
-_NOT_CURVES = {"step", "kimg", "time_s", "img_per_s", "epoch", "eval_n"}
+_NOT_CURVES = {*COUNTERS, "img_per_s"}
 # An encrypted run writes its stats records at least this often (and at every checkpoint).
 FLUSH_S = 30.0
 
