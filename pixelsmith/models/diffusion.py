@@ -13,7 +13,8 @@ schedule (Nichol & Dhariwal, section 4); DDIM with eta = 1 on the full schedule 
 DPM-Solver++(2M) integrates the probability-flow ODE in log-SNR with the clipped data prediction,
 second order from its second step; its calls are evenly spaced from T-1 down to about T/steps and
 its last step lands on clean data (`solver_sequence`), which beat log-SNR and quadratic spacings
-on a 30-minute Fashion-MNIST model (FID at 10 calls: 22.7 against 25.5 and 28.4, n=1000).
+on a 30-minute Fashion-MNIST model in a one-off comparison not kept as a benchmark (FID at 10
+calls: 22.7 against 25.5 and 28.4, n=1000).
 
 CPU cost, 28x28 grey, measured with 1 thread on the 2 Zen 3 cores of a build machine busy with
 other jobs (an idle one is faster): with the `diffusion-30min` preset (114 MFLOP per network
