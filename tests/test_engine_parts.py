@@ -66,3 +66,16 @@ def test_image_roundtrip_and_grid(tmp_path):
     assert torch.equal(g[:, 1:6, 9:16], q[1])
     with pytest.raises(UserError, match="missing.png"):
         load_image(tmp_path / "missing.png")
+
+
+def test_unset_threads_follow_omp_num_threads_for_one_process(monkeypatch):
+    from pixelsmith.train.loop import default_threads
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_threads(1) == 8 and default_threads(2) == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_threads(1) == 1
+    assert default_threads(4) == 2  # torchrun's processes: the cores shared, not its setting
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    assert default_threads(1) == 8

@@ -78,7 +78,7 @@ class TrainConfig:
     tensorboard: bool = True
     grid_size: int = 64
     grid_seed: int = 0
-    threads: int | None = None
+    threads: int | None = None  # unset: OMP_NUM_THREADS for one process, else cores / processes
     channels_last: bool = True
     device: str = "auto"
     # Scores while training (every eval_every steps; 0 = never) and once at the end. "auto"

@@ -60,6 +60,17 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def default_threads(local_world: int) -> int:
+    """A run's threads when train.threads is unset: OMP_NUM_THREADS when the user set it for a
+    single process (two runs side by side each taking every core thrash: 20x slower seen on 2
+    cores), else the cores shared among this machine's processes (torchrun sets OMP_NUM_THREADS=1
+    for its own reasons, so it is not read there)."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if local_world == 1 and env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 1) // local_world)
+
+
 class Trainer:
     """A run's family, data, randomness, counters and folder, and the loop that trains it.
 
@@ -81,7 +92,7 @@ class Trainer:
         tc = cfg.train
         self.dist: Dist = init_distributed(pick_device(tc.device))
         self.device = pick_device(tc.device, self.dist.local_rank)
-        torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // self.dist.local_world))
+        torch.set_num_threads(tc.threads or default_threads(self.dist.local_world))
         self.command = command or " ".join(shlex.quote(a) for a in sys.argv)
         fam = family_class(cfg.family)
         for key, (value, why) in fam.REQUIRED_DATA.items():
