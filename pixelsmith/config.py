@@ -101,6 +101,8 @@ def coerce(tp: Any, value: Any, key: str) -> Any:
                 items = [yaml_load(v) for v in items]
         elif not isinstance(items, (list, tuple)):
             items = [items]
+        elif not items:  # an empty list as saved (a model without context blocks)
+            return ()
         if items:
             return tuple(coerce(args[0], v, key) for v in items)
     elif origin is tuple:

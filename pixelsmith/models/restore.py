@@ -12,7 +12,10 @@ One family, four tasks (`model.task`):
   blind and non-blind use; it trains on both (the estimate for half the samples, the true sigma
   for the rest), so the network learns to live with the estimator's errors.
 - `inpaint`: a classical harmonic fill of the holes (Laplace's equation, `pixelsmith.nn.fill`)
-  refined by a `UNet` that sees the fill and the mask; known pixels are kept exactly.
+  refined by a `UNet` that sees the fill and the mask; known pixels are kept exactly. L1 alone
+  learns the mean, a smooth blur in the holes; with `model.adversarial` (and `feature_match`) a
+  patch discriminator judges the filled photos, as LaMa does, so the holes get texture, and
+  `model.context` adds dilated residual blocks at the coarsest level for a wider view.
 - `enhance`: a `UNet` on the dark photo plus two whole-image statistics as constant maps (mean
   and 95th percentile of luminance), which say how under-exposed the photo is.
 
@@ -31,6 +34,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from pixelsmith.data import degrade
 from pixelsmith.errors import UserError
@@ -56,6 +60,13 @@ class RestoreConfig:
     sigma: tuple[float, ...] = (0.0, 50.0)
     # inpaint: training hole fraction range
     coverage: tuple[float, ...] = (0.05, 0.5)
+    # inpaint: the dilations of extra residual blocks at the U-Net's coarsest level (each starts
+    # as the identity, so `--init` from a model without them starts from that model's output)
+    context: tuple[int, ...] = ()
+    # inpaint: weights of the patch discriminator's non-saturating loss and of its feature
+    # matching (LaMa's perceptual term, in the only features that exist offline: D's own)
+    adversarial: float = 0.0
+    feature_match: float = 0.0
     lr: float = 5e-4
 
     def validate(self) -> None:
@@ -72,15 +83,34 @@ class RestoreConfig:
             raise UserError(f"model.sigma must be LOW,HIGH within 0-255, got {self.sigma}")
         if len(self.coverage) != 2 or not 0 < self.coverage[0] < self.coverage[1] < 1:
             raise UserError(f"model.coverage must be LOW,HIGH within (0, 1), got {self.coverage}")
+        if any(d < 1 for d in self.context):
+            raise UserError(f"model.context holds dilations of at least 1, got {self.context}")
+        for key in ("adversarial", "feature_match"):
+            if getattr(self, key) < 0:
+                raise UserError(f"model.{key} must be at least 0, got {getattr(self, key)}")
+        if self.task != "inpaint" and (self.context or self.textured):
+            raise UserError(
+                "model.context, model.adversarial and model.feature_match are for "
+                f"model.task=inpaint, not {self.task}"
+            )
+
+    @property
+    def textured(self) -> bool:
+        """Whether a discriminator trains beside the network."""
+        return self.adversarial > 0 or self.feature_match > 0
 
 
 class ResBlock(nn.Module):
-    """conv-ReLU-conv with an identity skip."""
+    """conv-ReLU-conv with an identity skip (dilated convolutions where asked; `identity`
+    zeroes the second so the block starts as the identity)."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, dilation: int = 1, identity: bool = False):
         super().__init__()
-        self.a = nn.Conv2d(width, width, 3, padding=1)
-        self.b = nn.Conv2d(width, width, 3, padding=1)
+        self.a = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
+        self.b = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
+        if identity:
+            nn.init.zeros_(self.b.weight)
+            nn.init.zeros_(self.b.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.b(F.relu(self.a(x)))
@@ -110,7 +140,9 @@ class UNet(nn.Module):
     """A small U-Net: residual stages, strided-conv downsampling, pixel-shuffle upsampling,
     skips by addition; predicts a residual over the first `out` input channels."""
 
-    def __init__(self, cin: int, out: int, width: int, blocks: int, levels: int):
+    def __init__(
+        self, cin: int, out: int, width: int, blocks: int, levels: int, context: tuple = ()
+    ):
         super().__init__()
         self.out = out
         w = [width * 2**i for i in range(levels + 1)]
@@ -120,6 +152,8 @@ class UNet(nn.Module):
         )
         self.down = nn.ModuleList(nn.Conv2d(w[i], w[i + 1], 2, stride=2) for i in range(levels))
         self.mid = nn.Sequential(*[ResBlock(w[-1]) for _ in range(blocks)])
+        if context:  # registered only when asked, so older checkpoints keep their keys
+            self.context = nn.Sequential(*[ResBlock(w[-1], d, identity=True) for d in context])
         self.up = nn.ModuleList(nn.Conv2d(w[i + 1], 4 * w[i], 1) for i in range(levels))
         self.dec = nn.ModuleList(
             nn.Sequential(*[ResBlock(w[i]) for _ in range(blocks)]) for i in range(levels)
@@ -141,10 +175,32 @@ class UNet(nn.Module):
             skips.append(f)
             f = down(f)
         f = self.mid(f)
+        if hasattr(self, "context"):
+            f = self.context(f)
         for i in reversed(range(len(self.up))):
             f = F.pixel_shuffle(self.up[i](f), 2) + skips[i]
             f = self.dec[i](f)
         return x[:, : self.out] + self.tail(f)
+
+
+class PatchD(nn.Module):
+    """A spectral-normalised patch discriminator (pix2pix / LaMa style) on an image in [0, 1]
+    and its hole mask: a logit per 8x8 cell, and the hidden activations for feature matching."""
+
+    def __init__(self, cin: int, width: int = 32):
+        super().__init__()
+        w = [cin, width, 2 * width, 4 * width]
+        self.convs = nn.ModuleList(
+            spectral_norm(nn.Conv2d(w[i], w[i + 1], 4, stride=2, padding=1)) for i in range(3)
+        )
+        self.out = spectral_norm(nn.Conv2d(w[-1], 1, 3, padding=1))
+
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, list[Tensor]]:
+        f, feats = torch.cat([x * 2 - 1, mask], 1), []
+        for conv in self.convs:
+            f = F.leaky_relu(conv(f), 0.2)
+            feats.append(f)
+        return self.out(f), feats
 
 
 luminance = luma  # (N, 1, H, W) BT.601 luma of grey or RGB images
@@ -175,6 +231,11 @@ def exposure_stats(x: Tensor) -> Tensor:
     """(N, 2) mean and 95th percentile of each image's luminance."""
     y = luminance(x).flatten(1)
     return torch.stack([y.mean(1), _quantile(y, 0.95)], 1)
+
+
+def _weighted_mean(values: Tensor, weights: Tensor) -> Tensor:
+    """The mean of values under weights of the same shape (0 when the weights are all 0)."""
+    return (values * weights).sum() / weights.sum().clamp(min=1e-6)
 
 
 def _const_maps(values: Tensor, like: Tensor) -> Tensor:
@@ -256,6 +317,23 @@ PRESETS: dict[str, Preset] = {
         {"task": "inpaint", "width": 16, "blocks": 2, "levels": 3},
         64,
     ),
+    # zoo:inpaint-texture: zoo:inpaint fine-tuned (`--init zoo:inpaint`) with two dilated
+    # blocks and the patch discriminator's losses (docs/editing.md, bench/inpaint_texture.py).
+    "inpaint-texture": _preset(
+        "textured inpainting: the refinement with a wider view and adversarial losses",
+        20.0,
+        {
+            "task": "inpaint",
+            "width": 16,
+            "blocks": 2,
+            "levels": 3,
+            "context": (2, 4),
+            "adversarial": 0.05,
+            "feature_match": 0.5,
+            "lr": 2e-4,
+        },
+        64,
+    ),
     "enhance": _preset(
         "low-light / exposure correction of dark, noisy photos",
         15.0,
@@ -285,8 +363,10 @@ class Restore(Family):
             net: nn.Module = SRNet(c, cfg.width, cfg.blocks, cfg.scale)
         else:
             cond = {"denoise": 1, "inpaint": 1, "enhance": 2}[cfg.task]
-            net = UNet(c + cond, c, cfg.width, cfg.blocks, cfg.levels)
+            net = UNet(c + cond, c, cfg.width, cfg.blocks, cfg.levels, tuple(cfg.context))
         self.networks = {"net": net}
+        if cfg.textured:
+            self.networks["disc"] = PatchD(c + 1)
         k = cfg.scale if cfg.task == "sr" else 2**cfg.levels
         if self.image_shape[1] % k or self.image_shape[2] % k:
             raise UserError(
@@ -358,6 +438,9 @@ class Restore(Family):
     def configure_optimizers(self) -> None:
         net = self.networks["net"]
         self.optimizers = {"net": torch.optim.Adam(net.parameters(), self.cfg.lr)}
+        if self.cfg.textured:
+            disc = self.networks["disc"].parameters()
+            self.optimizers["disc"] = torch.optim.Adam(disc, self.cfg.lr, betas=(0.5, 0.999))
 
     def train_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         assert batch.inputs is not None
@@ -370,17 +453,52 @@ class Restore(Family):
             sigma = torch.where(half, true, estimate_sigma(x) * 255)
         inp = self.network_input(x, batch.mask, sigma)
         out = net(inp)
+        stats: dict[str, float] = {}
         if batch.mask is not None:  # the known pixels are copied back: learn the holes
             loss = ((out - clean).abs() * batch.mask).sum() / batch.mask.sum().clamp(min=1)
             loss = loss / clean.shape[1]
+            stats["l1"] = loss.item()
+            if self.cfg.textured:
+                loss = loss + self._textured_losses(out, clean, batch.mask, ctx, stats)
         else:
             loss = F.l1_loss(out, clean)
+            stats["l1"] = loss.item()
         opt = self.optimizers["net"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         ctx.sync(net)
         opt.step()
-        return {"l1": loss.item()}
+        return stats
+
+    def _textured_losses(
+        self, out: Tensor, clean: Tensor, mask: Tensor, ctx: StepContext, stats: dict
+    ) -> Tensor:
+        """One discriminator update on the filled photos, then the network's adversarial and
+        feature-matching terms through the frozen discriminator.
+
+        As in LaMa, a cell of the discriminator's map counts as fake in proportion to the hole
+        it covers: the known pixels are the real photo's, and calling them fake would teach D
+        nothing but the mask.
+        """
+        disc, cfg = self.networks["disc"], self.cfg
+        filled = torch.where(mask > 0.5, out, clean)
+        real_logit, _ = disc(clean, mask)
+        fake_logit, _ = disc(filled.detach(), mask)
+        cells = F.adaptive_avg_pool2d(mask, fake_logit.shape[-2:])
+        d_loss = F.softplus(-real_logit).mean() + _weighted_mean(F.softplus(fake_logit), cells)
+        opt = self.optimizers["disc"]
+        opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        ctx.sync(disc)
+        opt.step()
+        with ctx.freeze(disc):
+            logit, feats = disc(filled, mask)
+            with torch.no_grad():  # the real photo's features under the same, updated D
+                _, real_feats = disc(clean, mask)
+        adv = _weighted_mean(F.softplus(-logit), cells)
+        fm = sum((f - r).abs().mean() for f, r in zip(feats, real_feats, strict=True)) / len(feats)
+        stats.update(d=d_loss.item(), adv=adv.item(), fm=fm.item())
+        return cfg.adversarial * adv + cfg.feature_match * fm
 
     # ---- use -------------------------------------------------------------------------------
 
@@ -452,7 +570,8 @@ class Restore(Family):
         if c.task == "sr":
             return 3 + 2 * c.blocks + 2  # the convolutions, and bicubic's two taps
         steps = sum(2**i for i in range(c.levels))
-        return 2 + (4 * c.blocks + 2) * steps + 2 * c.blocks * 2**c.levels
+        coarse = 2 * c.blocks + 2 * sum(c.context)  # 3x3 convolutions at the coarsest level
+        return 2 + (4 * c.blocks + 2) * steps + coarse * 2**c.levels
 
     @property
     def out_scale(self) -> int:
