@@ -12,12 +12,18 @@ window, the issue's range), fills it with every method and scores:
   windows resized to 299 by the standard protocol). FID at this n is biased upward: compare rows,
   not absolute values.
 
-Rows: the harmonic fill (`--method harmonic`), OpenCV Telea (radius 3, the `edit` extra), and the
-learned refinement (`zoo:inpaint`, or `--model RUN`). Target (issue 22): a model whose filled-region
-KID is below the harmonic fill's and the current model's, with window PSNR at most 0.3 dB below
-the current model's.
+Rows (`--methods`): the harmonic fill (`harmonic`), OpenCV Telea (`telea`, radius 3, the `edit`
+extra) and any learned refinement given as `zoo:NAME` or a run folder (`learned` is
+`zoo:inpaint`). Target (issue 22): a model whose filled-region KID is below the harmonic fill's
+and the current model's (`zoo:inpaint`), with window PSNR at most 0.3 dB below the current
+model's.
 
-Example: `python bench/inpaint_texture.py --windows 16 --json bench/results/inpaint_texture.json`
+`--holdout art` cuts the windows from the second hold-out instead (`pixelsmith.data.art`:
+paintings, scans, game art; `sh scripts/get-art-holdout.sh DIR`, then `--art-root DIR`).
+`--figure PATH` draws the first windows of each photo: holed, each row's fill, the original.
+
+Example (the default rows are harmonic, telea, zoo:inpaint and zoo:inpaint-texture):
+`python bench/inpaint_texture.py --windows 20 --figure docs/inpaint_texture.png`
 """
 
 from __future__ import annotations
@@ -32,24 +38,35 @@ import numpy as np
 import torch
 
 from pixelsmith.data import degrade
+from pixelsmith.data.art import art_images
 from pixelsmith.data.photos import holdout_photos
-from pixelsmith.edit import ops
+from pixelsmith.edit import classical, ops
 from pixelsmith.imageio import read_natural
 from pixelsmith.metrics import feature_net, frechet_distance, kernel_inception_distance
 from pixelsmith.metrics.image import psnr
 from pixelsmith.utils.rng import BatchRandom
 
 SIZE = 128
+CLASSICAL = tuple(classical.FILLS)
 COVERAGE = (0.1, 0.4)
 
 
-def windows(per_photo: int, seed: int) -> torch.Tensor:
-    """(N, 3, SIZE, SIZE) windows in [0, 1], per_photo from each hold-out photo, seeded."""
+def sources(holdout: str, art_root: str | None) -> dict[str, np.ndarray]:
+    """The hold-out images by name as uint8 RGB arrays (grey ones repeated to RGB)."""
+    if holdout == "art":
+        return art_images(art_root)
+    out = {}
+    for name, path in holdout_photos().items():
+        arr, _ = read_natural(path)
+        out[name] = arr[..., :3] if arr.shape[2] >= 3 else np.repeat(arr[..., :1], 3, axis=2)
+    return out
+
+
+def windows(images: dict[str, np.ndarray], per_photo: int, seed: int) -> torch.Tensor:
+    """(N, 3, SIZE, SIZE) windows in [0, 1], per_photo from each image, seeded."""
     rng = np.random.default_rng(seed)
     out = []
-    for path in holdout_photos().values():
-        arr, _ = read_natural(path)
-        arr = arr[..., :3] if arr.shape[2] >= 3 else np.repeat(arr[..., :1], 3, axis=2)
+    for arr in images.values():
         h, w = arr.shape[:2]
         for _ in range(per_photo):
             y, x = int(rng.integers(0, h - SIZE + 1)), int(rng.integers(0, w - SIZE + 1))
@@ -58,28 +75,61 @@ def windows(per_photo: int, seed: int) -> torch.Tensor:
     return torch.stack(out)
 
 
-def fill(method: str, x: torch.Tensor, masks: torch.Tensor, model: str | None) -> torch.Tensor:
+def fill(method: str, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Every window filled by one method (holes zeroed before the method sees them)."""
     holed = x * (1 - masks)
-    if method == "learned":
-        return torch.cat(
-            [ops.inpaint(holed[i], masks[i], model=model)[None] for i in range(len(x))]
-        ).clamp(0, 1)
-    return ops.inpaint(holed, masks, method=method).clamp(0, 1)
+    if method in CLASSICAL:
+        return ops.inpaint(holed, masks, method=method).clamp(0, 1)
+    model = "zoo:inpaint" if method == "learned" else method
+    return torch.cat(
+        [ops.inpaint(holed[i], masks[i], model=model)[None] for i in range(len(x))]
+    ).clamp(0, 1)
+
+
+def figure(
+    x: torch.Tensor, masks: torch.Tensor, fills: dict[str, torch.Tensor], per_photo: int, path: str
+) -> None:
+    """The first window of every other image: holed, each method's fill, the original."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = list(range(0, len(x), 2 * per_photo))[:6]
+    cols = {"holes": x * (1 - masks) + masks * 0.5, **fills, "original": x}
+    fig, axes = plt.subplots(
+        len(picks), len(cols), figsize=(1.6 * len(cols), 1.6 * len(picks)), squeeze=False
+    )
+    for r, i in enumerate(picks):
+        for c, (name, images) in enumerate(cols.items()):
+            ax = axes[r][c]
+            ax.imshow(images[i].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            ax.set_axis_off()
+            if r == 0:
+                ax.set_title(name.removeprefix("zoo:"), fontsize=8)
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}")
 
 
 def main() -> None:
     """Fill, score and print the table; write the JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--windows", type=int, default=16, help="windows per hold-out photo")
-    ap.add_argument("--methods", default="harmonic,telea,learned")
-    ap.add_argument("--model", help="an inpainting run or zoo:NAME for the learned row")
+    ap.add_argument(
+        "--methods",
+        default="harmonic,telea,zoo:inpaint,zoo:inpaint-texture",
+        help="rows: harmonic, telea, zoo:NAME or a run folder",
+    )
+    ap.add_argument("--holdout", choices=("photos", "art"), default="photos")
+    ap.add_argument("--art-root", help="where scripts/get-art-holdout.sh unpacked the art")
+    ap.add_argument("--figure", help="also draw the first windows' fills into this PNG")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="bench/results/inpaint_texture.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    x = windows(args.windows, args.seed)
+    x = windows(sources(args.holdout, args.art_root), args.windows, args.seed)
     masks = degrade.masks_with_coverage(len(x), SIZE, SIZE, BatchRandom(args.seed), COVERAGE)
     net = feature_net("inception")
 
@@ -89,16 +139,17 @@ def main() -> None:
 
     real = feats(x)
     subset = min(100, len(x))
-    rows = {}
+    rows, fills = {}, {}
     for method in args.methods.split(","):
         t0 = time.perf_counter()
         try:
-            out = fill(method, x, masks, args.model)
+            out = fill(method, x, masks)
         except Exception as e:  # a missing extra: say so in the row
             rows[method] = {"note": f"{type(e).__name__}: {e}"}
             print(f"  {method}: {rows[method]['note']}")
             continue
         seconds = time.perf_counter() - t0
+        fills[method] = out
         hole = masks.expand_as(x) > 0.5
         hole_psnr = [
             float(psnr(out[i][hole[i]].view(1, 1, 1, -1), x[i][hole[i]].view(1, 1, 1, -1)))
@@ -120,19 +171,20 @@ def main() -> None:
         )
     cover = float(masks.mean())
     print(f"\n{len(x)} windows of {SIZE}x{SIZE}, holes {cover:.1%} on average, Inception features")
-    print(f"  {'method':<10} {'PSNR':>7} {'hole':>7} {'KID x1000':>16} {'FID':>8} {'s/window':>9}")
+    print(f"  {'method':<22} {'PSNR':>7} {'hole':>7} {'KID x1000':>16} {'FID':>8} {'s/window':>9}")
     for m, r in rows.items():
         if "note" in r:
-            print(f"  {m:<10} {r['note']}")
+            print(f"  {m:<22} {r['note']}")
             continue
         kid = f"{1000 * r['kid_mean']:.2f} ± {1000 * r['kid_std']:.2f}"
         print(
-            f"  {m:<10} {r['psnr']:7.2f} {r['hole_psnr']:7.2f} {kid:>16} {r['fid']:8.2f} "
+            f"  {m:<22} {r['psnr']:7.2f} {r['hole_psnr']:7.2f} {kid:>16} {r['fid']:8.2f} "
             f"{r['s_per_window']:9.3f}"
         )
     out = {
         "command": "python bench/inpaint_texture.py "
         + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None),
+        "holdout": args.holdout,
         "windows": len(x),
         "size": SIZE,
         "coverage_range": COVERAGE,
@@ -141,6 +193,8 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "rows": rows,
     }
+    if args.figure:
+        figure(x, masks, fills, args.windows, args.figure)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2))
     print(f"wrote {args.json}")

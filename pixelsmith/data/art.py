@@ -139,8 +139,9 @@ def art_holdout(root: str | os.PathLike | None = None) -> dict[str, Path]:
     return found
 
 
-def art_crops(root: str | os.PathLike | None = None, size: int = 256) -> dict[str, np.ndarray]:
-    """Every image as uint8 RGB (H, W, 3), short side at most SHORT_SIDE, centre size crop."""
+def art_images(root: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """Every image as uint8 RGB (H, W, 3), Lanczos-reduced to a short side of at most
+    SHORT_SIDE."""
     out = {}
     for name, path in art_holdout(root).items():
         arr, _ = read_natural(path)
@@ -150,6 +151,14 @@ def art_crops(root: str | os.PathLike | None = None, size: int = 256) -> dict[st
             f = SHORT_SIDE / min(h, w)
             im = Image.fromarray(np.ascontiguousarray(arr))
             arr = np.asarray(im.resize((round(w * f), round(h * f)), Image.Resampling.LANCZOS))
+        out[name] = arr
+    return out
+
+
+def art_crops(root: str | os.PathLike | None = None, size: int = 256) -> dict[str, np.ndarray]:
+    """Every image of `art_images`, centre size crop."""
+    out = {}
+    for name, arr in art_images(root).items():
         h, w = arr.shape[:2]
         y, x = (h - size) // 2, (w - size) // 2
         out[name] = np.ascontiguousarray(arr[y : y + size, x : x + size])
