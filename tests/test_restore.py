@@ -267,5 +267,7 @@ def test_texture_settings_are_for_inpainting_only():
         RestoreConfig(task="denoise", adversarial=0.1).validate()
     with pytest.raises(UserError, match="model.context"):
         RestoreConfig(task="inpaint", context=(0,)).validate()
+    with pytest.raises(UserError, match="model.d_lr"):
+        RestoreConfig(task="inpaint", d_lr=0.0).validate()
     with pytest.raises(UserError, match="model.feature_match"):
         RestoreConfig(task="inpaint", feature_match=-1.0).validate()

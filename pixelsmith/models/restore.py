@@ -68,6 +68,7 @@ class RestoreConfig:
     adversarial: float = 0.0
     feature_match: float = 0.0
     lr: float = 5e-4
+    d_lr: float | None = None  # the discriminator's learning rate (unset: lr)
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -83,6 +84,8 @@ class RestoreConfig:
             raise UserError(f"model.sigma must be LOW,HIGH within 0-255, got {self.sigma}")
         if len(self.coverage) != 2 or not 0 < self.coverage[0] < self.coverage[1] < 1:
             raise UserError(f"model.coverage must be LOW,HIGH within (0, 1), got {self.coverage}")
+        if self.d_lr is not None and self.d_lr <= 0:
+            raise UserError(f"model.d_lr must be above 0 (or unset), got {self.d_lr}")
         if any(d < 1 for d in self.context):
             raise UserError(f"model.context holds dilations of at least 1, got {self.context}")
         for key in ("adversarial", "feature_match"):
@@ -328,8 +331,8 @@ PRESETS: dict[str, Preset] = {
             "blocks": 2,
             "levels": 3,
             "context": (2, 4),
-            "adversarial": 0.05,
-            "feature_match": 0.5,
+            "adversarial": 0.3,
+            "feature_match": 5.0,
             "lr": 2e-4,
         },
         64,
@@ -440,7 +443,8 @@ class Restore(Family):
         self.optimizers = {"net": torch.optim.Adam(net.parameters(), self.cfg.lr)}
         if self.cfg.textured:
             disc = self.networks["disc"].parameters()
-            self.optimizers["disc"] = torch.optim.Adam(disc, self.cfg.lr, betas=(0.5, 0.999))
+            lr = self.cfg.d_lr or self.cfg.lr
+            self.optimizers["disc"] = torch.optim.Adam(disc, lr, betas=(0.5, 0.999))
 
     def train_step(self, batch: Batch, ctx: StepContext) -> dict[str, float]:
         assert batch.inputs is not None
