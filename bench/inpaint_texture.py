@@ -22,8 +22,8 @@ model's.
 paintings, scans, game art; `sh scripts/get-art-holdout.sh DIR`, then `--art-root DIR`).
 `--figure PATH` draws the first windows of each photo: holed, each row's fill, the original.
 
-Example (the default rows are harmonic, telea, zoo:inpaint and zoo:inpaint-texture):
-`python bench/inpaint_texture.py --windows 20 --figure docs/inpaint_texture.png`
+Example (a textured run beside the default rows harmonic, telea and zoo:inpaint):
+`python bench/inpaint_texture.py --windows 20 --methods harmonic,telea,zoo:inpaint,RUN`
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=16, help="windows per hold-out photo")
     ap.add_argument(
         "--methods",
-        default="harmonic,telea,zoo:inpaint,zoo:inpaint-texture",
+        default="harmonic,telea,zoo:inpaint",
         help="rows: harmonic, telea, zoo:NAME or a run folder",
     )
     ap.add_argument("--holdout", choices=("photos", "art"), default="photos")

@@ -320,8 +320,8 @@ PRESETS: dict[str, Preset] = {
         {"task": "inpaint", "width": 16, "blocks": 2, "levels": 3},
         64,
     ),
-    # zoo:inpaint-texture: zoo:inpaint fine-tuned (`--init zoo:inpaint`) with two dilated
-    # blocks and the patch discriminator's losses (docs/editing.md, bench/inpaint_texture.py).
+    # zoo:inpaint fine-tuned (`--init zoo:inpaint --steps 1500`) with two dilated blocks and the
+    # patch discriminator's losses (docs/editing.md, bench/inpaint_texture.py); not shipped yet.
     "inpaint-texture": _preset(
         "textured inpainting: the refinement with a wider view and adversarial losses",
         20.0,
@@ -331,9 +331,10 @@ PRESETS: dict[str, Preset] = {
             "blocks": 2,
             "levels": 3,
             "context": (2, 4),
-            "adversarial": 0.3,
+            "adversarial": 1.0,
             "feature_match": 5.0,
             "lr": 2e-4,
+            "d_lr": 1e-3,
         },
         64,
     ),
