@@ -80,7 +80,8 @@ def fill(method: str, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     holed = x * (1 - masks)
     if method in CLASSICAL:
         return ops.inpaint(holed, masks, method=method).clamp(0, 1)
-    model = "zoo:inpaint" if method == "learned" else method
+    # Loaded once here: ops.inpaint reloads a run folder on every call (it may be retraining).
+    model = ops.restorer("inpaint", "zoo:inpaint" if method == "learned" else method)
     return torch.cat(
         [ops.inpaint(holed[i], masks[i], model=model)[None] for i in range(len(x))]
     ).clamp(0, 1)

@@ -144,7 +144,13 @@ class UNet(nn.Module):
     skips by addition; predicts a residual over the first `out` input channels."""
 
     def __init__(
-        self, cin: int, out: int, width: int, blocks: int, levels: int, context: tuple = ()
+        self,
+        cin: int,
+        out: int,
+        width: int,
+        blocks: int,
+        levels: int,
+        context: tuple[int, ...] = (),
     ):
         super().__init__()
         self.out = out
@@ -155,8 +161,8 @@ class UNet(nn.Module):
         )
         self.down = nn.ModuleList(nn.Conv2d(w[i], w[i + 1], 2, stride=2) for i in range(levels))
         self.mid = nn.Sequential(*[ResBlock(w[-1]) for _ in range(blocks)])
-        if context:  # registered only when asked, so older checkpoints keep their keys
-            self.context = nn.Sequential(*[ResBlock(w[-1], d, identity=True) for d in context])
+        # Empty without context blocks: no tensors, so older checkpoints keep their keys.
+        self.context = nn.Sequential(*[ResBlock(w[-1], d, identity=True) for d in context])
         self.up = nn.ModuleList(nn.Conv2d(w[i + 1], 4 * w[i], 1) for i in range(levels))
         self.dec = nn.ModuleList(
             nn.Sequential(*[ResBlock(w[i]) for _ in range(blocks)]) for i in range(levels)
@@ -177,9 +183,7 @@ class UNet(nn.Module):
             f = enc(f)
             skips.append(f)
             f = down(f)
-        f = self.mid(f)
-        if hasattr(self, "context"):
-            f = self.context(f)
+        f = self.context(self.mid(f))
         for i in reversed(range(len(self.up))):
             f = F.pixel_shuffle(self.up[i](f), 2) + skips[i]
             f = self.dec[i](f)
@@ -458,16 +462,14 @@ class Restore(Family):
             sigma = torch.where(half, true, estimate_sigma(x) * 255)
         inp = self.network_input(x, batch.mask, sigma)
         out = net(inp)
-        stats: dict[str, float] = {}
         if batch.mask is not None:  # the known pixels are copied back: learn the holes
             loss = ((out - clean).abs() * batch.mask).sum() / batch.mask.sum().clamp(min=1)
             loss = loss / clean.shape[1]
-            stats["l1"] = loss.item()
-            if self.cfg.textured:
-                loss = loss + self._textured_losses(out, clean, batch.mask, ctx, stats)
         else:
             loss = F.l1_loss(out, clean)
-            stats["l1"] = loss.item()
+        stats = {"l1": loss.item()}
+        if self.cfg.textured and batch.mask is not None:
+            loss = loss + self._textured_losses(out, clean, batch.mask, ctx, stats)
         opt = self.optimizers["net"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
