@@ -96,14 +96,15 @@ def test_what_the_service_refuses_raises_openais_errors(client):
         wrong.images.generate(model="fmnist-gan", prompt="x")
 
 
-def test_edit_inpaints_where_the_mask_is_transparent(client):
+@pytest.mark.parametrize("model", ["inpaint", "inpaint-texture"])
+def test_edit_inpaints_where_the_mask_is_transparent(client, model):
     arr = _photo()
     hole = np.zeros(arr.shape[:2], bool)
     hole[12:26, 10:30] = True
     mask = np.zeros((*arr.shape[:2], 4), np.uint8)  # OpenAI's rule: transparent = to edit
     mask[..., 3] = np.where(hole, 0, 255)
     r = client.images.edit(
-        model="inpaint",
+        model=model,
         image=_file(Image.fromarray(arr)),
         mask=_file(Image.fromarray(mask, "RGBA"), "mask.png"),
         prompt="fill the hole",
@@ -113,6 +114,7 @@ def test_edit_inpaints_where_the_mask_is_transparent(client):
     assert np.array_equal(out[~hole], arr[~hole])  # only the transparent pixels changed
     assert np.abs(out[hole].astype(int) - arr[hole]).mean() > 1
     assert "prompt is ignored" in r.model_extra["notes"][0]
+    assert r.model_extra["options"]["method"] == ("texture" if "texture" in model else "learned")
 
 
 def test_edit_by_an_operations_variant_name(client):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import pathlib
 import struct
 import threading
 import time
@@ -121,7 +122,7 @@ def test_each_edit_answers_exactly_what_the_library_makes_of_the_upload(
     upload = _png(_photo())
     got = _decoded(_edit(c, {"operation": operation, **fields}, upload))
     want = apply(operation, read_photo_bytes(upload, "x"), **options)
-    assert got == encode_photo(want, __import__("pathlib").Path("r.png"))
+    assert got == encode_photo(want, pathlib.Path("r.png"))
     if operation.startswith("sr"):
         s = options["scale"]
         assert Image.open(io.BytesIO(got)).size == (40 * s, 48 * s)
@@ -141,6 +142,19 @@ def test_inpaint_fills_the_painted_mask_only_and_refuses_a_missing_or_misfit_mas
     assert r.status_code == 400 and "mask" in r.json()["error"]["message"]
     r = _edit(c, data, _png(arr), mask=_png(mask[:20]))
     assert r.status_code == 400 and "same size" in r.json()["error"]["message"]
+
+
+def test_inpaint_texture_names_the_shipped_texture_model_as_the_library_does(served):
+    c, _, _ = served
+    arr = _photo()
+    mask = np.zeros(arr.shape[:2], np.uint8)
+    mask[10:25, 8:30] = 255
+    got = _decoded(_edit(c, {"operation": "inpaint-texture"}, _png(arr), mask=_png(mask)))
+    photo = read_photo_bytes(_png(arr), "x")
+    m = torch.from_numpy(mask > 0).float()
+    want = encode_photo(apply("inpaint", photo, mask=m, method="texture"), pathlib.Path("r.png"))
+    default = encode_photo(apply("inpaint", photo, mask=m), pathlib.Path("r.png"))
+    assert got == want != default
 
 
 def test_translate_runs_the_served_cyclegan_and_raw_bytes_come_back_by_accept(served):

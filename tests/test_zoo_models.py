@@ -25,6 +25,7 @@ SHIPPED = (
     "denoise",
     "denoise-grey",
     "inpaint",
+    "inpaint-texture",
     "enhance",
     "fmnist-gan",
     "fmnist-stylegan",
@@ -99,6 +100,28 @@ def test_inpainting_refines_the_classical_fill():
     assert torch.equal(learned[keep], clean[keep])
     assert _psnr(learned, clean) > _psnr(fill, clean) - 0.2
     assert _psnr(learned, clean) > _psnr(holed, clean) + 5
+
+
+def _detail(x: torch.Tensor, where: torch.Tensor) -> float:
+    """Mean absolute Laplacian of x at the mask's pixels: how much fine detail is there."""
+    k = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
+    lap = torch.nn.functional.conv2d(x[None], k, padding=1, groups=3)[0]
+    return float(lap[where].abs().mean())
+
+
+@pytest.mark.parametrize("name, seed", [("chelsea", 0), ("motorcycle", 1)])
+def test_textured_inpainting_draws_detail_where_the_default_blurs(name, seed):
+    # Measured on all 12 hold-out crops at 2 seeds: 1.5-5x the default's detail, still
+    # below the photo's own, PSNR within 1.2 dB of the default's.
+    clean = _crop(name)
+    mask = degrade.masks_with_coverage(1, 128, 128, BatchRandom(seed), coverage=(0.2, 0.3))[0]
+    holed = clean * (1 - mask)
+    learned, texture = ops.inpaint(holed, mask), ops.inpaint(holed, mask, method="texture")
+    hole = mask.expand_as(clean) > 0.5
+    assert torch.equal(texture[~hole], clean[~hole])
+    assert _detail(texture, hole) > 1.3 * _detail(learned, hole)
+    assert _detail(texture, hole) < _detail(clean, hole)
+    assert _psnr(texture, clean) > _psnr(learned, clean) - 2
 
 
 def test_enhancement_beats_the_classical_tools_on_a_dark_photo():

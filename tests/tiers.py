@@ -75,6 +75,7 @@ TIERS: dict[str, list[str]] = {
         "tests/test_openai_client.py::test_what_the_service_refuses_raises_openais_errors",
         "tests/test_serve.py::test_load_served_names_models_and_refuses_non_generators",
         "tests/test_serve_edits.py::test_each_edit_answers_exactly_what_the_library_makes_of_the_upload",
+        "tests/test_serve_edits.py::test_inpaint_texture_names_the_shipped_texture_model_as_the_library_does",
         "tests/test_serve_edits.py::test_face_detections_find_the_astronaut",
         "tests/test_serve_edits.py::test_fuzz_every_malformed_request_is_a_4xx_with_one_line_and_the_server_lives",
         "tests/test_serve_edits.py::test_outputs_carry_no_exif_or_location_even_when_the_upload_does",

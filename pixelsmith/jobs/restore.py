@@ -105,15 +105,16 @@ DENOISE = Operation(
 
 
 def _inpaint_check(o: dict[str, Any], _ctx: Context) -> None:
-    if o["method"] == "learned":
+    if o["method"] in ops.LEARNED_FILLS:
         _own(o, "inpaint")
-        ops.restorer("inpaint", o["model"])
+        own = o["model"]
+        ops.restorer("inpaint", ops.LEARNED_FILLS[o["method"]] if own is None else own)
 
 
 def _inpaint(photo: Photo, o: dict[str, Any], ctx: Context) -> Photo:
     assert ctx.mask is not None  # Operation.run checks the need
-    if o["method"] == "learned":
-        _say_model(ctx, o, "inpaint", 3)
+    if o["method"] in ops.LEARNED_FILLS and o["model"] is None:
+        ctx.report["model"] = ops.LEARNED_FILLS[o["method"]]
     out = ops.inpaint(photo.colour, ctx.mask, o["model"], o["method"], progress=ctx.tiles)
     return photo.with_pixels(out)
 
@@ -126,13 +127,15 @@ INPAINT = Operation(
     (
         Choice(
             "method",
-            "learned (a harmonic fill refined by the shipped model) or a classical fill",
-            choices=("learned", *classical.FILLS),
+            "learned (a harmonic fill refined by the shipped model), texture (the shipped "
+            "model trained to draw texture, not blur) or a classical fill",
+            choices=(*ops.LEARNED_FILLS, *classical.FILLS),
         ),
         MODEL,
     ),
     needs=("mask",),
     check=_inpaint_check,
+    variants={"inpaint-texture": {"method": "texture"}},
 )
 
 
