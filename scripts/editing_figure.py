@@ -1,5 +1,6 @@
 """docs/editing.png: each editing operation on a hold-out photo, the input, the classical
-answer, pixelsmith's, and the truth, side by side (128x128 crops shown 2x).
+answer, pixelsmith's, and the truth, side by side (128x128 crops shown 2x); the textured
+inpainting row puts the default model where the classical answer goes.
 
     python scripts/editing_figure.py [-o docs/editing.png]
 """
@@ -43,6 +44,19 @@ def nlm(x: torch.Tensor) -> torch.Tensor:
 def rows() -> list[tuple[str, list[tuple[str, torch.Tensor]]]]:
     """(operation, [(caption, image)]) per row."""
     out = []
+    hr = crop("motorcycle")[:, 40 : 40 + SIDE, 100 : 100 + SIDE]
+    lr = degrade.bicubic_down(hr[None], 2)[0]
+    out.append(
+        (
+            "SR x2",
+            [
+                ("input", torch.nn.functional.interpolate(lr[None], scale_factor=2)[0]),
+                ("bicubic", degrade.imresize(lr[None], scale=2)[0].clamp(0, 1)),
+                ("pixelsmith", ops.super_resolve(lr, 2)),
+                ("truth", hr),
+            ],
+        )
+    )
     hr = crop("astronaut")[:, 64 : 64 + SIDE, 64 : 64 + SIDE]
     lr = degrade.bicubic_down(hr[None], 4)[0]
     near = torch.nn.functional.interpolate(lr[None], scale_factor=4)[0]
@@ -83,6 +97,17 @@ def rows() -> list[tuple[str, list[tuple[str, torch.Tensor]]]]:
                 ("input", holed),
                 ("Telea", fill),
                 ("pixelsmith", ops.inpaint(clean * (1 - mask), mask)),
+                ("truth", clean),
+            ],
+        )
+    )
+    out.append(
+        (
+            "inpaint --method texture",
+            [
+                ("input", holed),
+                ("pixelsmith (default)", ops.inpaint(clean * (1 - mask), mask)),
+                ("pixelsmith texture", ops.inpaint(clean * (1 - mask), mask, method="texture")),
                 ("truth", clean),
             ],
         )
