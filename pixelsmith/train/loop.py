@@ -590,7 +590,11 @@ class Trainer:
     def write_report(self, scores: list[Any] | None = None) -> None:
         """report.md: model, data, counters, command and the final scores with their cards."""
         rates = [r["img_per_s"] for r in self.folder.read_stats() if "img_per_s" in r]
-        rate = rates[-1] if rates else float("nan")
+        if rates:
+            rate = f"last rate: {rates[-1]} img/s"
+        else:  # a run shorter than train.log_every logged none
+            seconds = max(self.state.elapsed, 1e-9)
+            rate = f"rate: {self.batches.consumed / seconds:.1f} img/s over the run"
         self.folder.write_report(
             [
                 f"- model: {self.cfg.preset} (family {self.cfg.family}), "
@@ -598,7 +602,7 @@ class Trainer:
                 f"- data: {self.data.name} ({self.data.split}), {len(self.data)} images, "
                 f"fingerprint {self.data.fingerprint}",
                 f"- steps: {self.state.step}, real images read: {self.batches.consumed}, "
-                f"time: {fmt_duration(self.state.elapsed)}, last rate: {rate} img/s, "
+                f"time: {fmt_duration(self.state.elapsed)}, {rate}, "
                 f"processes: {self.dist.world}",
                 f"- command: `{self.command}`",
                 *([f"- {describe_init(self.init_record)}"] if self.init_record else []),
