@@ -61,6 +61,16 @@ def test_a_resume_purges_events_after_its_checkpoint(tmp_path, tiny):
     assert 99.0 not in [v for _, v in got]
 
 
+def test_a_trainer_never_trained_opens_no_writer(tmp_path, tiny):
+    t = Trainer(build_config("dcgan", overrides=[*tiny, "train.steps=1"]), tmp_path, progress=False)
+    assert t.folder.events is not None and not t.folder.events.is_open
+    t.folder.events.record({"step": 1, "G": 0.5})
+    assert t.folder.events.is_open
+    t.folder.events.close()
+    assert not t.folder.events.is_open
+    assert [e.step for e in _read(t.run_dir).Scalars("loss/G")] == [1]
+
+
 def test_event_files_can_be_turned_off(tmp_path, tiny):
     over = [*tiny, "train.steps=1", "train.tensorboard=false"]
     run = train(build_config("dcgan", overrides=over), tmp_path, progress=False)

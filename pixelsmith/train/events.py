@@ -26,13 +26,28 @@ def available() -> bool:
 
 
 class EventLog:
-    """A SummaryWriter fed with stats records and grids."""
+    """A SummaryWriter fed with stats records and grids, opened by the first of them (its
+    flushing thread would outlive a Trainer built and never trained)."""
 
     def __init__(self, run_dir: str | Path, purge_step: int | None = None):
-        from torch.utils.tensorboard import SummaryWriter
-
         self.path = Path(run_dir) / FOLDER
-        self.writer = SummaryWriter(str(self.path), purge_step=purge_step, flush_secs=30)
+        self._purge_step = purge_step
+        self._writer: Any = None
+
+    @property
+    def writer(self) -> Any:
+        """The open SummaryWriter."""
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.path), purge_step=self._purge_step, flush_secs=30)
+            self._purge_step = None  # a reopened log must keep what this one wrote
+        return self._writer
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a writer is open (nothing written yet, or closed: no)."""
+        return self._writer is not None
 
     def record(self, record: dict[str, Any]) -> None:
         """Every number of one stats.jsonl record but its counters, at its step."""
@@ -46,8 +61,10 @@ class EventLog:
         self.writer.add_image(name, image.clamp(0, 1), step, dataformats="CHW")
 
     def close(self) -> None:
-        """Write everything pending and close the file."""
-        self.writer.close()
+        """Write everything pending and close the file (a later record opens a new one)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def _tag(key: str) -> str:
