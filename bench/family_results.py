@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -55,7 +56,7 @@ ENTRIES = [
     Entry("wgan-gp", "wgan-gp"),
     Entry("vae", "vae-30min", own="nll", own_n=2000),
     Entry("pixelcnn", "pixelcnn-30min", own="nll"),
-    Entry("diffusion", "diffusion-30min", sample=["steps=25"]),
+    Entry("diffusion", "diffusion-30min"),
     Entry("cyclegan", "cyclegan-30min", own="translation", fid=False),
     Entry("stylegan", "stylegan-30min"),
 ]
@@ -99,6 +100,7 @@ def train_entry(e: Entry, minutes: float, threads: int, seed: int) -> Path:
 def run_entry(e: Entry, run: Path, threads: int, n: int, seed: int) -> dict:
     """Score one trained entry and save its grid; returns the row as a dict."""
     import pixelsmith
+    from pixelsmith.deploy.choice import cpu_signature
     from pixelsmith.generate import parse_options
     from pixelsmith.metrics.evaluate import evaluate_model
 
@@ -133,6 +135,7 @@ def run_entry(e: Entry, run: Path, threads: int, n: int, seed: int) -> dict:
         "scores": [s.to_dict() for s in scores],
         "grid": str(grid.relative_to(ROOT)),
         "date": time.strftime("%Y-%m-%d"),
+        "cpu": f"{cpu_signature()}, {os.cpu_count()} cores",
     }
 
 
@@ -249,6 +252,12 @@ def report() -> Path:
         "How to read it:",
         "",
         *[f"- {r['name']}: {r['note']}." for r in rows if r.get("note")],
+        "- processors: "
+        + "; ".join(
+            f"{cpu}: {', '.join(r['name'] for r in rows if r.get('cpu', 'not recorded') == cpu)}"
+            for cpu in dict.fromkeys(r.get("cpu", "not recorded") for r in rows)
+        )
+        + ".",
         "- *trained* is wall-clock time; every run used one thread, two runs went side by side "
         "on the 2-core machine, and other jobs (tests, trials) shared it for part of the time. "
         "*CPU-min* is the CPU time the training process really got, where recorded (the "

@@ -330,6 +330,7 @@ def main() -> None:
     floor = score(real.unsqueeze(1).float() / 255, ref, kid_size)
 
     import pixelsmith
+    from pixelsmith.deploy.choice import cpu_signature
 
     protocol = {
         "metrics": ["FID", "KID"],
@@ -371,6 +372,7 @@ def main() -> None:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
+            "cpu": cpu_signature(),
             "loadavg_at_start": list(os.getloadavg()),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         },
