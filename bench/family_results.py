@@ -260,10 +260,10 @@ def report() -> Path:
         + ".",
         "- *trained* is wall-clock time; every run used one thread, two runs went side by side "
         "on the 2-core machine, and other jobs (tests, trials) shared it for part of the time. "
-        "*CPU-min* is the CPU time the training process really got, where recorded (the "
-        "diffusion row ran before the script recorded it, while more jobs shared the machine: "
-        "about half a core, judged from `ps`; cyclegan and stylegan got about half a core), so "
-        "compare rows by CPU-min and steps, not by wall-clock.",
+        "*CPU-min* is the CPU time the training process really got (cyclegan and stylegan "
+        "got about half a core), so compare rows by CPU-min and steps, not by wall-clock.",
+        "- diffusion samples with its default sampler, DPM-Solver++(2M) at 15 network calls "
+        "per image (the table's *sample ms/img* counts them).",
         "- *train img/s* = real training images read / wall-clock seconds (wgan-gp reads 5 "
         "critic batches per generator step). *sample ms/img* is one batch of 64 after loading, "
         "with the row's scoring settings.",
