@@ -35,8 +35,11 @@ DEFAULT_MODELS: dict[tuple[str, int], str] = {
     ("enhance", 3): "enhance",
 }
 # The learned inpainting methods and the shipped refinement each uses unless given a model:
-# "texture" trades 0.02-0.1 dB of PSNR for texture in the holes (docs/editing.md).
-LEARNED_FILLS = {"learned": "zoo:inpaint", "texture": "zoo:inpaint-texture"}
+# "texture" gives up to 0.2 dB of PSNR for texture in the holes (docs/editing.md).
+LEARNED_FILLS = {
+    "learned": "zoo:" + DEFAULT_MODELS["inpaint", 3],
+    "texture": "zoo:inpaint-texture",
+}
 _LOADED: dict[tuple[str, str], Family] = {}
 
 
