@@ -227,6 +227,9 @@ def report() -> Path:
         "| own metric (test split) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    by_cpu: dict[str, list[str]] = {}
+    for r in rows:
+        by_cpu.setdefault(r.get("cpu", "not recorded"), []).append(r["name"])
     cards = {}
     for r in rows:
         sc, inc = _fmt_scores(r), _fmt_scores(r, "inception")
@@ -252,12 +255,7 @@ def report() -> Path:
         "How to read it:",
         "",
         *[f"- {r['name']}: {r['note']}." for r in rows if r.get("note")],
-        "- processors: "
-        + "; ".join(
-            f"{cpu}: {', '.join(r['name'] for r in rows if r.get('cpu', 'not recorded') == cpu)}"
-            for cpu in dict.fromkeys(r.get("cpu", "not recorded") for r in rows)
-        )
-        + ".",
+        "- processors: " + "; ".join(f"{c}: {', '.join(n)}" for c, n in by_cpu.items()) + ".",
         "- *trained* is wall-clock time; every run used one thread, two runs went side by side "
         "on the 2-core machine, and other jobs (tests, trials) shared it for part of the time. "
         "*CPU-min* is the CPU time the training process really got (cyclegan and stylegan "

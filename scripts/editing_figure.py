@@ -90,13 +90,14 @@ def rows() -> list[tuple[str, list[tuple[str, torch.Tensor]]]]:
     mask = degrade.masks_with_coverage(1, SIDE, SIDE, BatchRandom(1), coverage=(0.2, 0.3))[0]
     holed = clean * (1 - mask) + mask
     fill = classical.telea_fill(clean * (1 - mask), mask)
+    learned = ops.inpaint(clean * (1 - mask), mask)
     out.append(
         (
             "inpaint, 25% holes",
             [
                 ("input", holed),
                 ("Telea", fill),
-                ("pixelsmith", ops.inpaint(clean * (1 - mask), mask)),
+                ("pixelsmith", learned),
                 ("truth", clean),
             ],
         )
@@ -106,7 +107,7 @@ def rows() -> list[tuple[str, list[tuple[str, torch.Tensor]]]]:
             "inpaint --method texture",
             [
                 ("input", holed),
-                ("pixelsmith (default)", ops.inpaint(clean * (1 - mask), mask)),
+                ("pixelsmith (default)", learned),
                 ("pixelsmith texture", ops.inpaint(clean * (1 - mask), mask, method="texture")),
                 ("truth", clean),
             ],
