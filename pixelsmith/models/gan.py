@@ -129,7 +129,7 @@ class Generator(nn.Module):
         if self.embed is not None:
             # Class codes as large as z (nn.Embedding's N(0, 1)) are ten fixed points G learns
             # from instead of z: it collapsed to one image per class in minutes (within-class
-            # spread 1/20 of the data's), even against a D that ignored the labels.
+            # spread under 1/20 of the data's), even against a D that ignored the labels.
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
