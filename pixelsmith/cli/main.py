@@ -340,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         default="auto",
         help="comma list of fid,kid,is,pr, or a family's own metric on the real "
-        "reference images: nll (vae, pixelcnn), translation (cyclegan); default auto: fid,kid "
+        "reference images: nll (vae, pixelcnn), translation (cyclegan), restoration, accuracy "
+        "(classifier), class_agreement (conditional models); default auto: fid,kid "
         "for a model that draws images, else the family's own",
     )
     e.add_argument("--n", type=int, default=10_000, help="samples to draw (default 10000)")

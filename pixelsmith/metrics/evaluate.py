@@ -25,7 +25,13 @@ from pixelsmith.metrics.distribution import (
 )
 from pixelsmith.metrics.family import family_metrics
 from pixelsmith.metrics.family import score as family_score
-from pixelsmith.metrics.features import FOR_SOURCE, FeatureNet, check_spec, feature_net
+from pixelsmith.metrics.features import (
+    FOR_SOURCE,
+    FeatureNet,
+    check_spec,
+    feature_net,
+    quantize,
+)
 from pixelsmith.models.base import Family, SampleConfig
 from pixelsmith.version import __version__
 
@@ -109,11 +115,6 @@ def plan(
                 "a shipped classifier (fmnist, mnist)"
             )
     return Plan(sampled, mine, net, source, split)
-
-
-def quantize(x: Tensor) -> Tensor:
-    """Round to 8 bits, as saving a PNG would: generated and real images meet on one grid."""
-    return (x.clamp(0, 1) * 255).round() / 255
 
 
 def _ref_batches(images: Tensor, batch: int = 500) -> Iterator[Tensor]:

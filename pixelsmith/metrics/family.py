@@ -8,10 +8,13 @@
   way the family trains (its `prepare_batch`, seeded), beside the degraded input's own PSNR.
 - `accuracy` (families that classify): top-1 accuracy on the labelled real images; the card
   records the attack the model was trained against (`training_*`).
+- `class_agreement` (class-conditional generators): how often the source's shipped classifier
+  calls a sample drawn for a class that class, one sample per real image and its label.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -34,6 +37,7 @@ def family_metrics(model: Family) -> tuple[str, ...]:
         + (("translation",) if a.translates else ())
         + (("restoration",) if a.restores else ())
         + (("accuracy",) if a.classifies else ())
+        + (("class_agreement",) if a.generates and model.classes else ())
     )
 
 
@@ -55,16 +59,16 @@ def score(model: Family, metric: str, data: ImageSet, seed: int = 0) -> Scored:
         return restoration_scores(model, data, seed)
     if metric == "accuracy":
         return accuracy_scores(model, data)
+    if metric == "class_agreement":
+        return class_agreement_scores(model, data, seed)
     return translation_scores(model, data)
 
 
-@torch.no_grad()
-def accuracy_scores(model: Family, data: ImageSet, batch: int = 1000) -> Scored:
-    """Top-1 accuracy of the model's (averaged) network on real labelled uint8 images, which
-    must carry the classes it was trained on, in the same order."""
+def _check_labelled(model: Family, data: ImageSet, what: str) -> Tensor:
+    """The labels of `data`, refused unless they are the classes the model was trained on."""
     if data.labels is None:
         raise UserError(
-            f"{data.name} ({data.split}) has no labels, so accuracy cannot be scored on it; "
+            f"{data.name} ({data.split}) has no labels, so {what} cannot be scored on it; "
             "score on a labelled split"
         )
     trained = list((model.manifest or {}).get("classes") or [])
@@ -76,12 +80,66 @@ def accuracy_scores(model: Family, data: ImageSet, batch: int = 1000) -> Scored:
         )
     if not len(data):
         raise UserError(f"{data.name} ({data.split}) holds no images to score")
+    return data.labels
+
+
+@torch.no_grad()
+def accuracy_scores(model: Family, data: ImageSet, batch: int = 1000) -> Scored:
+    """Top-1 accuracy of the model's (averaged) network on real labelled uint8 images, which
+    must carry the classes it was trained on, in the same order."""
+    labels = _check_labelled(model, data, "accuracy")
     right = 0
     for i in range(0, len(data), batch):
         logits = model.classify(data.images[i : i + batch])
-        right += int((logits.argmax(1) == data.labels[i : i + batch]).sum())
+        right += int((logits.argmax(1) == labels[i : i + batch]).sum())
     trained_against = {f"training_{k}": v for k, v in model.defence_settings().items()}
     return {"accuracy": right / len(data)}, {"params": {"network": "EMA", **trained_against}}
+
+
+@torch.no_grad()
+def class_agreement_scores(model: Family, data: ImageSet, seed: int = 0) -> Scored:
+    """How often the source's shipped classifier calls a sample drawn for class c class c.
+
+    One sample per real image, drawn (seeded) for its label, so the classes come in the split's
+    proportions: `samples` is the rate over all of them, `worst_class` the lowest rate of any
+    class (a class the generator cannot draw, which the mean hides), `real` the classifier's
+    accuracy on the real images themselves, what a perfect generator would score. Samples are
+    rounded to 8 bits first, as for FID.
+    """
+    from pixelsmith.generate.sample import sample_batches
+    from pixelsmith.metrics.features import FOR_SOURCE, feature_net, quantize
+
+    labels = _check_labelled(model, data, "class agreement")
+    spec = FOR_SOURCE.get(data.name)
+    if spec is None or data.domain_classes is not None:
+        raise UserError(
+            f"no shipped classifier knows the classes of {data.name}"
+            + (" loaded with data.domains" if data.domain_classes is not None else "")
+            + ", so class agreement cannot be scored on it"
+        )
+    net = feature_net(spec)
+
+    def called(batches: Iterable[Tensor]) -> Tensor:
+        return torch.cat([logits.argmax(1).cpu() for _, logits in net.batches(batches)])
+
+    opts = model.sample_options(labels=labels.tolist())
+    drawn = called(quantize(x) for x in sample_batches(model, len(data), seed, opts))
+    hit = (drawn == labels).float()
+    present = [c for c in range(len(data.classes)) if bool((labels == c).any())]
+    rates = {c: float(hit[labels == c].mean()) for c in present}
+    worst = min(rates, key=rates.__getitem__)
+    values = {
+        "samples": float(hit.mean()),
+        "worst_class": rates[worst],
+        "real": float((called([data.as_float()]) == labels).float().mean()),
+    }
+    params = {
+        "worst": str(data.classes[worst]),
+        "per_class": " ".join(f"{rates[c]:.3f}" for c in present),
+        "network": "EMA",
+    }
+    protocol = {"features": net.name, "features_sha256": net.sha256, "resize": net.resize}
+    return values, {**protocol, "params": params}
 
 
 @torch.no_grad()

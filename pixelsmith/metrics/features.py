@@ -68,6 +68,11 @@ class FeatureNet:
                 yield self(x[i : i + self.batch_size])
 
 
+def quantize(x: Tensor) -> Tensor:
+    """Round to 8 bits, as saving a PNG would: generated and real images meet on one grid."""
+    return (x.clamp(0, 1) * 255).round() / 255
+
+
 def to_classifier_input(x: Tensor) -> Tensor:
     """Images in [0, 1] to the (N, 1, 28, 28) grey input of the shipped classifiers."""
     if x.ndim != 4 or x.shape[1] not in (1, 3):
