@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,9 @@ from pixelsmith.data.sources import ImageSet
 from pixelsmith.errors import UserError, warn
 from pixelsmith.models.base import Batch, Family
 from pixelsmith.utils.rng import BatchRandom
+
+if TYPE_CHECKING:
+    from pixelsmith.metrics.features import FeatureNet
 
 Scored = tuple[dict[str, float], dict[str, Any]]
 
@@ -62,6 +65,11 @@ def score(model: Family, metric: str, data: ImageSet, seed: int = 0) -> Scored:
     if metric == "class_agreement":
         return class_agreement_scores(model, data, seed)
     return translation_scores(model, data)
+
+
+def classes_called(net: FeatureNet, batches: Iterable[Tensor]) -> Tensor:
+    """The class a shipped classifier calls each image of a stream of batches in [0, 1]."""
+    return torch.cat([logits.argmax(1).cpu() for _, logits in net.batches(batches)])
 
 
 def _check_labelled(model: Family, data: ImageSet, what: str) -> Tensor:
@@ -118,12 +126,8 @@ def class_agreement_scores(model: Family, data: ImageSet, seed: int = 0) -> Scor
             + ", so class agreement cannot be scored on it"
         )
     net = feature_net(spec)
-
-    def called(batches: Iterable[Tensor]) -> Tensor:
-        return torch.cat([logits.argmax(1).cpu() for _, logits in net.batches(batches)])
-
     opts = model.sample_options(labels=labels.tolist())
-    drawn = called(quantize(x) for x in sample_batches(model, len(data), seed, opts))
+    drawn = classes_called(net, (quantize(x) for x in sample_batches(model, len(data), seed, opts)))
     hit = (drawn == labels).float()
     present = [c for c in range(len(data.classes)) if bool((labels == c).any())]
     rates = {c: float(hit[labels == c].mean()) for c in present}
@@ -131,7 +135,7 @@ def class_agreement_scores(model: Family, data: ImageSet, seed: int = 0) -> Scor
     values = {
         "samples": float(hit.mean()),
         "worst_class": rates[worst],
-        "real": float((called([data.as_float()]) == labels).float().mean()),
+        "real": float((classes_called(net, [data.as_float()]) == labels).float().mean()),
     }
     params = {
         "worst": str(data.classes[worst]),
@@ -211,7 +215,7 @@ def translation_scores(model: Family, data: ImageSet) -> Scored:
     ids_a, ids_b = (torch.tensor(c) for c in data.domain_classes)
 
     def rate(images: Tensor, ids: Tensor) -> float:
-        called = torch.cat([logits.argmax(1).cpu() for _, logits in net.batches([images])])
+        called = classes_called(net, [images])
         return float(torch.isin(called, ids).float().mean())
 
     values |= {
