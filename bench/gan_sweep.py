@@ -110,6 +110,8 @@ def score(args: argparse.Namespace) -> None:
     ref, ref_feats, _ = reference_stats(net, "fashion-mnist", "test", 1, (28, 28))
     rows = []
     for path in sorted(Path(args.out).glob("*.npz")):
+        if path.stem not in args.names:
+            continue
         for key, arr in np.load(path).items():
             x = torch.from_numpy(arr).float() / 255
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
@@ -119,7 +121,7 @@ def score(args: argparse.Namespace) -> None:
             row = {"config": path.stem, "images_seen": int(key.split("_")[1]), "n": len(x)}
             rows.append({**row, "fid": round(fid, 2), "kid": round(float(kid), 5)})
             print(json.dumps(rows[-1]), flush=True)
-    out = {"configs": {k: v[1] for k, v in CONFIGS.items()}, "bf16": args.bf16, "rows": rows}
+    out = {"configs": {k: CONFIGS[k][1] for k in args.names}, "bf16": args.bf16, "rows": rows}
     Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
 
 
@@ -129,7 +131,8 @@ def throughput(args: argparse.Namespace) -> None:
     from pixelsmith.train.loop import train
 
     torch.set_num_threads(1)
-    for name, (preset, sets) in CONFIGS.items():
+    for name in args.names:
+        preset, sets = CONFIGS[name]
         times = []
         for steps in (20, 220):
             cfg = build_config(
@@ -164,12 +167,16 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="score in bfloat16 (screening only)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.names = args.only.split(",")
+    unknown = sorted(set(args.names) - set(CONFIGS))
+    if unknown:
+        ap.error(f"unknown configurations {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     if args.one:
         train_one(args.one, args)
     elif args.stage == "train":
         me = [sys.executable, __file__, *sys.argv[1:]]
-        jobs = [subprocess.Popen([*me, "--one", n]) for n in args.only.split(",")]
+        jobs = [subprocess.Popen([*me, "--one", n]) for n in args.names]
         sys.exit(max(j.wait() for j in jobs))
     elif args.stage == "score":
         score(args)
