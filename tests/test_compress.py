@@ -16,7 +16,7 @@ from pixelsmith.deploy.compress import magnitude_prune, structured_prune, zero_f
 from pixelsmith.errors import UserError
 from pixelsmith.generate.load import load_model
 from pixelsmith.models.distill_prune import hidden_widths, prune_generator
-from pixelsmith.models.gan import GANConfig, Generator
+from pixelsmith.models.gan import ClassBatchNorm, GANConfig, Generator
 from pixelsmith.train.config import build_config
 from pixelsmith.train.loop import Trainer, train
 from pixelsmith.utils import checkpoint_file as ck
@@ -117,9 +117,16 @@ def test_a_changed_teacher_is_refused_on_resume(tmp_path, teacher):
         Trainer(cfg, tmp_path, progress=False)
 
 
-def _generator(g_channels: int = 8, norm: str = "batch") -> Generator:
-    cfg = GANConfig(z_dim=8, g_channels=g_channels, max_channels=32, g_norm=norm)
-    g = Generator(cfg, (1, 16, 16))
+def _generator(g_channels: int = 8, norm: str = "batch", classes: int = 0) -> Generator:
+    cfg = GANConfig(
+        z_dim=8,
+        g_channels=g_channels,
+        max_channels=32,
+        g_norm=norm,
+        conditional=bool(classes),
+        class_norm=bool(classes),
+    )
+    g = Generator(cfg, (1, 16, 16), classes)
     _randomise(g)
     with torch.no_grad():  # running statistics far from 0 / 1, so copying them matters
         for m in g.modules():
@@ -167,22 +174,31 @@ def test_distillation_refuses_gan_settings_it_would_ignore(teacher):
         Trainer(build_config("distill", overrides=list(STUDENT)), Path("/nonexistent"))
 
 
-def test_structured_pruning_of_dead_channels_keeps_the_output():
-    g = _generator()
+def _silence_every_second_channel(g: Generator) -> None:
     dead = []
-    with torch.no_grad():  # silence every second channel of each hidden layer
+    with torch.no_grad():
         hw = g.base[1] * g.base[2]
         c0 = torch.arange(0, g.base[0], 2)
         g.fc.weight.view(g.base[0], hw, -1)[c0] = 0
         dead.append(c0)
-        norms = [g.fc_norm] + [m for m in g.blocks if isinstance(m, nn.BatchNorm2d)]
+        norms = [g.fc_norm] + [
+            m for m in g.blocks if isinstance(m, nn.BatchNorm2d | ClassBatchNorm)
+        ]
         for m in g.blocks:
             if isinstance(m, nn.ConvTranspose2d):
                 c = torch.arange(0, m.out_channels, 2)
                 m.weight[:, c] = 0
                 dead.append(c)
         for bn, c in zip(norms, dead, strict=True):
-            bn.weight[c], bn.bias[c] = 0, 0
+            if isinstance(bn, ClassBatchNorm):
+                bn.scale.weight[:, c], bn.shift.weight[:, c] = 0, 0
+            else:
+                bn.weight[c], bn.bias[c] = 0, 0
+
+
+def test_structured_pruning_of_dead_channels_keeps_the_output():
+    g = _generator()
+    _silence_every_second_channel(g)
     small = prune_generator(g, _generator(4))
     assert hidden_widths(small) == [w // 2 for w in hidden_widths(g)]
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in g.parameters())
@@ -192,6 +208,18 @@ def test_structured_pruning_of_dead_channels_keeps_the_output():
         # Pruning live channels instead (the dead ones kept) changes the output.
         live = _generator()
         assert (prune_generator(live, _generator(4))(z) - live(z)).abs().max() > 1e-2
+
+
+def test_pruning_a_class_conditional_generator_keeps_each_class_table():
+    g = _generator(classes=3)
+    _silence_every_second_channel(g)
+    small = prune_generator(g, _generator(4, classes=3))
+    assert hidden_widths(small) == [w // 2 for w in hidden_widths(g)]
+    z = torch.randn(12, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(12) % 3
+    with torch.no_grad():
+        torch.testing.assert_close(small(z, y), g(z, y), atol=1e-5, rtol=0)
+        assert (g(z, y) - g(z, (y + 1) % 3)).abs().max() > 1e-2  # the tables matter
 
 
 def test_unstructured_masks_zero_weights_but_keep_the_network():

@@ -20,10 +20,10 @@ ATOL = 1e-5
 DIFFERENT = 0.05
 
 
-def _gan(conditional: bool = True, classes: int = 3) -> GAN:
+def _gan(conditional: bool = True, classes: int = 3, class_norm: bool = False) -> GAN:
     """A tiny GAN whose generator has random weights of gain 2 instead of DCGAN's N(0, 0.02), so
     that the class embedding visibly changes the images (as after training)."""
-    fam = make_gan(SHAPE, classes, conditional=conditional)
+    fam = make_gan(SHAPE, classes, conditional=conditional, class_norm=class_norm)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in fam.networks["G"].parameters():
@@ -37,8 +37,9 @@ def _gaps(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().flatten(1).amax(1)
 
 
-def test_labels_choose_the_class_of_each_image_for_the_same_z():
-    fam = _gan()
+@pytest.mark.parametrize("class_norm", [False, True])
+def test_labels_choose_the_class_of_each_image_for_the_same_z(class_norm):
+    fam = _gan(class_norm=class_norm)
     assert fam.classes == 3
     by_class = [fam.sample(4, seed=0, labels=[k]) for k in range(3)]
     # The same seed, another class: every image changes ...
@@ -93,6 +94,9 @@ def test_a_conditional_gan_needs_labelled_data_with_two_classes():
     for classes in (0, 1):
         with pytest.raises(UserError, match="at least 2 classes"):
             GAN(GANConfig(**TINY_GAN, conditional=True), SHAPE, classes)
+    for bad in ({"conditional": False}, {"conditional": True, "g_norm": "none"}):
+        with pytest.raises(UserError, match="class_norm needs model.conditional=true"):
+            GANConfig(**{**TINY_GAN, **bad, "class_norm": True})
 
 
 @pytest.mark.fashion_mnist

@@ -3,7 +3,8 @@
 Every hidden layer of the DCGAN generator (the Linear to the base grid and each transposed
 convolution) keeps its most important output channels: those with the largest |scale| of the
 BatchNorm that follows (network slimming, Liu et al. 2017: BatchNorm normalises the weights
-away, so their L1 norm says little), or the largest L1 weight norm where there is no BatchNorm.
+away, so their L1 norm says little; a class-conditional BatchNorm's scale is averaged over the
+classes), or the largest L1 weight norm where there is no BatchNorm.
 Its BatchNorm keeps the same channels, and the next layer keeps the matching input channels.
 The result is a plain `Generator` of the thinner widths that `student_widths` names, so it
 loads where any GAN generator does. A dropped channel whose activation is zero (zero weights,
@@ -18,7 +19,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from pixelsmith.models.gan import Generator
+from pixelsmith.models.gan import ClassBatchNorm, Generator
 
 
 def hidden_widths(g: Generator) -> list[int]:
@@ -40,12 +41,26 @@ def channel_scores(g: Generator) -> list[Tensor]:
     layers = [(fc, g.fc_norm)] + [
         (d.weight.detach().abs().sum((0, 2, 3)), n) for d, n in _deconvs(g)
     ]
-    return [n.weight.detach().abs() if isinstance(n, nn.BatchNorm2d) else w for w, n in layers]
+    return [
+        _bn_scale(n) if isinstance(n, nn.BatchNorm2d | ClassBatchNorm) else w for w, n in layers
+    ]
+
+
+def _bn_scale(n: nn.Module) -> Tensor:
+    """|BatchNorm scale| per channel; a class-conditional one's averaged over the classes."""
+    if isinstance(n, ClassBatchNorm):
+        return n.scale.weight.detach().abs().mean(0)
+    return n.weight.detach().abs()
 
 
 def _norm(src: nn.Module, dst: nn.Module, keep: Tensor) -> None:
+    if isinstance(src, ClassBatchNorm):
+        dst.scale.weight.data.copy_(src.scale.weight.data[:, keep])
+        dst.shift.weight.data.copy_(src.shift.weight.data[:, keep])
+        src, dst = src.bn, dst.bn
     if isinstance(src, nn.BatchNorm2d):
-        for name in ("weight", "bias", "running_mean", "running_var"):
+        names = ("weight", "bias") if src.affine else ()
+        for name in (*names, "running_mean", "running_var"):
             getattr(dst, name).data.copy_(getattr(src, name).data[keep])
         dst.num_batches_tracked.data.copy_(src.num_batches_tracked.data)
 

@@ -1,5 +1,6 @@
 """GANs: DCGAN-style generator and BatchNorm-free discriminator, NS/hinge/WGAN-GP losses, R1,
-spectral norm, class-conditional variant (class-embedded G, projection D) and DiffAugment.
+spectral norm, class-conditional variant (class-conditional BatchNorm in G, projection D) and
+DiffAugment.
 
 Reads top to bottom: config, shape rule, networks, the family (presets, train step, sampler);
 the losses are in `pixelsmith.models.adversarial`, shared with StyleGAN.
@@ -46,6 +47,9 @@ class GANConfig:
     r1_every: int = 16
     spectral_norm: bool = False
     conditional: bool = False
+    # A conditional G's BatchNorm looks up its scale and shift per class (conditional BatchNorm)
+    # instead of learning the class only from a code beside z.
+    class_norm: bool = False
     n_critic: int = 1
     optimizer: str = "adam"
     lr_g: float = 5e-4
@@ -78,6 +82,10 @@ class GANConfig:
             f"model.g_norm must be batch or none, got {self.g_norm!r}",
         )
         require(
+            not self.class_norm or (self.conditional and self.g_norm == "batch"),
+            "model.class_norm needs model.conditional=true and model.g_norm=batch",
+        )
+        require(
             self.gp_weight >= 0 and self.r1_gamma >= 0,
             "model.gp_weight and model.r1_gamma must be >= 0",
         )
@@ -102,6 +110,23 @@ def _widths(base: int, k: int, cap: int) -> list[int]:
     return [min(cap, base * 2 ** (k - i)) for i in range(k + 1)]
 
 
+class ClassBatchNorm(nn.Module):
+    """BatchNorm whose scale and shift are rows of per-class tables (de Vries et al. 2017)."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.scale = nn.Embedding(num_classes, channels)
+        self.shift = nn.Embedding(num_classes, channels)
+        nn.init.ones_(self.scale.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        return (
+            self.bn(x) * self.scale(labels)[..., None, None] + self.shift(labels)[..., None, None]
+        )
+
+
 class Generator(nn.Module):
     """z (and a class) -> image in [-1, 1]: Linear to a base grid, k transposed-conv doublings."""
 
@@ -113,7 +138,12 @@ class Generator(nn.Module):
         self.base = (ch[0], h >> k, w >> k)
         self.embed = nn.Embedding(num_classes, cfg.z_dim) if num_classes else None
         in_dim = cfg.z_dim * (2 if num_classes else 1)
-        norm = (lambda n: nn.BatchNorm2d(n)) if cfg.g_norm == "batch" else (lambda n: nn.Identity())
+
+        def norm(n: int) -> nn.Module:
+            if cfg.class_norm and num_classes:
+                return ClassBatchNorm(n, num_classes)
+            return nn.BatchNorm2d(n) if cfg.g_norm == "batch" else nn.Identity()
+
         self.fc = nn.Linear(in_dim, ch[0] * self.base[1] * self.base[2])
         self.fc_norm = norm(ch[0])
         blocks: list[nn.Module] = []
@@ -136,8 +166,14 @@ class Generator(nn.Module):
         if self.embed is not None:
             z = torch.cat([z, self.embed(labels)], dim=1)
         x = self.fc(z).view(-1, *self.base)
-        x = F.relu(self.fc_norm(x))
-        return torch.tanh(self.to_img(self.blocks(x)))
+        x = F.relu(_normed(self.fc_norm, x, labels))
+        for m in self.blocks:
+            x = _normed(m, x, labels)
+        return torch.tanh(self.to_img(x))
+
+
+def _normed(m: nn.Module, x: Tensor, labels: Tensor | None) -> Tensor:
+    return m(x, labels) if isinstance(m, ClassBatchNorm) else m(x)
 
 
 class Discriminator(nn.Module):
@@ -211,10 +247,15 @@ PRESETS: dict[str, Preset] = {
             "train": _TRAIN,
         },
     ),
+    # A short EMA: averaging the generator over 10k images (the default) averages drawings of a
+    # class that flicker from step to step, and the average drew no sandals (docs/gan_quality.md).
     "cgan": Preset(
-        "class-conditional: class-embedded generator, projection discriminator",
+        "class-conditional: class-conditional BatchNorm in G, projection discriminator",
         10.0,
-        {"model": {"conditional": True}, "train": _TRAIN},
+        {
+            "model": {"conditional": True, "class_norm": True},
+            "train": {**_TRAIN, "ema_kimg": 0.5},
+        },
     ),
 }
 
