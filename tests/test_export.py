@@ -28,6 +28,7 @@ def _ready(model):
 MODELS = {
     "dcgan": lambda: make_gan((1, 16, 16)),
     "cgan": lambda: make_gan((3, 16, 16), 3),
+    "cgan-class-norm": lambda: make_gan((3, 16, 16), 3, class_norm=True),
     "stylegan": lambda: make_stylegan((1, 16, 16), mapping_layers=1),
     "vae": lambda: VAE(VAEConfig(), (1, 16, 16)),
     "cyclegan": lambda: make_cyclegan((1, 16, 16), d_layers=2),
@@ -46,7 +47,7 @@ def test_onnx_runtime_equals_eager_pytorch(name, tmp_path):
         assert meta["direction"] == "a2b" and got["inputs"] == ["images"]
     else:
         assert int(meta["latent_dim"]) == 8 or name == "vae"
-        assert got["inputs"] == (["z", "labels"] if name == "cgan" else ["z"])
+        assert got["inputs"] == (["z", "labels"] if name.startswith("cgan") else ["z"])
 
 
 def test_the_exported_generator_draws_what_sample_draws(tmp_path):
