@@ -102,21 +102,23 @@ def score_stage(args: argparse.Namespace) -> None:
     root = Path(args.out)
     run = next(p for p in sorted(root.iterdir()) if (p / "checkpoints").is_dir())
     fid_steps = {int(s) for s in args.fid_steps.split(",") if s}
+    net = feature_net(FOR_SOURCE["fashion-mnist"])
     rows = []
     for copies_file in sorted((root / "ema_halflife").glob("step-*.pt")):
         step = int(copies_file.stem.split("-")[1])
-        ckpt = run / "checkpoints" / f"ckpt-{step:06d}.safetensors"
+        # One load per checkpoint: each half-life overwrites every parameter of G_ema, and
+        # the buffers (BatchNorm statistics) are G's in every case.
+        model = load_model(run / "checkpoints" / f"ckpt-{step:06d}.safetensors")
+        G = model.networks["G_ema"]
         copies = torch.load(copies_file)
-        for h in ["raw", *copies]:
-            model = load_model(ckpt)
-            G = model.networks["G_ema"]
-            src = model.networks["G"].parameters() if h == "raw" else copies[h]
+        copies = {"raw": [p.detach().clone() for p in model.networks["G"].parameters()], **copies}
+        for h, params in copies.items():
             with torch.no_grad():
-                for p, q in zip(G.parameters(), src, strict=True):
+                for p, q in zip(G.parameters(), params, strict=True):
                     p.copy_(q)
             row: dict = {"step": step, "halflife_kimg": h}
             if model.classes:
-                row.update(_agreement(model, feature_net(FOR_SOURCE["fashion-mnist"])))
+                row.update(_agreement(model, net))
             if step in fid_steps:
                 for s in evaluate_model(model, "fid,kid", n=10000):
                     row[s.card.metric] = round(s.value, 4)
