@@ -1,8 +1,10 @@
 """The class-agreement score of a conditional generator: the shipped classifier's calls on samples
-drawn for each class, checked against the classifier called directly on the same images."""
+drawn for each class, checked against the classifier called directly on the same images, and the
+within-class spread, checked against numpy on what was drawn."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import make_gan
@@ -66,6 +68,53 @@ def test_agreement_is_the_classifiers_own_call_on_what_was_drawn(shift):
     assert rates == pytest.approx(per_class.tolist(), abs=1e-3)
     assert protocol["features_sha256"].startswith("c3a51495")
     assert score(fam, "class_agreement", data)[0] == values
+    # One image per class: no spread at all, in every class.
+    assert values["spread"] == values["worst_spread"] == 0.0
+
+
+class Shrunk(nn.Module):
+    """A generator that replays the real images of each class in turn, pulled toward the class
+    mean by a factor per class: the spread of class c is factor[c] of the real one."""
+
+    def __init__(self, data, factor: list[float]):
+        super().__init__()
+        self.by_class = [data.images[data.labels == c].float() / 255 for c in range(10)]
+        self.factor, self.next = factor, [0] * 10
+
+    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
+        out = []
+        for c in labels.tolist():
+            bank = self.by_class[c]
+            x = bank[self.next[c] % len(bank)]
+            self.next[c] += 1
+            out.append(bank.mean(0) + self.factor[c] * (x - bank.mean(0)))
+        return torch.stack(out) * 2 - 1
+
+
+@pytest.mark.fashion_mnist
+def test_spread_is_each_class_pixel_spread_over_the_real_one():
+    data = load_images("fashion-mnist", "test", limit=400)
+    factor = [1.0, 0.9, 0.8, 0.7, 0.6, 0.0, 0.5, 0.4, 0.3, 0.2]
+    fam = make_gan(SHAPE, classes=10)
+    fam.networks["G"] = Shrunk(data, factor)
+    values, protocol = class_agreement_scores(fam, data)
+
+    replay = Shrunk(data, factor)  # the same draws again, for numpy
+    real = data.images.numpy().reshape(len(data), -1).astype(np.float64) / 255
+    labels = data.labels.numpy()
+    expected = []
+    for c in range(10):
+        n = int((labels == c).sum())
+        drawn = (replay(None, torch.full((n,), c)).numpy().reshape(n, -1) + 1) / 2
+        drawn = np.round(np.clip(drawn, 0, 1) * 255) / 255
+        expected.append(drawn.std(0).mean() / real[labels == c].std(0).mean())
+    spreads = [float(v) for v in protocol["params"]["spread_per_class"].split()]
+    assert spreads == pytest.approx(expected, abs=1e-3)
+    # The factors survive the rounding to 8 bits to within a percent.
+    assert spreads == pytest.approx(factor, abs=0.01)
+    assert values["spread"] == pytest.approx(np.mean(expected), abs=1e-3)
+    assert values["worst_spread"] == pytest.approx(0.0, abs=1e-6)
+    assert protocol["params"]["least_varied"] == "Sandal"
 
 
 @pytest.mark.fashion_mnist

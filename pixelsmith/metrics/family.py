@@ -9,7 +9,9 @@
 - `accuracy` (families that classify): top-1 accuracy on the labelled real images; the card
   records the attack the model was trained against (`training_*`).
 - `class_agreement` (class-conditional generators): how often the source's shipped classifier
-  calls a sample drawn for a class that class, one sample per real image and its label.
+  calls a sample drawn for a class that class, one sample per real image and its label, and how
+  varied each class's samples are beside its real images (`spread`: a class drawn as one image
+  is called right every time and scores 0 there).
 """
 
 from __future__ import annotations
@@ -113,6 +115,11 @@ def class_agreement_scores(model: Family, data: ImageSet, seed: int = 0) -> Scor
     class (a class the generator cannot draw, which the mean hides), `real` the classifier's
     accuracy on the real images themselves, what a perfect generator would score. Samples are
     rounded to 8 bits first, as for FID.
+
+    `spread` is the mean over classes of the samples' pixel spread over the real images' (per
+    pixel standard deviation within the class, averaged over pixels), `worst_spread` its lowest
+    class: near 1 when a class is drawn as varied as the data, near 0 when it collapsed to one
+    image.
     """
     from pixelsmith.generate.sample import sample_batches
     from pixelsmith.metrics.features import FOR_SOURCE, feature_net, quantize
@@ -127,23 +134,49 @@ def class_agreement_scores(model: Family, data: ImageSet, seed: int = 0) -> Scor
         )
     net = feature_net(spec)
     opts = model.sample_options(labels=labels.tolist())
-    drawn = classes_called(net, (quantize(x) for x in sample_batches(model, len(data), seed, opts)))
+    samples: list[Tensor] = []
+
+    def kept(x: Tensor) -> Tensor:
+        samples.append(quantize(x).cpu())
+        return samples[-1]
+
+    drawn = classes_called(net, (kept(x) for x in sample_batches(model, len(data), seed, opts)))
     hit = (drawn == labels).float()
     present = [c for c in range(len(data.classes)) if bool((labels == c).any())]
     rates = {c: float(hit[labels == c].mean()) for c in present}
     worst = min(rates, key=rates.__getitem__)
+    spreads = class_spreads(torch.cat(samples), data.as_float(), labels, present)
+    least = min(spreads, key=spreads.__getitem__)
     values = {
         "samples": float(hit.mean()),
         "worst_class": rates[worst],
         "real": float((classes_called(net, [data.as_float()]) == labels).float().mean()),
+        "spread": sum(spreads.values()) / len(spreads),
+        "worst_spread": spreads[least],
     }
     params = {
         "worst": str(data.classes[worst]),
         "per_class": " ".join(f"{rates[c]:.3f}" for c in present),
+        "least_varied": str(data.classes[least]),
+        "spread_per_class": " ".join(f"{spreads[c]:.3f}" for c in present),
         "network": "EMA",
     }
     protocol = {"features": net.name, "features_sha256": net.sha256, "resize": net.resize}
     return values, {**protocol, "params": params}
+
+
+def class_spreads(
+    samples: Tensor, real: Tensor, labels: Tensor, classes: Iterable[int]
+) -> dict[int, float]:
+    """Per class: the samples' mean per-pixel standard deviation over the real images'."""
+
+    def spread(x: Tensor) -> Tensor:
+        return x.flatten(1).double().std(0, correction=0).mean()
+
+    return {
+        c: float(spread(samples[labels == c]) / spread(real[labels == c]).clamp_min(1e-12))
+        for c in classes
+    }
 
 
 @torch.no_grad()
