@@ -122,3 +122,44 @@ def test_a_trained_conditional_gan_draws_varied_images_within_a_class(tmp_path):
     x = torch.cat(list(sample_batches(model, 200, seed=0))).view(20, 10, -1)  # (z, class, pixel)
     within, across = x.std(0).mean(), x.std(1).mean()
     assert within > 0.35 * across, (float(within), float(across))
+
+
+def test_mode_seeking_adds_msgan_term_on_pairs_of_one_class():
+    """G's loss gains weight * E|dz| / mean|G(z1) - G(z2)| (MSGAN with E|dz| = 2 / sqrt(pi)),
+    the fakes come in pairs of one class, and a negative weight is refused."""
+    from pixelsmith.models.adversarial import AdversarialLoss, paired
+
+    y = torch.tensor([3, 1, 4, 1, 5, 9, 2])
+    assert paired(y).tolist() == [3, 1, 4, 3, 1, 4, 2]
+    fake = torch.linspace(-1, 1, 6 * 16).view(6, 1, 4, 4).requires_grad_(True)
+    zero_d = lambda x, y=None: x.flatten(1).sum(1) * 0  # noqa: E731
+    plain, _ = AdversarialLoss("ns").g_phase(zero_d, fake, None, None)
+    loss, logs = AdversarialLoss("ns", mode_seeking=0.5).g_phase(zero_d, fake, None, None)
+    gap = float((fake[:3] - fake[3:]).detach().abs().mean())
+    assert float(plain) == pytest.approx(math.log(2))
+    assert float(loss) == pytest.approx(
+        math.log(2) + 0.5 * (2 / math.sqrt(math.pi)) / gap, rel=1e-4
+    )
+    assert logs["mode_seeking"] == pytest.approx((2 / math.sqrt(math.pi)) / gap, rel=1e-4)
+    loss.backward()  # descending it pushes each pair apart
+    step = -fake.grad
+    assert float(((fake + step)[:3] - (fake + step)[3:]).abs().mean()) > gap
+    with pytest.raises(UserError, match="mode_seeking must be >= 0"):
+        GANConfig(mode_seeking=-1.0)
+
+
+def test_a_mode_seeking_step_draws_its_fakes_in_pairs_of_one_class():
+    from pixelsmith.models.base import Batch, StepContext
+    from pixelsmith.utils.rng import BatchRandom
+
+    fam = make_gan(SHAPE, classes=3, mode_seeking=1.0)
+    fam.configure_optimizers()
+    seen = []
+    fakes = fam._fakes
+    fam._fakes = lambda n, y, rng: seen.append(y) or fakes(n, y, rng)
+    labels = torch.tensor([0, 1, 2, 2, 1, 0, 1, 1])
+    batch = Batch(torch.rand(8, *SHAPE), labels)
+    ctx = StepContext(BatchRandom(0), 1, lambda: batch, lambda net: None)
+    logs = fam.train_step(batch, ctx)
+    assert seen[0].tolist() == [0, 1, 2, 2, 0, 1, 2, 2]
+    assert logs["mode_seeking"] > 0

@@ -6,13 +6,14 @@ generator's losses and their regularisers, and one step function runs the phases
 - D: `n_critic` updates on (real, fake) scores, each with WGAN-GP's gradient penalty when the
   loss is wgan-gp, and lazy R1 on real images every `r1_every` steps (weighted by r1_every);
 - G: one update on the generator's fakes through a frozen D (the D phase's fakes are reused when
-  there is one critic update, saving a generator pass).
+  there is one critic update, saving a generator pass), with MSGAN's mode-seeking term when set.
 
 Both inputs of D go through the same differentiable augmentation (DiffAugment) when one is set.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -89,6 +90,9 @@ class AdversarialLoss:
     # Real and fake images through D in one pass; False when D mixes the samples of a batch
     # (StyleGAN's minibatch standard deviation), so each set is scored on its own.
     joint: bool = True
+    # MSGAN's mode-seeking weight (Mao et al. 2019): G is also rewarded for drawing pairs of the
+    # same class apart, the cure that paper gives conditional GANs for within-class collapse.
+    mode_seeking: float = 0.0
 
     def d_phase(
         self,
@@ -126,9 +130,25 @@ class AdversarialLoss:
     def g_phase(
         self, D: nn.Module, fake: Tensor, y: Tensor | None, rng: BatchRandom
     ) -> tuple[Tensor, dict[str, float]]:
-        """G's loss on its fakes through D (whose weights the caller freezes)."""
+        """G's loss on its fakes through D (whose weights the caller freezes); with mode seeking,
+        the fakes come in pairs of one class (`paired`)."""
         loss = g_loss(self.loss, _scores(D, self.augment(fake, rng), y))
-        return loss, {"G": loss.item()}
+        logs = {"G": loss.item()}
+        if self.mode_seeking > 0:
+            h = fake.shape[0] // 2
+            # MSGAN divides the pair's image distance by its latent distance; for independent
+            # N(0, I) codes that is close to its mean 2 / sqrt(pi) per dimension, used here.
+            ratio = (fake[:h] - fake[h : 2 * h]).abs().mean() / (2 / math.pi**0.5)
+            seek = 1 / (ratio + 1e-5)
+            loss = loss + self.mode_seeking * seek
+            logs["mode_seeking"] = seek.item()
+        return loss, logs
+
+
+def paired(y: Tensor) -> Tensor:
+    """Labels whose second half repeats the first, so fakes i and i + n // 2 share a class."""
+    h = y.shape[0] // 2
+    return torch.cat([y[:h], y[:h], y[2 * h :]])
 
 
 def _update(opt: torch.optim.Optimizer, loss: Tensor, net: nn.Module, ctx: StepContext) -> None:
@@ -168,6 +188,8 @@ def adversarial_step(
         y_fake = (
             ctx.rng.randint(classes, n).to(batch.images.device) if private and conditional else y
         )
+        if y_fake is not None and objective.mode_seeking > 0:
+            y_fake = paired(y_fake)
         fake = make_fakes(n, y_fake, ctx.rng)
         if not reuse:
             fake = fake.detach()

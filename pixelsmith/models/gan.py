@@ -50,6 +50,8 @@ class GANConfig:
     # A conditional G's BatchNorm looks up its scale and shift per class (conditional BatchNorm)
     # instead of learning the class only from a code beside z.
     class_norm: bool = False
+    # MSGAN's mode-seeking weight: rewards G for drawing two codes of one class apart.
+    mode_seeking: float = 0.0
     n_critic: int = 1
     optimizer: str = "adam"
     lr_g: float = 5e-4
@@ -86,8 +88,8 @@ class GANConfig:
             "model.class_norm needs model.conditional=true and model.g_norm=batch",
         )
         require(
-            self.gp_weight >= 0 and self.r1_gamma >= 0,
-            "model.gp_weight and model.r1_gamma must be >= 0",
+            self.gp_weight >= 0 and self.r1_gamma >= 0 and self.mode_seeking >= 0,
+            "model.gp_weight, model.r1_gamma and model.mode_seeking must be >= 0",
         )
 
 
@@ -283,7 +285,12 @@ class GAN(Family):
             "D": Discriminator(cfg, image_shape, classes),
         }
         self.objective = AdversarialLoss(
-            cfg.loss, augmenter(cfg.diffaugment), cfg.gp_weight, cfg.r1_gamma, cfg.r1_every
+            cfg.loss,
+            augmenter(cfg.diffaugment),
+            cfg.gp_weight,
+            cfg.r1_gamma,
+            cfg.r1_every,
+            mode_seeking=cfg.mode_seeking,
         )
 
     def configure_optimizers(self) -> None:
