@@ -124,26 +124,31 @@ def test_a_trained_conditional_gan_draws_varied_images_within_a_class(tmp_path):
     assert within > 0.35 * across, (float(within), float(across))
 
 
-def test_mode_seeking_adds_msgan_term_on_pairs_of_one_class():
-    """G's loss gains weight * E|dz| / mean|G(z1) - G(z2)| (MSGAN with E|dz| = 2 / sqrt(pi)),
-    the fakes come in pairs of one class, and a negative weight is refused."""
+def test_mode_seeking_adds_a_per_pair_msgan_term_on_pairs_of_one_class():
+    """G's loss gains weight * mean over pairs of 1 / (|G(z1) - G(z2)| / E|dz| + 0.1) (MSGAN's
+    ratio per pair, E|dz| = 2 / sqrt(pi)), the fakes come in pairs of one class, and a negative
+    weight is refused."""
     from pixelsmith.models.adversarial import AdversarialLoss, paired
 
     y = torch.tensor([3, 1, 4, 1, 5, 9, 2])
     assert paired(y).tolist() == [3, 1, 4, 3, 1, 4, 2]
-    fake = torch.linspace(-1, 1, 6 * 16).view(6, 1, 4, 4).requires_grad_(True)
+    fake = torch.linspace(-1, 1, 6 * 16).view(6, 1, 4, 4)
+    fake[5] = fake[2] + 0.01  # one nearly collapsed pair
+    fake.requires_grad_(True)
     zero_d = lambda x, y=None: x.flatten(1).sum(1) * 0  # noqa: E731
-    plain, _ = AdversarialLoss("ns").g_phase(zero_d, fake, None, None)
+    plain, _ = AdversarialLoss("ns").g_phase(zero_d, fake.detach(), None, None)
     loss, logs = AdversarialLoss("ns", mode_seeking=0.5).g_phase(zero_d, fake, None, None)
-    gap = float((fake[:3] - fake[3:]).detach().abs().mean())
-    assert float(plain) == pytest.approx(math.log(2))
-    assert float(loss) == pytest.approx(
-        math.log(2) + 0.5 * (2 / math.sqrt(math.pi)) / gap, rel=1e-4
-    )
-    assert logs["mode_seeking"] == pytest.approx((2 / math.sqrt(math.pi)) / gap, rel=1e-4)
-    loss.backward()  # descending it pushes each pair apart
-    step = -fake.grad
-    assert float(((fake + step)[:3] - (fake + step)[3:]).abs().mean()) > gap
+    gaps = [float((fake[i] - fake[i + 3]).detach().abs().mean()) for i in range(3)]
+    seek = sum(1 / (g / (2 / math.sqrt(math.pi)) + 0.1) for g in gaps) / 3
+    assert gaps[2] == pytest.approx(0.01) and float(plain) == pytest.approx(math.log(2))
+    assert float(loss) == pytest.approx(math.log(2) + 0.5 * seek, rel=1e-5)
+    assert logs["mode_seeking"] == pytest.approx(seek, rel=1e-5)
+    loss.backward()
+    # The collapsed pair is pushed apart hardest, and every pair moves apart.
+    pull = (fake.grad[:3] - fake.grad[3:]).abs().flatten(1).sum(1)
+    assert int(pull.argmax()) == 2
+    step = fake.detach() - fake.grad
+    assert all((step[i] - step[i + 3]).abs().mean() > g for i, g in enumerate(gaps))
     with pytest.raises(UserError, match="mode_seeking must be >= 0"):
         GANConfig(mode_seeking=-1.0)
 
