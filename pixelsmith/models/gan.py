@@ -1,6 +1,6 @@
 """GANs: DCGAN-style generator and BatchNorm-free discriminator, NS/hinge/WGAN-GP losses, R1,
-spectral norm, class-conditional variant (class-conditional BatchNorm in G, projection D) and
-DiffAugment.
+spectral norm, class-conditional variant (class-conditional BatchNorm in G, projection D),
+MSGAN's mode seeking and DiffAugment.
 
 Reads top to bottom: config, shape rule, networks, the family (presets, train step, sampler);
 the losses are in `pixelsmith.models.adversarial`, shared with StyleGAN.
@@ -250,12 +250,14 @@ PRESETS: dict[str, Preset] = {
         },
     ),
     # A short EMA: averaging the generator over 10k images (the default) averages drawings of a
-    # class that flicker from step to step, and the average drew no sandals (docs/gan_quality.md).
+    # class that flicker from step to step, and the average drew no sandals. Mode seeking: without
+    # it G draws one sandal and one sneaker whatever z is (docs/gan_quality.md measured both).
     "cgan": Preset(
-        "class-conditional: class-conditional BatchNorm in G, projection discriminator",
+        "class-conditional: class-conditional BatchNorm in G, projection discriminator, "
+        "mode seeking",
         10.0,
         {
-            "model": {"conditional": True, "class_norm": True},
+            "model": {"conditional": True, "class_norm": True, "mode_seeking": 0.25},
             "train": {**_TRAIN, "ema_kimg": 0.5},
         },
     ),
