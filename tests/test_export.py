@@ -19,6 +19,15 @@ from pixelsmith.models.vae import VAE, VAEConfig
 pytest.importorskip("onnxruntime", reason="the deploy extra (onnxruntime) is not installed")
 
 
+def _clustered():
+    """A self-conditioned GAN with its clusters fitted to random images: z alone draws it."""
+    model = make_gan((1, 16, 16), clusters=3, class_norm=True)
+    model.add_ema_copies()
+    g = torch.Generator().manual_seed(0)
+    model.fit_data((torch.rand(40, 1, 16, 16, generator=g) * 255).to(torch.uint8), seed=0)
+    return model
+
+
 def _ready(model):
     torch.manual_seed(0)
     model.add_ema_copies()
@@ -29,6 +38,7 @@ MODELS = {
     "dcgan": lambda: make_gan((1, 16, 16)),
     "cgan": lambda: make_gan((3, 16, 16), 3),
     "cgan-class-norm": lambda: make_gan((3, 16, 16), 3, class_norm=True),
+    "sc-gan": lambda: _clustered(),
     "stylegan": lambda: make_stylegan((1, 16, 16), mapping_layers=1),
     "vae": lambda: VAE(VAEConfig(), (1, 16, 16)),
     "cyclegan": lambda: make_cyclegan((1, 16, 16), d_layers=2),

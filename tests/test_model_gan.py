@@ -95,7 +95,7 @@ def test_a_conditional_gan_needs_labelled_data_with_two_classes():
         with pytest.raises(UserError, match="at least 2 classes"):
             GAN(GANConfig(**TINY_GAN, conditional=True), SHAPE, classes)
     for bad in ({"conditional": False}, {"conditional": True, "g_norm": "none"}):
-        with pytest.raises(UserError, match="class_norm needs model.conditional=true"):
+        with pytest.raises(UserError, match="class_norm needs labels"):
             GANConfig(**{**TINY_GAN, **bad, "class_norm": True})
 
 

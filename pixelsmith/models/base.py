@@ -360,6 +360,9 @@ class Family(ABC):
     def configure_optimizers(self) -> None:
         """Create `self.optimizers` (only needed for training)."""
 
+    def fit_data(self, images: Tensor, seed: int) -> None:  # noqa: B027 - most need nothing
+        """Learn what a fresh run needs from its uint8 training images before the first step."""
+
     def prepare_batch(self, batch: Batch, rng: BatchRandom) -> Batch:  # noqa: ARG002
         """Turn a batch of real images into what `train_step` takes (paired models degrade)."""
         return batch

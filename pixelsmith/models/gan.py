@@ -1,6 +1,6 @@
 """GANs: DCGAN-style generator and BatchNorm-free discriminator, NS/hinge/WGAN-GP losses, R1,
 spectral norm, class-conditional variant (class-conditional BatchNorm in G, projection D),
-MSGAN's mode seeking and DiffAugment.
+MSGAN's mode seeking, self-conditioning on k-means clusters and DiffAugment.
 
 Reads top to bottom: config, shape rule, networks, the family (presets, train step, sampler);
 the losses are in `pixelsmith.models.adversarial`, shared with StyleGAN.
@@ -17,6 +17,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from pixelsmith.config import require
 from pixelsmith.errors import UserError
+from pixelsmith.models import clusters as km
 from pixelsmith.models.adversarial import LOSSES, AdversarialLoss, adversarial_step, augmenter
 from pixelsmith.models.base import (
     Abilities,
@@ -50,6 +51,9 @@ class GANConfig:
     # A conditional G's BatchNorm looks up its scale and shift per class (conditional BatchNorm)
     # instead of learning the class only from a code beside z.
     class_norm: bool = False
+    # Self-conditioning: train as a conditional GAN on k-means clusters of the training images,
+    # without labels; z's first coordinate picks the cluster at sampling (models/clusters.py).
+    clusters: int = 0
     # MSGAN's mode-seeking weight: rewards G for drawing two codes of one class apart.
     mode_seeking: float = 0.0
     n_critic: int = 1
@@ -84,13 +88,28 @@ class GANConfig:
             f"model.g_norm must be batch or none, got {self.g_norm!r}",
         )
         require(
-            not self.class_norm or (self.conditional and self.g_norm == "batch"),
-            "model.class_norm needs model.conditional=true and model.g_norm=batch",
+            not self.class_norm or (self.conditioned and self.g_norm == "batch"),
+            "model.class_norm needs labels (model.conditional=true or model.clusters) and "
+            "model.g_norm=batch",
+        )
+        require(
+            self.clusters == 0 or (self.clusters >= 2 and self.z_dim >= 2),
+            f"model.clusters must be 0 (off) or at least 2 (with z_dim >= 2), got {self.clusters}",
+        )
+        require(
+            not (self.clusters and self.conditional),
+            "model.clusters stands in for labels a model does not use; a conditional model has "
+            "its classes: set model.conditional=false or model.clusters=0",
         )
         require(
             self.gp_weight >= 0 and self.r1_gamma >= 0 and self.mode_seeking >= 0,
             "model.gp_weight, model.r1_gamma and model.mode_seeking must be >= 0",
         )
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether G and D take a label: the data's class or an image's cluster."""
+        return self.conditional or self.clusters > 0
 
 
 def upsampling_depth(height: int, width: int) -> int:
@@ -132,6 +151,9 @@ class ClassBatchNorm(nn.Module):
 class Generator(nn.Module):
     """z (and a class) -> image in [-1, 1]: Linear to a base grid, k transposed-conv doublings."""
 
+    cuts: Tensor | None
+    prior: Tensor | None
+
     def __init__(self, cfg: GANConfig, shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()
         c, h, w = shape
@@ -140,6 +162,12 @@ class Generator(nn.Module):
         self.base = (ch[0], h >> k, w >> k)
         self.embed = nn.Embedding(num_classes, cfg.z_dim) if num_classes else None
         in_dim = cfg.z_dim * (2 if num_classes else 1)
+        # z[:, 0] picks a self-conditioned model's cluster (GAN.fit_data sets the cuts); the
+        # rest of z is the code
+        n = cfg.clusters
+        self.register_buffer("cuts", torch.zeros(n - 1) if n else None)
+        self.register_buffer("prior", torch.zeros(n) if n else None)
+        in_dim -= 1 if n else 0
 
         def norm(n: int) -> nn.Module:
             if cfg.class_norm and num_classes:
@@ -165,6 +193,10 @@ class Generator(nn.Module):
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cuts is not None:
+            if labels is None:
+                labels = km.cluster_of(z[:, 0], self.cuts)
+            z = z[:, 1:]
         if self.embed is not None:
             z = torch.cat([z, self.embed(labels)], dim=1)
         x = self.fc(z).view(-1, *self.base)
@@ -181,6 +213,8 @@ def _normed(m: nn.Module, x: Tensor, labels: Tensor | None) -> Tensor:
 class Discriminator(nn.Module):
     """Image in [-1, 1] -> score; strided convs, no BatchNorm (so it works the same under DDP)."""
 
+    centroids: Tensor | None
+
     def __init__(self, cfg: GANConfig, shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()
         c, h, w = shape
@@ -194,9 +228,19 @@ class Discriminator(nn.Module):
         feat = ch[k] * (h >> k) * (w >> k)
         self.out = sn(nn.Linear(feat, 1))
         self.embed = sn(nn.Embedding(num_classes, feat)) if num_classes else None
+        view = km.cluster_view(torch.zeros(1, c, h, w)).shape[1] if cfg.clusters else 0
+        # a self-conditioned model's cluster centres in km.cluster_view's pixels (GAN.fit_data)
+        self.register_buffer("centroids", torch.zeros(cfg.clusters, view) if view else None)
         _init_weights(self)
 
+    def cluster_of(self, images: Tensor) -> Tensor:
+        """The cluster of each image in [0, 1]: its nearest centroid."""
+        assert self.centroids is not None
+        return km.assign(km.cluster_view(images), self.centroids)
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.centroids is not None and labels is None:
+            labels = self.cluster_of((x + 1) / 2)
         h = self.features(x)
         out = self.out(h).squeeze(1)
         if self.embed is not None:
@@ -261,6 +305,15 @@ PRESETS: dict[str, Preset] = {
             "train": {**_TRAIN, "ema_kimg": 0.5},
         },
     ),
+    # The cgan's recipe without labels: 20 k-means clusters of the pixels stand in for classes.
+    "sc-gan": Preset(
+        "self-conditioned: the cgan's recipe on k-means clusters of the images (no labels)",
+        10.0,
+        {
+            "model": {"clusters": 20, "class_norm": True, "mode_seeking": 0.25},
+            "train": {**_TRAIN, "ema_kimg": 0.5},
+        },
+    ),
 }
 
 
@@ -281,10 +334,11 @@ class GAN(Family):
     def __init__(self, cfg: GANConfig, image_shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__(cfg, image_shape, num_classes)
         cfg.validate()
-        classes = self.classes = self.require_classes(cfg.conditional, "GAN")
+        self.classes = self.require_classes(cfg.conditional, "GAN")
+        labels = self.classes or cfg.clusters
         self.networks = {
-            "G": Generator(cfg, image_shape, classes),
-            "D": Discriminator(cfg, image_shape, classes),
+            "G": Generator(cfg, image_shape, labels),
+            "D": Discriminator(cfg, image_shape, labels),
         }
         self.objective = AdversarialLoss(
             cfg.loss,
@@ -324,10 +378,28 @@ class GAN(Family):
             self._fakes,
             batch,
             ctx,
-            conditional=bool(self.classes),
+            conditional=self.cfg.conditioned,
             n_critic=self.cfg.n_critic,
-            classes=self.classes,
+            classes=self.classes or self.cfg.clusters,
         )
+
+    def fit_data(self, images: Tensor, seed: int) -> None:
+        """Fit the clusters of a self-conditioned model (kept if --init brought them)."""
+        if not self.cfg.clusters or float(self.networks["G"].prior.sum()) > 0:
+            return
+        centroids, prior = km.fit(images, self.cfg.clusters, seed)
+        for net in self.networks.values():  # G, its moving average and D
+            if isinstance(net, Generator):
+                net.prior.copy_(prior)
+                net.cuts.copy_(km.normal_cuts(prior))
+            elif isinstance(net, Discriminator):
+                net.centroids.copy_(centroids)
+
+    def prepare_batch(self, batch: Batch, rng: BatchRandom) -> Batch:  # noqa: ARG002
+        """A self-conditioned model labels each real image with its cluster."""
+        if not self.cfg.clusters:
+            return batch
+        return Batch(batch.images, self.networks["D"].cluster_of(batch.images))
 
     @torch.no_grad()
     def discriminate(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -345,6 +417,11 @@ class GAN(Family):
     def check_private(self) -> None:
         """Only D sees the data; its penalties need a double backward Opacus has no rule for."""
         c = self.cfg
+        if c.clusters:
+            raise UserError(
+                "model.clusters fits k-means centroids to the training images outside DP-SGD's "
+                "accounting, and D keeps them; set model.clusters=0 to train privately"
+            )
         if c.loss == "wgan-gp" or c.r1_gamma > 0:
             what = "WGAN-GP's gradient penalty" if c.loss == "wgan-gp" else "R1"
             raise UserError(

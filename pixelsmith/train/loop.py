@@ -112,6 +112,10 @@ class Trainer:
         # optimisers are made; the init's source and counts go into the manifest.
         log = (lambda m: print(m, file=sys.stderr)) if self.dist.is_main else None
         self.init_record = transfer_setup(self.family, tc.init, tc.freeze_d, resume is None, log)
+        fit_s = time.monotonic()
+        if resume is None:  # a resume restores what the family fitted
+            self.family.fit_data(self.data.images, tc.seed)
+        fit_s = time.monotonic() - fit_s
         self.family.configure_optimizers()
         self.base_lrs = base_rates(self.family.optimizers)
         self.eval_plan = self._plan_evaluation()
@@ -139,7 +143,8 @@ class Trainer:
                 balance=cfg.data.balance,
             )
         self.augment = Augment(cfg.data.augment) if cfg.data.augment.enabled else None
-        self.state = tck.LoopState()
+        # fitting to the data (k-means clusters) is training: it counts against train.minutes
+        self.state = tck.LoopState(elapsed=fit_s)
         self.saved_step = -1
         self._last_eval: tuple[int, list[Any]] | None = None
         self._paused = 0.0

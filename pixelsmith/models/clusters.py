@@ -1,0 +1,85 @@
+"""Self-conditioning: k-means clusters of the training images stand in for class labels.
+
+A GAN with `model.clusters=K` is trained as a conditional GAN on the cluster of each real image
+(its nearest centroid) and stays unconditional to its users: the first coordinate of z picks the
+cluster with the clusters' share of the training set as probability, the rest of z is the code.
+Liu et al. 2020 ("Diverse Image Generation via Self-Conditioned GANs") cluster D's features;
+here the clusters come from the pixels, once, before the first step.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# Lloyd's algorithm on a subsample: written here because scikit-learn is not a dependency and the
+# whole fit is a few seconds of matrix products.
+FIT_IMAGES = 10_000
+FIT_ITERS = 20
+MAX_SIDE = 32
+_CHUNK = 4096
+
+
+def cluster_view(images: Tensor) -> Tensor:
+    """Images in [0, 1] as the flat vectors k-means compares (area-averaged to <= 32 a side)."""
+    f = -(-max(images.shape[-2:]) // MAX_SIDE)
+    x = images.float()
+    if f > 1:
+        x = F.avg_pool2d(x, f, ceil_mode=True)
+    return x.flatten(1)
+
+
+def assign(x: Tensor, centroids: Tensor) -> Tensor:
+    """The index of each row's nearest centroid (squared Euclidean distance)."""
+    c = centroids.to(x.dtype)
+    out = []
+    for i in range(0, len(x), _CHUNK):
+        xi = x[i : i + _CHUNK]
+        d = (c * c).sum(1) - 2 * xi @ c.T  # |x|^2 is the same for every centroid
+        out.append(d.argmin(1))
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=x.device)
+
+
+def kmeans(x: Tensor, k: int, seed: int, iters: int = FIT_ITERS) -> Tensor:
+    """(k, D) centroids of the rows of x: k-means++ seeding, then Lloyd's iterations."""
+    if len(x) < k:
+        raise ValueError(f"{k} clusters need at least {k} images, got {len(x)}")
+    g = torch.Generator().manual_seed(seed)
+    x = x.double()
+    c = x[torch.randint(len(x), (1,), generator=g)]
+    nearest = ((x - c) ** 2).sum(1)
+    for _ in range(k - 1):
+        pick = torch.multinomial(nearest + 1e-12, 1, generator=g)
+        c = torch.cat([c, x[pick]])
+        nearest = torch.minimum(nearest, ((x - x[pick]) ** 2).sum(1))
+    for _ in range(iters):
+        a = assign(x, c)
+        sums = torch.zeros_like(c).index_add_(0, a, x)
+        counts = torch.bincount(a, minlength=k).unsqueeze(1)
+        c = torch.where(counts > 0, sums / counts.clamp(min=1), c)  # an empty cluster stays put
+    return c.float()
+
+
+def fit(images: Tensor, k: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Centroids of uint8 (N, C, H, W) images from a seeded subsample, and each cluster's share of
+    all the images."""
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(images), generator=g)[:FIT_IMAGES]
+    centroids = kmeans(cluster_view(images[pick].float() / 255), k, seed)
+    counts = torch.zeros(k)
+    for i in range(0, len(images), _CHUNK):
+        a = assign(cluster_view(images[i : i + _CHUNK].float() / 255), centroids)
+        counts += torch.bincount(a, minlength=k)
+    return centroids, counts / counts.sum()
+
+
+def normal_cuts(prior: Tensor) -> Tensor:
+    """Thresholds on a standard normal z0 that split it into the clusters with these shares."""
+    cum = prior.double().cumsum(0)[:-1].clamp(1e-12, 1 - 1e-12)
+    return torch.special.ndtri(cum).float()
+
+
+def cluster_of(z0: Tensor, cuts: Tensor) -> Tensor:
+    """The cluster a standard normal z0 (N,) falls in: the number of cuts below it."""
+    return (z0.unsqueeze(1) > cuts).sum(1)
