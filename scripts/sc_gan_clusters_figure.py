@@ -30,7 +30,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--out", default=str(ROOT / "docs" / "sc-gan-clusters.png"))
     a = p.parse_args()
-    model = load_model(a.model)
+    model = load_model(a.model, device="cpu")
     if not getattr(model.cfg, "clusters", 0):
         sys.exit(f"{a.model} was not trained with model.clusters")
     c, h, w = model.image_shape

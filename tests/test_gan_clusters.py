@@ -88,10 +88,29 @@ def test_a_clustered_gan_fits_every_copy_and_labels_real_images_by_nearest_centr
     batch = fam.prepare_batch(Batch(x, torch.zeros(60, dtype=torch.long)), BatchRandom(0))
     brute = ((x.flatten(1)[:, None] - D.centroids[None]) ** 2).sum(-1).argmin(1)
     assert torch.equal(batch.labels, brute)  # the data's own labels are replaced
-    # A fitted model keeps its clusters (what --init brings): a second fit changes nothing.
+    # Centroids an --init brought are kept, and their shares counted on the new images.
     before = D.centroids.clone()
-    fam.fit_data(images.flip(0) // 2, seed=5)
+    darker = images // 3
+    fam.fit_data(darker, seed=5)
     assert torch.equal(D.centroids, before)
+    for net in (G, G_ema):
+        torch.testing.assert_close(net.prior, km.shares(darker, before))
+        torch.testing.assert_close(net.cuts, km.normal_cuts(net.prior))
+    assert not torch.allclose(G.prior, km.shares(images, before))
+    with pytest.raises(UserError, match="at least 4 training images"):
+        make_gan((1, 16, 16), clusters=4).fit_data(images[:3], seed=0)
+
+
+def test_pruning_a_clustered_gan_keeps_its_clusters():
+    from pixelsmith.deploy.compress import structured_prune
+
+    fam, _ = _clustered()
+    thin = structured_prune(fam.eval(), 0.5)
+    for name in ("G", "G_ema"):
+        assert torch.equal(thin.networks[name].cuts, fam.networks[name].cuts)
+        assert torch.equal(thin.networks[name].prior, fam.networks[name].prior)
+    assert torch.equal(thin.networks["D"].centroids, fam.networks["D"].centroids)
+    assert thin.sample(4, seed=0).shape == (4, 1, 16, 16)
 
 
 def test_z0_picks_the_cluster_and_nothing_else():
@@ -122,6 +141,16 @@ def test_settings_that_cannot_go_with_clusters_are_refused():
         make_gan((1, 16, 16), clusters=3).check_private()
 
 
+def test_distilling_a_clustered_teacher_is_refused(tmp_path):
+    from pixelsmith.cli.compress import distill_overrides
+
+    sets = [*TINY, "model.clusters=3", "model.class_norm=true", "train.steps=1"]
+    teacher = train(build_config("dcgan", overrides=sets), tmp_path / "t", progress=False)
+    cfg = build_config("distill", overrides=[*distill_overrides(str(teacher), 0.5, "prune"), *TINY])
+    with pytest.raises(UserError, match="self-conditioned"):
+        train(cfg, tmp_path / "s", progress=False)
+
+
 def _state(run) -> dict[str, torch.Tensor]:
     t, _ = ckf.load_checkpoint(ckf.resolve_checkpoint(run))
     return {k: v for k, v in t.items() if k.startswith(("net/", "opt/", "rng/"))}
@@ -137,5 +166,8 @@ def test_a_clustered_run_resumes_bit_for_bit_with_its_clusters(tmp_path):
     resumed = train(cfg(6), resume=half, progress=False)
     a, b = _state(full), _state(resumed)
     assert a.keys() == b.keys() and "net/D/centroids" in a and "net/G_ema/cuts" in a
+    # The run fitted its clusters before the first step, and the resume kept them.
+    assert a["net/D/centroids"].abs().sum() > 0 and float(a["net/G_ema/prior"].sum()) == 1.0
+    assert torch.equal(a["net/D/centroids"], _state(half)["net/D/centroids"])
     for k in a:
         assert torch.equal(a[k], b[k]), k

@@ -61,17 +61,29 @@ def kmeans(x: Tensor, k: int, seed: int, iters: int = FIT_ITERS) -> Tensor:
     return c.float()
 
 
+def _views(images: Tensor) -> Tensor:
+    """cluster_view of uint8 images, a slice at a time (large photos stay small in memory)."""
+    return torch.cat(
+        [cluster_view(images[i : i + 256].float() / 255) for i in range(0, len(images), 256)]
+    )
+
+
+def shares(images: Tensor, centroids: Tensor) -> Tensor:
+    """Each cluster's share of uint8 (N, C, H, W) images, by nearest centroid."""
+    counts = torch.zeros(len(centroids))
+    for i in range(0, len(images), _CHUNK):
+        a = assign(_views(images[i : i + _CHUNK]), centroids)
+        counts += torch.bincount(a, minlength=len(centroids))
+    return counts / counts.sum()
+
+
 def fit(images: Tensor, k: int, seed: int) -> tuple[Tensor, Tensor]:
     """Centroids of uint8 (N, C, H, W) images from a seeded subsample, and each cluster's share of
     all the images."""
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(images), generator=g)[:FIT_IMAGES]
-    centroids = kmeans(cluster_view(images[pick].float() / 255), k, seed)
-    counts = torch.zeros(k)
-    for i in range(0, len(images), _CHUNK):
-        a = assign(cluster_view(images[i : i + _CHUNK].float() / 255), centroids)
-        counts += torch.bincount(a, minlength=k)
-    return centroids, counts / counts.sum()
+    centroids = kmeans(_views(images[pick]), k, seed)
+    return centroids, shares(images, centroids)
 
 
 def normal_cuts(prior: Tensor) -> Tensor:

@@ -197,6 +197,11 @@ class Distill(GAN):
                 f"the teacher {cfg.teacher} changed since this run began (payload {sha[:12]}, "
                 f"not {cfg.teacher_sha256[:12]}); distil from the same teacher or start anew"
             )
+        if teacher.cfg.clusters:
+            raise UserError(
+                f"{cfg.teacher} is self-conditioned (model.clusters={teacher.cfg.clusters}); "
+                "distillation does not handle its clusters yet"
+            )
         mismatch = [k for k in ARCHITECTURE if getattr(teacher.cfg, k) != getattr(cfg, k)]
         if mismatch or tuple(teacher.image_shape) != tuple(shape):
             what = ", ".join(f"model.{k}" for k in mismatch) or "the image shape"

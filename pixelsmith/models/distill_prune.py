@@ -80,6 +80,9 @@ def prune_into(src: Generator, dst: Generator) -> list[Tensor]:
     dst.fc.bias.copy_(src.fc.bias[rows])
     if src.embed is not None:
         dst.embed.weight.copy_(src.embed.weight)
+    if src.cuts is not None:  # a self-conditioned G's clusters: z[:, 0] must pick the same ones
+        dst.cuts.copy_(src.cuts)
+        dst.prior.copy_(src.prior)
     _norm(src.fc_norm, dst.fc_norm, keep[0])
     pairs = zip(_deconvs(src), _deconvs(dst), strict=True)
     for i, ((sd, sn), (dd, dn)) in enumerate(pairs):

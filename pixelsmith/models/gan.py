@@ -164,10 +164,10 @@ class Generator(nn.Module):
         in_dim = cfg.z_dim * (2 if num_classes else 1)
         # z[:, 0] picks a self-conditioned model's cluster (GAN.fit_data sets the cuts); the
         # rest of z is the code
-        n = cfg.clusters
-        self.register_buffer("cuts", torch.zeros(n - 1) if n else None)
-        self.register_buffer("prior", torch.zeros(n) if n else None)
-        in_dim -= 1 if n else 0
+        clusters = cfg.clusters
+        self.register_buffer("cuts", torch.zeros(clusters - 1) if clusters else None)
+        self.register_buffer("prior", torch.zeros(clusters) if clusters else None)
+        in_dim -= 1 if clusters else 0
 
         def norm(n: int) -> nn.Module:
             if cfg.class_norm and num_classes:
@@ -384,10 +384,20 @@ class GAN(Family):
         )
 
     def fit_data(self, images: Tensor, seed: int) -> None:
-        """Fit the clusters of a self-conditioned model (kept if --init brought them)."""
-        if not self.cfg.clusters or float(self.networks["G"].prior.sum()) > 0:
+        """Fit the clusters of a self-conditioned model; centroids an --init brought are kept,
+        and their shares counted on these images."""
+        k = self.cfg.clusters
+        if not k:
             return
-        centroids, prior = km.fit(images, self.cfg.clusters, seed)
+        if len(images) < k:
+            raise UserError(
+                f"model.clusters={k} needs at least {k} training images, got {len(images)}"
+            )
+        centroids = self.networks["D"].centroids.cpu()
+        if float(centroids.abs().sum()) == 0:
+            centroids, prior = km.fit(images, k, seed)
+        else:
+            prior = km.shares(images, centroids)
         for net in self.networks.values():  # G, its moving average and D
             if isinstance(net, Generator):
                 net.prior.copy_(prior)

@@ -112,15 +112,15 @@ class Trainer:
         # optimisers are made; the init's source and counts go into the manifest.
         log = (lambda m: print(m, file=sys.stderr)) if self.dist.is_main else None
         self.init_record = transfer_setup(self.family, tc.init, tc.freeze_d, resume is None, log)
-        fit_s = time.monotonic()
-        if resume is None:  # a resume restores what the family fitted
-            self.family.fit_data(self.data.images, tc.seed)
-        fit_s = time.monotonic() - fit_s
         self.family.configure_optimizers()
         self.base_lrs = base_rates(self.family.optimizers)
         self.eval_plan = self._plan_evaluation()
         self.rng = BatchRandom(tc.seed + 1, self.dist.rank, self.dist.world, self.device)
         self.private = self._private_training() if cfg.privacy.enabled else None
+        fit_s = time.monotonic()
+        if resume is None:  # a resume restores what the family fitted
+            self.family.fit_data(self.data.images, tc.seed)
+        fit_s = time.monotonic() - fit_s
         self.dp_sgd = isinstance(self.private, PrivateTraining)
         self.schedule = describe_schedule(
             tc.lr_schedule, tc.warmup, tc.lr_floor, tc.lr_milestones, tc.lr_gamma
