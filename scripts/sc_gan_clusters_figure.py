@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from pixelsmith.generate.load import load_model  # noqa: E402
 from pixelsmith.imageio import save_image  # noqa: E402
+from pixelsmith.models.clusters import pool_factor  # noqa: E402
 
 
 def main() -> int:
@@ -35,7 +36,7 @@ def main() -> int:
         sys.exit(f"{a.model} was not trained with model.clusters")
     c, h, w = model.image_shape
     centroids = model.networks["D"].centroids
-    side = -(-max(h, w) // 32)  # models/clusters.py averages larger images down to <= 32 a side
+    side = pool_factor(h, w)
     means = centroids.view(-1, c, -(-h // side), -(-w // side))
     means = F.interpolate(means, (h, w), mode="nearest") if side > 1 else means
     prior = model.networks["G_ema"].prior

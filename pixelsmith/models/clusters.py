@@ -21,9 +21,14 @@ MAX_SIDE = 32
 _CHUNK = 4096
 
 
+def pool_factor(height: int, width: int) -> int:
+    """The area-averaging factor that brings the longer side to <= MAX_SIDE pixels."""
+    return -(-max(height, width) // MAX_SIDE)
+
+
 def cluster_view(images: Tensor) -> Tensor:
     """Images in [0, 1] as the flat vectors k-means compares (area-averaged to <= 32 a side)."""
-    f = -(-max(images.shape[-2:]) // MAX_SIDE)
+    f = pool_factor(*images.shape[-2:])
     x = images.float()
     if f > 1:
         x = F.avg_pool2d(x, f, ceil_mode=True)
