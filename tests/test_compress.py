@@ -95,6 +95,40 @@ def test_distillation_brings_the_student_toward_the_teacher(tmp_path, teacher):
     assert after < 0.7 * before, (before, after)
 
 
+# Teachers that take a label: a class (cgan) or a cluster of the images (sc-gan).
+CONDITIONED = {
+    "cgan": ["model.conditional=true", "model.class_norm=true"],
+    "sc-gan": ["model.clusters=3", "model.class_norm=true"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CONDITIONED))
+def test_a_conditioned_teacher_distils_into_a_student_of_its_kind(tmp_path, kind):
+    sets = [*TEACHER, *CONDITIONED[kind], "train.steps=3"]
+    teacher = train(build_config("dcgan", overrides=sets), tmp_path / "t", progress=False)
+    cfg = _student_cfg(teacher, "train.steps=40", "model.adv_weight=0", init="random")
+    t = Trainer(cfg, tmp_path / "s", progress=False)
+    z = torch.randn(64, 8, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(64) % 2
+
+    def distance() -> float:
+        with torch.no_grad():
+            return float(t.family.losses(z, y)["l1"])
+
+    before = distance()
+    student = load_model(t.run())
+    assert distance() < 0.7 * before
+    big = load_model(teacher)
+    G, T = student.networks["G_ema"], big.networks["G_ema"]
+    assert isinstance(G.fc_norm, ClassBatchNorm)
+    if kind == "sc-gan":  # z[:, 0] picks the teacher's clusters in the student too
+        assert torch.equal(G.cuts, T.cuts)
+        assert torch.equal(student.networks["D"].centroids, big.networks["D"].centroids)
+    assert student.sample(4, seed=1).shape == (4, *big.image_shape)
+    pruned = train(_student_cfg(teacher, "train.steps=1"), tmp_path / "p", progress=False)
+    assert load_model(pruned).sample(2, seed=0).shape == (2, *big.image_shape)
+
+
 def test_resume_continues_exactly(tmp_path, teacher):
     full = train(_student_cfg(teacher, "train.steps=6"), tmp_path / "a", progress=False)
     half = train(_student_cfg(teacher, "train.steps=3"), tmp_path / "b", progress=False)

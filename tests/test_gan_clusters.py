@@ -141,16 +141,6 @@ def test_settings_that_cannot_go_with_clusters_are_refused():
         make_gan((1, 16, 16), clusters=3).check_private()
 
 
-def test_distilling_a_clustered_teacher_is_refused(tmp_path):
-    from pixelsmith.cli.compress import distill_overrides
-
-    sets = [*TINY, "model.clusters=3", "model.class_norm=true", "train.steps=1"]
-    teacher = train(build_config("dcgan", overrides=sets), tmp_path / "t", progress=False)
-    cfg = build_config("distill", overrides=[*distill_overrides(str(teacher), 0.5, "prune"), *TINY])
-    with pytest.raises(UserError, match="self-conditioned"):
-        train(cfg, tmp_path / "s", progress=False)
-
-
 def _state(run) -> dict[str, torch.Tensor]:
     t, _ = ckf.load_checkpoint(ckf.resolve_checkpoint(run))
     return {k: v for k, v in t.items() if k.startswith(("net/", "opt/", "rng/"))}

@@ -42,6 +42,8 @@ ARCHITECTURE = (
     "g_norm",
     "spectral_norm",
     "conditional",
+    "class_norm",
+    "clusters",
 )
 
 
@@ -107,7 +109,7 @@ def student_model(
     """A gan model whose generator has `width` of `cfg`'s channels and whose discriminator is
     `cfg`'s own (the teacher's, which a student run fine-tunes)."""
     model = GAN(student_config(cfg, width), image_shape, num_classes)
-    model.networks["D"] = Discriminator(cfg, image_shape, model.classes)
+    model.networks["D"] = Discriminator(cfg, image_shape, model.classes or cfg.clusters)
     return model
 
 
@@ -125,21 +127,6 @@ def teacher_settings(teacher: str | Path) -> dict[str, Any]:
         "teacher": str(path),
         "teacher_sha256": str(man.get("payload_sha256", "")),
     }
-
-
-def run_features(
-    g: Generator, z: Tensor, labels: Tensor | None = None
-) -> tuple[list[Tensor], Tensor]:
-    """(hidden activations, image in [-1, 1]) of a GAN generator: its forward, step by step."""
-    if g.embed is not None:
-        z = torch.cat([z, g.embed(labels)], dim=1)
-    x = F.relu(g.fc_norm(g.fc(z).view(-1, *g.base)))
-    feats = [x]
-    mods = list(g.blocks)
-    for i in range(0, len(mods), 3):
-        x = mods[i + 2](mods[i + 1](mods[i](x)))
-        feats.append(x)
-    return feats, torch.tanh(g.to_img(x))
 
 
 class Distill(GAN):
@@ -173,10 +160,11 @@ class Distill(GAN):
                 "model.teacher=RUN with the teacher's architecture)"
             )
         self.teacher = teacher.networks["G_ema"].eval().requires_grad_(False)
-        student = Generator(student_config(cfg, cfg.width), image_shape, self.classes)
+        labels = self.classes or cfg.clusters
+        student = Generator(student_config(cfg, cfg.width), image_shape, labels)
         if cfg.student_init == "prune":
             prune_into(self.teacher, student)
-        critic = Discriminator(cfg, image_shape, self.classes)
+        critic = Discriminator(cfg, image_shape, labels)
         critic.load_state_dict(teacher.networks["D"].state_dict())
         adapters = nn.ModuleList(
             nn.Conv2d(s, t, 1)
@@ -196,11 +184,6 @@ class Distill(GAN):
             raise UserError(
                 f"the teacher {cfg.teacher} changed since this run began (payload {sha[:12]}, "
                 f"not {cfg.teacher_sha256[:12]}); distil from the same teacher or start anew"
-            )
-        if teacher.cfg.clusters:
-            raise UserError(
-                f"{cfg.teacher} is self-conditioned (model.clusters={teacher.cfg.clusters}); "
-                "distillation does not handle its clusters yet"
             )
         mismatch = [k for k in ARCHITECTURE if getattr(teacher.cfg, k) != getattr(cfg, k)]
         if mismatch or tuple(teacher.image_shape) != tuple(shape):
@@ -237,8 +220,8 @@ class Distill(GAN):
     def losses(self, z: Tensor, labels: Tensor | None) -> dict[str, Tensor]:
         """The student's distillation losses on z (no adversarial term): l1 and feature."""
         with torch.no_grad():
-            t_feats, t_img = run_features(self.teacher, z, labels)
-        s_feats, s_img = run_features(self.networks["G"], z, labels)
+            t_feats, t_img = self.teacher.run(z, labels)
+        s_feats, s_img = self.networks["G"].run(z, labels)
         adapters = self.networks["adapters"]
         feat = sum(
             F.mse_loss(a(s), t) for a, s, t in zip(adapters, s_feats, t_feats, strict=True)
@@ -249,7 +232,8 @@ class Distill(GAN):
         """One critic update on real vs student images, then one student update."""
         c, nets, opt = self.cfg, self.networks, self.optimizers
         G, D = nets["G"], nets["D"]
-        y = batch.labels if self.classes else None
+        # a self-conditioned pair draws in the real images' clusters, as GAN training does
+        y = batch.labels if c.conditioned else None
         z = ctx.rng.randn(len(batch.images), c.z_dim)
         parts = self.losses(z, y)
         fake = parts.pop("image")

@@ -193,6 +193,10 @@ class Generator(nn.Module):
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.run(z, labels)[1]
+
+    def run(self, z: Tensor, labels: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
+        """(hidden activations: the base grid's and each doubling's, image in [-1, 1])."""
         if self.cuts is not None:
             if labels is None:
                 labels = km.cluster_of(z[:, 0], self.cuts)
@@ -201,9 +205,12 @@ class Generator(nn.Module):
             z = torch.cat([z, self.embed(labels)], dim=1)
         x = self.fc(z).view(-1, *self.base)
         x = F.relu(_normed(self.fc_norm, x, labels))
-        for m in self.blocks:
+        hidden = [x]
+        for i, m in enumerate(self.blocks):  # (deconv, norm, ReLU) per doubling
             x = _normed(m, x, labels)
-        return torch.tanh(self.to_img(x))
+            if i % 3 == 2:
+                hidden.append(x)
+        return hidden, torch.tanh(self.to_img(x))
 
 
 def _normed(m: nn.Module, x: Tensor, labels: Tensor | None) -> Tensor:
