@@ -165,6 +165,14 @@ def test_eval_cli_errors(tmp_path, capsys, tiny):
     assert "no shipped feature network" in capsys.readouterr().err
     assert main(["eval", str(run), "--metrics", "fid,lpips"]) == 2
     assert "unknown metric" in capsys.readouterr().err
+    assert main(["eval", str(run), "--threads", "0"]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    before = torch.get_num_threads()
+    try:
+        assert main(["eval", str(run), "--threads", "1", "--metrics", "fid,lpips"]) == 2
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 @needs_fashion

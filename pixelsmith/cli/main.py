@@ -129,6 +129,12 @@ def _eval(args: argparse.Namespace) -> int:
     from pixelsmith.generate import load_model, parse_options
     from pixelsmith.metrics.evaluate import evaluate_model, format_table, stderr_log, store_scores
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     model = load_model(args.model, device=args.device)
     scores = evaluate_model(
         model,
@@ -363,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a sampling option for the samples scored, e.g. sample.steps=25; the cards record it",
     )
     e.add_argument("--device", default="cpu")
+    e.add_argument("--threads", type=int, help="CPU threads (default: torch's, all cores)")
     e.add_argument("--json", action="store_true", help="print scores and cards as JSON")
     e.add_argument("--no-store", action="store_true", help="do not add scores to the manifest")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
