@@ -69,6 +69,15 @@ def test_normal_cuts_are_the_normal_quantiles_of_the_shares():
     np.testing.assert_allclose(shares.numpy(), prior.numpy(), atol=0.005)
 
 
+def test_the_middle_z0_of_each_cluster_lies_in_it():
+    prior = torch.tensor([0.1, 0.25, 0.05, 0.6])
+    k = torch.arange(4)
+    z0 = km.middle_z0(k, prior)
+    mid = np.cumsum(prior.numpy()) - prior.numpy() / 2
+    np.testing.assert_allclose(z0.numpy(), norm.ppf(mid), atol=1e-6)
+    assert torch.equal(km.cluster_of(z0, km.normal_cuts(prior)), k)
+
+
 def _clustered(k: int = 3):
     fam = make_gan((1, 16, 16), clusters=k, class_norm=True)
     fam.add_ema_copies()
@@ -130,6 +139,21 @@ def test_z0_picks_the_cluster_and_nothing_else():
     with pytest.raises(UserError, match="unconditional"):
         fam.sample(2, seed=0, labels=[1])
     assert fam.sample(4, seed=3).shape == (4, 1, 16, 16)
+
+
+def test_inversion_starts_in_the_cluster_d_puts_the_image_in():
+    from pixelsmith.edit.latent.invert import invert
+    from pixelsmith.edit.latent.space import latent_space
+
+    fam, images = _clustered()
+    fam.eval()
+    x = images[:8].float() / 255
+    want = fam.networks["D"].cluster_of(x)
+    res = invert(latent_space(fam), x, steps=2, start="random", perceptual="none", seed=4)
+    assert torch.equal(km.cluster_of(res.codes[:, 0], fam.networks["G_ema"].cuts), want)
+    # Without the hook a random start keeps whatever cluster it drew: some differ here.
+    z = latent_space(fam).random(8, seed=4)
+    assert not torch.equal(km.cluster_of(z[:, 0], fam.networks["G_ema"].cuts), want)
 
 
 def test_settings_that_cannot_go_with_clusters_are_refused():

@@ -47,6 +47,7 @@ TIERS: dict[str, list[str]] = {
         "tests/test_backend_choice.py::test_serve_prints_the_progress_and_remembers_across_starts",
         "tests/test_export.py::test_cli_exports_the_shipped_generator_and_checks_it",
         "tests/test_faces_detect.py::test_mtcnn_*",
+        "tests/test_gan_clusters.py::test_inversion_starts_in_the_cluster_d_puts_the_image_in",
         "tests/test_faces_detect.py::test_input_forms_agree",
         "tests/test_faces_detect.py::test_facenet_pytorch_is_never_imported",
         "tests/test_faces_detect.py::test_weights_are_hash_checked",

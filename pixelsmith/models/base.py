@@ -523,6 +523,11 @@ class Family(ABC):
             return z
         raise UserError(f"the {self.name} family has no {kind} space")
 
+    def latent_start(self, codes: Tensor, images: Tensor, kind: str) -> Tensor:
+        """Starting codes for inverting `images` in [0, 1] (N, C, H, W), given the start's:
+        what gradient steps cannot change (a family's discrete choices) set for the images."""
+        return codes
+
     def latent_mean(self, kind: str) -> Tensor:
         """The code of the 'average' image in space `kind`, one row (1, *shape)."""
         shape = self.latent_spec(kind).shape

@@ -97,6 +97,13 @@ def normal_cuts(prior: Tensor) -> Tensor:
     return torch.special.ndtri(cum).float()
 
 
+def middle_z0(labels: Tensor, prior: Tensor) -> Tensor:
+    """A standard normal z0 in the middle (by probability) of each label's cluster."""
+    cum = prior.double().cumsum(0)
+    mid = (cum - prior.double() / 2).clamp(1e-12, 1 - 1e-12)
+    return torch.special.ndtri(mid).float()[labels]
+
+
 def cluster_of(z0: Tensor, cuts: Tensor) -> Tensor:
     """The cluster a standard normal z0 (N,) falls in: the number of cuts below it."""
     return (z0.unsqueeze(1) > cuts).sum(1)

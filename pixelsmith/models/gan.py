@@ -468,6 +468,18 @@ class GAN(Family):
         """z: (z_dim,) Gaussian codes, moved along great circles (slerp)."""
         return LatentSpec("z", (self.cfg.z_dim,), "slerp", directions="z")
 
+    @torch.no_grad()
+    def latent_start(self, codes: Tensor, images: Tensor, kind: str) -> Tensor:
+        """A self-conditioned model's z0 (its cluster, which has no gradient) moved to the
+        middle of the cluster D puts each image in, as training labelled real images."""
+        G, D = self.inference_net(), self.networks.get("D")
+        if kind != "z" or G.prior is None or D is None:
+            return codes
+        labels = D.cluster_of(images.to(self.device))
+        codes = codes.clone()
+        codes[:, 0] = km.middle_z0(labels, G.prior).to(codes)
+        return codes
+
     def latent_render(self, codes: Tensor, kind: str, labels: Tensor | None = None) -> Tensor:
         """(G(z, labels) + 1) / 2 through the inference generator."""
         return (self.inference_net()(codes, labels) + 1) / 2

@@ -2,8 +2,9 @@
 
 `invert(space, images)` starts from the encoder's guess (`encoder.encoder_for`, trained once on
 the generator's own samples and cached; the family's own exact encoder where it has one, such as
-the VAE's posterior mean), the mean code or a random one, then runs Adam on the codes (weights
-frozen) against
+the VAE's posterior mean), the mean code or a random one (a self-conditioned GAN's z0, its
+cluster, set to the cluster its discriminator puts the image in), then runs Adam on the codes
+(weights frozen) against
 
     loss = pixel (MSE or L1) + perceptual_weight * feature distance [+ reg_weight * W+ spread]
 
@@ -324,6 +325,7 @@ def invert(
         report = perceptual_net(space, auto) if auto != "none" else None
     t0 = time.monotonic()
     codes0, info = _starts(space, x, start, seed, encoder_steps, progress)
+    codes0 = space.model.latent_start(codes0, x, space.kind)
     seconds_training = float(info.get("seconds", 0.0)) if info.get("trained") else 0.0
     scale = _code_scale(space)
     step_lr, var = lr * scale, scale**2
