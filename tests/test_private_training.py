@@ -153,6 +153,7 @@ def _private(tmp_path, *extra: str, steps: int = 6):
         (["model.arch=small"], "GroupNorm"),
         (["privacy.delta=0.01"], "above 1/n"),
         (["data.balance=true"], "data.balance"),
+        (["train.precision=bf16"], "train.precision=bf16"),
         (["privacy.noise_multiplier=null", "privacy.epsilon=3", "train.steps=null",
           "train.minutes=1"], "step budget"),
     ],

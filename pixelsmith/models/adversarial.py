@@ -45,7 +45,8 @@ def g_loss(loss: str, fake: Tensor) -> Tensor:
 
 
 def _scores(d: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
-    return d(x) if y is None else d(x, y)
+    # float32 logits for the losses, also when D runs in bfloat16 (train.precision=bf16)
+    return (d(x) if y is None else d(x, y)).float()
 
 
 def gradient_penalty(

@@ -232,7 +232,7 @@ class MappingNetwork(nn.Module):
         w = self.net(z * (z.square().mean(1, keepdim=True) + 1e-8).rsqrt())
         if track:
             with torch.no_grad():
-                self.w_avg.copy_(w.detach().mean(0).lerp(self.w_avg, self.beta))
+                self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.beta))
         return w if psi == 1 else self.w_avg.lerp(w, psi)
 
 
@@ -302,7 +302,10 @@ class Generator(nn.Module):
 def downsample(x: torch.Tensor) -> torch.Tensor:
     """Halve (rounding up) through StyleGAN2's [1, 3, 3, 1] / 8 filter, renormalised at borders."""
     size = ((x.shape[2] + 1) // 2, (x.shape[3] + 1) // 2)
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    # antialiased resizing has no bfloat16 kernel on the CPU (train.precision=bf16)
+    y = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    y = F.interpolate(y, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return y.to(x.dtype)
 
 
 def minibatch_std(x: torch.Tensor, group: int) -> torch.Tensor:

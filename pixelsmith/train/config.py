@@ -80,6 +80,10 @@ class TrainConfig:
     grid_seed: int = 0
     threads: int | None = None  # unset: OMP_NUM_THREADS for one process, else cores / processes
     channels_last: bool = True
+    # bf16: the training steps run under torch.autocast in bfloat16 (weights, optimiser state
+    # and EMA stay float32). It pays where the hardware has bf16 matrix units (AMX on recent
+    # Xeons, tensor cores on GPUs) and costs where it has none (AVX2-only CPUs).
+    precision: str = "fp32"
     device: str = "auto"
     # Scores while training (every eval_every steps; 0 = never) and once at the end. "auto"
     # metrics are the family's own (FID and KID for a model that draws images, translation
@@ -118,6 +122,10 @@ class TrainConfig:
         require(
             all(0 < m < 1 for m in self.lr_milestones),
             f"train.lr_milestones are fractions of the budget in (0, 1), got {self.lr_milestones}",
+        )
+        require(
+            self.precision in ("fp32", "bf16"),
+            f"train.precision must be fp32 or bf16, got {self.precision!r}",
         )
         require(
             self.device in ("auto", "cpu") or self.device.startswith("cuda"),

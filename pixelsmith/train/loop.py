@@ -213,6 +213,10 @@ class Trainer:
                 "a crop, not an image",
             ),
             "more than one process": (self.dist.world > 1, "private runs train in one process"),
+            "train.precision=bf16": (
+                cfg.train.precision == "bf16" and not releases,
+                "the per-sample clipping that the guarantee rests on is computed in float32",
+            ),
         }
         for what, (on, why) in mixes.items():
             if on:
@@ -300,7 +304,8 @@ class Trainer:
                                tc.lr_milestones, tc.lr_gamma)  # fmt: skip
             apply_factor(self.family.optimizers, self.base_lrs, factor)
         if len(batch.images):
-            logs = self.family.train_step(batch, ctx)
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=tc.precision == "bf16"):
+                logs = self.family.train_step(batch, ctx)
         else:  # a Poisson batch that drew no image
             self.private.empty_step()
             logs = {}
