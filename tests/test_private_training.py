@@ -164,6 +164,11 @@ def test_what_breaks_the_accounting_is_refused_before_the_run_folder(tmp_path, e
     assert not list(tmp_path.iterdir())
 
 
+def test_auto_precision_trains_privately_in_float32(tmp_path):
+    t = Trainer(_private(tmp_path, "train.precision=auto"), out_root=tmp_path, progress=False)
+    assert t.precision == "fp32"
+
+
 def test_a_family_without_private_training_is_refused(tmp_path):
     cfg = build_config(
         "pixelcnn",

@@ -69,8 +69,21 @@ def test_bf16_precision_runs_the_step_in_bfloat16_and_keeps_float32_weights(tmp_
         t.family.sample(2, seed=0)
         D(torch.zeros(2, *t.family.image_shape))
     assert seen == [torch.float32]
-    with pytest.raises(UserError, match="fp32 or bf16"):
+    assert t.manifest()["precision"] == "bf16"
+    with pytest.raises(UserError, match="fp32, bf16 or auto"):
         _cfg(tiny, "train.precision=fp16")
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_multiplies_it(monkeypatch):
+    from pixelsmith.train.loop import pick_precision
+
+    cpu = torch.device("cpu")
+    assert pick_precision("fp32", cpu) == "fp32" and pick_precision("bf16", cpu) == "bf16"
+    for amx, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        assert pick_precision("auto", cpu) == want
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert pick_precision("auto", cpu) == "fp32"
 
 
 # Tiny settings of other families, for a step under train.precision=bf16 (shapes, 16x16).

@@ -82,7 +82,8 @@ class TrainConfig:
     channels_last: bool = True
     # bf16: the training steps run under torch.autocast in bfloat16 (weights, optimiser state
     # and EMA stay float32). It pays where the hardware has bf16 matrix units (AMX on recent
-    # Xeons, tensor cores on GPUs) and costs where it has none (AVX2-only CPUs).
+    # Xeons, tensor cores on GPUs) and costs where it has none (AVX2-only CPUs); auto picks bf16
+    # there and fp32 elsewhere (the manifest records which).
     precision: str = "fp32"
     device: str = "auto"
     # Scores while training (every eval_every steps; 0 = never) and once at the end. "auto"
@@ -124,8 +125,8 @@ class TrainConfig:
             f"train.lr_milestones are fractions of the budget in (0, 1), got {self.lr_milestones}",
         )
         require(
-            self.precision in ("fp32", "bf16"),
-            f"train.precision must be fp32 or bf16, got {self.precision!r}",
+            self.precision in ("fp32", "bf16", "auto"),
+            f"train.precision must be fp32, bf16 or auto, got {self.precision!r}",
         )
         require(
             self.device in ("auto", "cpu") or self.device.startswith("cuda"),

@@ -60,6 +60,17 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def pick_precision(name: str, device: torch.device) -> str:
+    """auto -> bf16 where the device multiplies bfloat16 in hardware (a CPU with AMX, a GPU
+    with bf16), else fp32; fp32 and bf16 as they are."""
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # a private helper: may go
+    return "bf16" if amx is not None and amx() else "fp32"
+
+
 def default_threads(local_world: int) -> int:
     """A run's threads when train.threads is unset: OMP_NUM_THREADS when the user set it for a
     single process (two runs side by side each taking every core thrash: 20x slower seen on 2
@@ -92,6 +103,9 @@ class Trainer:
         tc = cfg.train
         self.dist: Dist = init_distributed(pick_device(tc.device))
         self.device = pick_device(tc.device, self.dist.local_rank)
+        self.precision = pick_precision(tc.precision, self.device)
+        if cfg.privacy.enabled and tc.precision == "auto":  # see _private_training
+            self.precision = "fp32"
         torch.set_num_threads(tc.threads or default_threads(self.dist.local_world))
         self.command = command or " ".join(shlex.quote(a) for a in sys.argv)
         fam = family_class(cfg.family)
@@ -214,7 +228,7 @@ class Trainer:
             ),
             "more than one process": (self.dist.world > 1, "private runs train in one process"),
             "train.precision=bf16": (
-                cfg.train.precision == "bf16" and not releases,
+                self.precision == "bf16" and not releases,
                 "the per-sample clipping that the guarantee rests on is computed in float32",
             ),
         }
@@ -304,7 +318,7 @@ class Trainer:
                                tc.lr_milestones, tc.lr_gamma)  # fmt: skip
             apply_factor(self.family.optimizers, self.base_lrs, factor)
         if len(batch.images):
-            with torch.autocast(self.device.type, torch.bfloat16, enabled=tc.precision == "bf16"):
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
                 logs = self.family.train_step(batch, ctx)
         else:  # a Poisson batch that drew no image
             self.private.empty_step()
@@ -511,6 +525,7 @@ class Trainer:
             },
             "command": self.command,
             "world_size": self.dist.world,
+            "precision": self.precision,
             "step": self.state.step,
             "nimg": self.state.nimg,
             "elapsed_s": self.state.elapsed,
