@@ -53,6 +53,8 @@ class Entry:
 
 ENTRIES = [
     Entry("dcgan", "dcgan"),
+    Entry("cgan", "cgan"),
+    Entry("sc-gan", "sc-gan"),
     Entry("wgan-gp", "wgan-gp"),
     Entry("vae", "vae-30min", own="nll", own_n=2000),
     Entry("pixelcnn", "pixelcnn-30min", own="nll"),
