@@ -229,7 +229,8 @@ class Trainer:
             "more than one process": (self.dist.world > 1, "private runs train in one process"),
             "train.precision=bf16": (
                 self.precision == "bf16" and not releases,
-                "the per-sample clipping that the guarantee rests on is computed in float32",
+                "the guarantee rests on per-sample clipping, which is built and tested in "
+                "float32 only",
             ),
         }
         for what, (on, why) in mixes.items():
