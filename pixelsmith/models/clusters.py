@@ -93,15 +93,17 @@ def fit(images: Tensor, k: int, seed: int) -> tuple[Tensor, Tensor]:
 
 def normal_cuts(prior: Tensor) -> Tensor:
     """Thresholds on a standard normal z0 that split it into the clusters with these shares."""
-    cum = prior.double().cumsum(0)[:-1].clamp(1e-12, 1 - 1e-12)
-    return torch.special.ndtri(cum).float()
+    return _normal_quantiles(prior.double().cumsum(0)[:-1])
 
 
 def middle_z0(labels: Tensor, prior: Tensor) -> Tensor:
     """A standard normal z0 in the middle (by probability) of each label's cluster."""
-    cum = prior.double().cumsum(0)
-    mid = (cum - prior.double() / 2).clamp(1e-12, 1 - 1e-12)
-    return torch.special.ndtri(mid).float()[labels]
+    p = prior.double()
+    return _normal_quantiles(p.cumsum(0) - p / 2)[labels]
+
+
+def _normal_quantiles(p: Tensor) -> Tensor:
+    return torch.special.ndtri(p.clamp(1e-12, 1 - 1e-12)).float()
 
 
 def cluster_of(z0: Tensor, cuts: Tensor) -> Tensor:

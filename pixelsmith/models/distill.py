@@ -109,7 +109,7 @@ def student_model(
     """A gan model whose generator has `width` of `cfg`'s channels and whose discriminator is
     `cfg`'s own (the teacher's, which a student run fine-tunes)."""
     model = GAN(student_config(cfg, width), image_shape, num_classes)
-    model.networks["D"] = Discriminator(cfg, image_shape, model.classes or cfg.clusters)
+    model.networks["D"] = Discriminator(cfg, image_shape, model.label_count)
     return model
 
 
@@ -160,7 +160,7 @@ class Distill(GAN):
                 "model.teacher=RUN with the teacher's architecture)"
             )
         self.teacher = teacher.networks["G_ema"].eval().requires_grad_(False)
-        labels = self.classes or cfg.clusters
+        labels = self.label_count
         student = Generator(student_config(cfg, cfg.width), image_shape, labels)
         if cfg.student_init == "prune":
             prune_into(self.teacher, student)

@@ -342,10 +342,9 @@ class GAN(Family):
         super().__init__(cfg, image_shape, num_classes)
         cfg.validate()
         self.classes = self.require_classes(cfg.conditional, "GAN")
-        labels = self.classes or cfg.clusters
         self.networks = {
-            "G": Generator(cfg, image_shape, labels),
-            "D": Discriminator(cfg, image_shape, labels),
+            "G": Generator(cfg, image_shape, self.label_count),
+            "D": Discriminator(cfg, image_shape, self.label_count),
         }
         self.objective = AdversarialLoss(
             cfg.loss,
@@ -355,6 +354,11 @@ class GAN(Family):
             cfg.r1_every,
             mode_seeking=cfg.mode_seeking,
         )
+
+    @property
+    def label_count(self) -> int:
+        """How many labels G and D take: the data's classes, or the clusters (0: none)."""
+        return self.classes or self.cfg.clusters
 
     def configure_optimizers(self) -> None:
         """Adam (or plain SGD) for G and D with the configured learning rates."""
@@ -387,7 +391,7 @@ class GAN(Family):
             ctx,
             conditional=self.cfg.conditioned,
             n_critic=self.cfg.n_critic,
-            classes=self.classes or self.cfg.clusters,
+            classes=self.label_count,
         )
 
     def fit_data(self, images: Tensor, seed: int) -> None:
