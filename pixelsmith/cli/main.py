@@ -240,11 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "model",
         nargs="?",
-        help="a preset (--list shows them all): dcgan, hinge-gan, wgan-gp, cgan, sc-gan; vae, "
-        "pixelcnn, diffusion, cyclegan, stylegan, each of these also as NAME-30min (made for 30 "
-        "minutes on a CPU); classifier (and -pgd, -trades, -fast: robust training; -dp: "
-        "private training); feature-net (the metrics' feature network, by its recorded recipe); "
-        "or zoo:NAME (re-make a zoo model by its recipe and say whether it matches)",
+        help="a preset (--list shows them all): dcgan, hinge-gan, wgan-gp, cgan, sc-gan, "
+        "sc-gan-2h; vae, pixelcnn, diffusion, cyclegan, stylegan, each of these also as "
+        "NAME-30min (made for 30 minutes on a CPU); classifier (and -pgd, -trades, -fast: "
+        "robust training; -dp: private training); feature-net (the metrics' feature network, "
+        "by its recorded recipe); or zoo:NAME (re-make a zoo model by its recipe and say "
+        "whether it matches)",
     )
     t.add_argument("--list", action="store_true", help="list the presets and exit")
     t.add_argument("--data", help="fashion-mnist, mnist, shapes, or a folder of images")
