@@ -28,6 +28,7 @@ SHIPPED = (
     "inpaint-texture",
     "enhance",
     "fmnist-gan",
+    "fmnist-sc-gan",
     "fmnist-stylegan",
     "faces-stylegan",
     "fmnist-robust",
@@ -134,15 +135,22 @@ def test_enhancement_beats_the_classical_tools_on_a_dark_photo():
     assert ours > best + 1
 
 
-def test_the_fashion_mnist_generator_samples_after_install(tmp_path):
+@pytest.mark.parametrize("name", ["fmnist-gan", "fmnist-sc-gan"])
+def test_the_fashion_mnist_generators_sample_every_class_after_install(name, tmp_path):
+    """Each draws every class: the shipped classifier calls at least 3% of 500 samples (a
+    tenth of the data's share) each class, which a collapsed generator misses."""
     from pixelsmith.cli.main import main
+    from pixelsmith.metrics.family import classes_called
+    from pixelsmith.metrics.features import feature_net, quantize
 
-    assert main(["sample", "zoo:fmnist-gan", "-n", "16", "-o", str(tmp_path / "g.png")]) == 0
+    assert main(["sample", f"zoo:{name}", "-n", "16", "-o", str(tmp_path / "g.png")]) == 0
     import pixelsmith
 
-    model = pixelsmith.load("zoo:fmnist-gan")
+    model = pixelsmith.load(f"zoo:{name}")
     a, b = model.sample(4, seed=1), model.sample(4, seed=1)
     assert a.shape == (4, 1, 28, 28) and torch.equal(a, b) and a.std() > 0.1
+    called = classes_called(feature_net("fmnist"), [quantize(model.sample(500, seed=0))])
+    assert torch.bincount(called, minlength=10).min() >= 15
 
 
 def test_the_face_generator_draws_faces_not_copies():
