@@ -258,6 +258,26 @@ def test_a_mark_that_does_not_read_back_is_not_kept(monkeypatch):
     assert marked.image is x and marked.binding is None and marked.note == UNREADABLE
 
 
+def test_an_image_id_that_does_not_read_back_is_swapped_but_a_given_message_is_not(monkeypatch):
+    """A random id that this image's pixels lose (about 1 in 100 on a small grid) is replaced
+    by another; a message the user chose is tried once and the image said unmarked."""
+    key = WatermarkKey(np.random.default_rng(1).bytes(32), message_bits=16)
+    x = torch.from_numpy(_photo(128)).permute(2, 0, 1).float() / 255
+    real, calls = stamp_module.reads_back, []
+
+    def first_fails(marked, k, message):
+        calls.append(message)
+        return len(calls) > 1 and real(marked, k, message)
+
+    monkeypatch.setattr(stamp_module, "reads_back", first_fails)
+    marked = Stamp(key).mark(x)
+    assert len(calls) == 2 and calls[0] != calls[1]
+    assert marked.binding is not None and marked.binding["message"] == calls[1].hex()
+    calls.clear()
+    given = Stamp(key, message=b"\x01\x02").mark(x)
+    assert len(calls) == 1 and given.image is x and given.note == UNREADABLE
+
+
 @pytest.mark.zoo
 def test_a_zoo_grid_is_signed_with_the_zoo_hash_and_said_unmarked(
     tmp_path, creds, key_file, capsys

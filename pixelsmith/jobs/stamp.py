@@ -55,6 +55,9 @@ from pixelsmith.provenance.watermark import MIN_DETECT_SIDE, MIN_EMBED_SIDE, det
 from pixelsmith.utils.files import atomic_write_bytes
 
 IMAGE_ID_BYTES = 4
+# A fresh image id that does not read back from an image's pixels (about 1 in 100 on a small
+# grid) is swapped for another: it was random anyway. A given message is tried once.
+ID_TRIES = 4
 SERVICE_KEY = "service-watermark.json"  # in the credentials directory
 SIGNABLE = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 
@@ -125,11 +128,12 @@ class Stamp:
         note = too_small(int(x.shape[-2]), int(x.shape[-1]))
         if note is not None:
             return Marked(x, None, note)
-        message = self.image_message()
-        out = embed(x, self.key, message)
-        if not reads_back(out, self.key, message):
-            return Marked(x, None, UNREADABLE)
-        return Marked(out, soft_binding(self.key, message), None)
+        for _ in range(ID_TRIES if self.message is None else 1):
+            message = self.image_message()
+            out = embed(x, self.key, message)
+            if reads_back(out, self.key, message):
+                return Marked(out, soft_binding(self.key, message), None)
+        return Marked(x, None, UNREADABLE)
 
     def warm(self) -> None:
         """Mark a blank image once, so the first real one does not pay for the key's patterns."""
