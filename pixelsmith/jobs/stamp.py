@@ -56,7 +56,8 @@ from pixelsmith.utils.files import atomic_write_bytes
 
 IMAGE_ID_BYTES = 4
 # A fresh image id that does not read back from an image's pixels (about 1 in 100 on a small
-# grid) is swapped for another: it was random anyway. A given message is tried once.
+# grid: bench/watermark_ids.py) is swapped for another: it was random anyway. A given message
+# is tried once.
 ID_TRIES = 4
 SERVICE_KEY = "service-watermark.json"  # in the credentials directory
 SIGNABLE = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
