@@ -273,6 +273,7 @@ class GANSampleConfig(LabelledSampleConfig):
 
 # Batch 16 with these light networks buys the most FID per CPU-minute (bench/README.md).
 _TRAIN = {"batch": 16}
+_SC_GAN = {"clusters": 20, "class_norm": True, "mode_seeking": 0.25}
 # The GAN family's presets: the default DCGAN and its well-known variants.
 PRESETS: dict[str, Preset] = {
     "dcgan": Preset(
@@ -317,7 +318,7 @@ PRESETS: dict[str, Preset] = {
         "self-conditioned: the cgan's recipe on k-means clusters of the images (no labels)",
         10.0,
         {
-            "model": {"clusters": 20, "class_norm": True, "mode_seeking": 0.25},
+            "model": _SC_GAN,
             "train": {**_TRAIN, "ema_kimg": 0.5},
         },
     ),
@@ -329,14 +330,7 @@ PRESETS: dict[str, Preset] = {
         "sc-gan for 2 CPU-hours: wider discriminator, batch 64, bf16 where fast, 10 kimg EMA",
         120.0,
         {
-            "model": {
-                "clusters": 20,
-                "class_norm": True,
-                "mode_seeking": 0.25,
-                "d_channels": 32,
-                "lr_g": 2e-4,
-                "lr_d": 2e-4,
-            },
+            "model": {**_SC_GAN, "d_channels": 32, "lr_g": 2e-4, "lr_d": 2e-4},
             "train": {"batch": 64, "ema_kimg": 10.0, "precision": "auto", "threads": 1},
         },
     ),
