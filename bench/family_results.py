@@ -207,6 +207,16 @@ def _own(row: dict, sc: dict[str, str]) -> str:
     return ", ".join(f"{k.split('/', 1)[1]} {sc[k]}" for k in keys) or "–"
 
 
+def _starved(rows: list[dict]) -> str:
+    """A remark naming the rows whose training got under 3/4 of the cores it asked for."""
+    short = [
+        f"{r['name']} {r['cpu_minutes'] / (r['minutes'] * r['threads']):.0%}"
+        for r in rows
+        if r.get("cpu_minutes") and r["cpu_minutes"] < 0.75 * r["minutes"] * r["threads"]
+    ]
+    return f" (of its threads' time: {', '.join(short)})" if short else ""
+
+
 def report() -> Path:
     """docs/results.md from the saved rows."""
     rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
@@ -260,8 +270,9 @@ def report() -> Path:
         "- processors: " + "; ".join(f"{c}: {', '.join(n)}" for c, n in by_cpu.items()) + ".",
         "- *trained* is wall-clock time; every run used one thread, two runs went side by side "
         "on the 2-core machine, and other jobs (tests, trials) shared it for part of the time. "
-        "*CPU-min* is the CPU time the training process really got (cyclegan and stylegan "
-        "got about half a core), so compare rows by CPU-min and steps, not by wall-clock.",
+        "*CPU-min* is the CPU time the training process really got"
+        + _starved(rows)
+        + ", so compare rows by CPU-min and steps, not by wall-clock.",
         "- diffusion samples with its default sampler, DPM-Solver++(2M) at 15 network calls "
         "per image (the table's *sample ms/img* counts them).",
         "- *train img/s* = real training images read / wall-clock seconds (wgan-gp reads 5 "
