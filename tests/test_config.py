@@ -12,12 +12,18 @@ def test_presets_resolve_with_their_settings():
     w = build_config("wgan-gp")
     assert (w.model.loss, w.model.n_critic, w.model.betas) == ("wgan-gp", 5, (0.0, 0.9))
     assert build_config("cgan").model.conditional is True
-    # The 2-CPU-hour recipe is sc-gan's with a wider D, batch 64, bf16 where fast and a long EMA.
+    # The 2-CPU-hour recipe is sc-gan's with a wider D, batch 64, bf16 where fast, a long EMA
+    # and the rate at 0.3x for the last 4% of the budget.
     two, sc = build_config("sc-gan-2h"), build_config("sc-gan")
     assert (two.model.clusters, two.model.mode_seeking) == (sc.model.clusters, 0.25)
     assert (two.model.d_channels, two.model.lr_g, two.model.lr_d) == (32, 2e-4, 2e-4)
     assert (two.train.batch, two.train.ema_kimg, two.train.precision) == (64, 10.0, "auto")
     assert (two.train.minutes, two.train.threads, sc.train.ema_kimg) == (120.0, 1, 0.5)
+    assert (two.train.lr_schedule, two.train.lr_milestones, two.train.lr_gamma) == (
+        "step",
+        (0.96,),
+        0.3,
+    )
     # A family's name names its first preset.
     assert build_config("gan").preset == "dcgan" and build_config("gan").family == "gan"
 
