@@ -15,7 +15,7 @@ def test_presets_resolve_with_their_settings():
     # The 2-CPU-hour recipe is sc-gan's with a wider D, batch 64, bf16 where fast, a long EMA
     # and the rate at 0.3x for the last 4% of the budget.
     two, sc = build_config("sc-gan-2h"), build_config("sc-gan")
-    assert (two.model.clusters, two.model.mode_seeking) == (sc.model.clusters, 0.25)
+    assert (two.model.clusters, sc.model.clusters, two.model.mode_seeking) == (50, 20, 0.25)
     assert (two.model.d_channels, two.model.lr_g, two.model.lr_d) == (32, 2e-4, 2e-4)
     assert (two.train.batch, two.train.ema_kimg, two.train.precision) == (64, 10.0, "auto")
     assert (two.train.minutes, two.train.threads, sc.train.ema_kimg) == (120.0, 1, 0.5)
