@@ -12,8 +12,8 @@ def test_presets_resolve_with_their_settings():
     w = build_config("wgan-gp")
     assert (w.model.loss, w.model.n_critic, w.model.betas) == ("wgan-gp", 5, (0.0, 0.9))
     assert build_config("cgan").model.conditional is True
-    # The 2-CPU-hour recipe is sc-gan's with a wider D, batch 64, bf16 where fast, a long EMA
-    # and the rate at 0.3x for the last 4% of the budget.
+    # The 2-CPU-hour recipe is sc-gan's with 50 clusters, a wider D, batch 64, bf16 where fast,
+    # a long EMA and the rate at 0.3x for the last 4% of the budget.
     two, sc = build_config("sc-gan-2h"), build_config("sc-gan")
     assert (two.model.clusters, sc.model.clusters, two.model.mode_seeking) == (50, 20, 0.25)
     assert (two.model.d_channels, two.model.lr_g, two.model.lr_d) == (32, 2e-4, 2e-4)

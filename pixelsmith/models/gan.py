@@ -325,8 +325,8 @@ PRESETS: dict[str, Preset] = {
     # The best 2-CPU-hour recipe measured (docs/gan_quality.md): sc-gan with D at 32 channels in
     # batches of 64, bf16 where the hardware multiplies it, one thread (this small network gains
     # little from more), and the engine's 10 kimg average, which after two hours at a constant
-    # rate draws better than the short one the 30-minute presets need; the rate drops to 0.3x
-    # for the last 4% of the budget; 50 clusters, not 20 (Inception FID 9.91 against 10.12).
+    # rate draws better than the short one the 30-minute presets need. The rate drops to 0.3x
+    # for the last 4% of the budget, and 50 clusters beat 20 (Inception FID 9.91 against 10.12).
     "sc-gan-2h": Preset(
         "sc-gan for 2 CPU-hours: 50 clusters, wider discriminator, batch 64, bf16 where fast, "
         "10 kimg EMA, 0.3x rate for the last 4%",
